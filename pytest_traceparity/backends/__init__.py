@@ -1,0 +1,18 @@
+"""Backends: one module each, all registered through the public hook (see ``builtin``)."""
+
+from __future__ import annotations
+
+from .base import Backend, BackendContext, Connection, Database
+from .errors import BackendUnavailable, DatabaseError, UsageError
+from .values import Result
+
+__all__ = [
+    "Backend",
+    "BackendContext",
+    "BackendUnavailable",
+    "Connection",
+    "Database",
+    "DatabaseError",
+    "Result",
+    "UsageError",
+]

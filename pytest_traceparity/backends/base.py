@@ -1,0 +1,222 @@
+"""The interface every backend implements, built-in or third-party.
+
+A backend knows how to make a *fresh database* (a file, a namespace on a server, a
+replica of a new primary) and how to open connections to it. Connections speak one
+small, synchronous API; the async twin (:mod:`pytest_traceparity.backends.aio`) wraps it.
+Every driver error leaves a connection as a :class:`DatabaseError` with a canonical kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from .errors import BackendUnavailable, DatabaseError, TraceparityError, wrap_error
+from .values import Result, plain
+
+if TYPE_CHECKING:
+    from ..servers.launcher import SqldEndpoint
+    from .aio import AsyncConnection
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+# Capability flags a backend may declare; tests and cases can require them.
+CAP_NAMED_PARAMS = "named_params"
+CAP_SYNC = "sync"
+CAP_REMOTE = "remote"
+CAP_MULTI_CONNECTION = "multi_connection"
+CAP_NATIVE_ASYNC = "native_async"
+CAP_FILE = "file"
+
+
+class Services(Protocol):
+    """Shared resources a backend may need; started lazily, owned by the harness."""
+
+    def sqld(self) -> SqldEndpoint: ...
+
+
+class NoServices:
+    """Services for contexts that have none (a backend asking gets a clear error)."""
+
+    def sqld(self) -> SqldEndpoint:
+        raise BackendUnavailable(
+            "this backend needs an sqld server but none is configured here; "
+            "run it under pytest (the plugin starts one) or pass --sqld-url"
+        )
+
+
+@dataclass
+class BackendContext:
+    """Where and how to create one fresh database."""
+
+    workdir: Path
+    name: str = "db"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=NoServices)
+
+
+def safe_name(text: str, limit: int = 48) -> str:
+    """A name usable as a file stem and a namespace (lowercase, [a-z0-9-])."""
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return (cleaned or "db")[:limit].strip("-") or "db"
+
+
+class Connection(ABC):
+    """One connection to a database on some backend.
+
+    Autocommit by default: a statement outside ``begin()``/``commit()`` commits on its
+    own, exactly like SQLite with no transaction open. Subclasses implement the
+    ``_``-prefixed methods; the public ones normalize values and errors.
+    """
+
+    backend_id: str = "?"
+
+    def execute(self, sql: str, params: Params = ()) -> Result:
+        with self._errors(sql):
+            return self._normalized(self._execute(sql, params))
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Result:
+        batch = list(seq_of_params)
+        with self._errors(sql):
+            return self._normalized(self._executemany(sql, batch))
+
+    def executescript(self, script: str) -> None:
+        with self._errors(script):
+            self._executescript(script)
+
+    def begin(self, mode: str = "DEFERRED") -> None:
+        if mode.upper() not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
+            raise ValueError(f"begin mode must be DEFERRED, IMMEDIATE or EXCLUSIVE, not {mode!r}")
+        self.execute(f"BEGIN {mode.upper()}")
+
+    def commit(self) -> None:
+        self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def transaction(self, mode: str = "DEFERRED") -> Iterator[Connection]:
+        """``BEGIN`` ... ``COMMIT``, or ``ROLLBACK`` when the block raises."""
+        self.begin(mode)
+        try:
+            yield self
+        except BaseException:
+            with contextlib.suppress(DatabaseError):
+                self.rollback()
+            raise
+        self.commit()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this connection (autocommit is off)."""
+        with self._errors(None):
+            return self._in_transaction()
+
+    def sync(self) -> int | None:
+        """Pull from the primary (replica backends); others have nothing to sync."""
+        raise DatabaseError(
+            f"backend {self.backend_id!r} has no sync(); only replica backends do",
+            kind="misuse",
+            backend=self.backend_id,
+            exc_type="NotImplementedError",
+            dbapi_class="NotSupportedError",
+        )
+
+    def close(self) -> None:
+        with self._errors(None):
+            self._close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- for subclasses -------------------------------------------------------------
+    @abstractmethod
+    def _execute(self, sql: str, params: Params) -> Result: ...
+
+    def _executemany(self, sql: str, batch: list[Params]) -> Result:
+        total = 0
+        last: Result | None = None
+        for params in batch:
+            last = self._execute(sql, params)
+            total += max(last.rowcount, 0)
+        return Result(rowcount=total, lastrowid=last.lastrowid if last else None)
+
+    @abstractmethod
+    def _executescript(self, script: str) -> None: ...
+
+    @abstractmethod
+    def _in_transaction(self) -> bool: ...
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    @contextlib.contextmanager
+    def _errors(self, sql: str | None) -> Iterator[None]:
+        try:
+            yield
+        except TraceparityError:
+            raise
+        except Exception as exc:
+            raise wrap_error(exc, backend=self.backend_id, sql=sql) from exc
+
+    @staticmethod
+    def _normalized(result: Result) -> Result:
+        result.rows = [tuple(plain(v) for v in row) for row in result.rows]
+        return result
+
+
+class Database(ABC):
+    """A fresh database on one backend; can hand out several connections to it."""
+
+    backend_id: str = "?"
+
+    @property
+    @abstractmethod
+    def served_by(self) -> str:
+        """What actually answers queries, e.g. ``sqlite 3.45.1 (file)`` or ``stand-in 0.1``."""
+
+    @abstractmethod
+    def connect(self) -> Connection: ...
+
+    def connect_async(self) -> AsyncConnection:
+        """An async connection (``adb``); the default drives :meth:`connect` on a worker thread."""
+        from .aio import ThreadedAsyncConnection
+
+        return ThreadedAsyncConnection(self.connect, self.backend_id)
+
+    def info(self) -> dict[str, Any]:
+        """Per-test facts worth reporting (replication lag, server label...)."""
+        return {"served_by": self.served_by}
+
+    def close(self) -> None:  # noqa: B027 - most backends have nothing to tear down
+        """Release what :meth:`Backend.create_database` acquired."""
+
+
+class Backend(ABC):
+    """A way of running SQL that must behave like the reference.
+
+    Register subclasses through the ``pytest_traceparity_register_backends`` hook.
+    """
+
+    id: ClassVar[str]
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def unavailable_reason(self) -> str | None:
+        """Why this backend cannot run in this environment (``None`` when it can)."""
+        return None
+
+    @abstractmethod
+    def create_database(self, ctx: BackendContext) -> Database: ...
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities

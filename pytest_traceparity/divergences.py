@@ -1,0 +1,205 @@
+"""The known-divergence registry: differences we know about, each with its reason.
+
+Entries come from the package (facts about the built-in clients, e.g. libsql raising
+``ValueError``) and from the project's ``pyproject.toml`` under
+``[[tool.traceparity.known_divergences]]``::
+
+    [[tool.traceparity.known_divergences]]
+    backend = "libsql-*"              # glob on backend ids
+    subjects = ["conformance::bind.int.*"]  # globs on case ids / test node ids / trace steps
+    aspects = ["rows.storage_class"]  # globs on Difference.aspect; default: every aspect
+    reason = "libsql 0.1.11 binds ints outside i32 as REAL"
+    until = 2027-03-31                # optional: fails after this date so it gets re-checked
+
+An entry whose subjects are exact ids is *strict*: if the subject stops diverging the
+test fails, so the entry gets removed. A glob entry is a blanket rule; its use count is
+shown in the report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .backends.errors import UsageError
+from .compare import Difference
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class KnownDivergence:
+    backend: str
+    reason: str
+    subjects: tuple[str, ...] = ("*",)
+    aspects: tuple[str, ...] = ("*",)
+    until: dt.date | None = None
+    origin: str = "?"
+
+    @property
+    def strict(self) -> bool:
+        return all(not (_GLOB_CHARS & set(s)) for s in self.subjects)
+
+    def applies_to(self, backend: str, subject: str) -> bool:
+        return fnmatch.fnmatchcase(backend, self.backend) and any(
+            fnmatch.fnmatchcase(subject, s) for s in self.subjects
+        )
+
+    def covers(self, aspect: str) -> bool:
+        return any(fnmatch.fnmatchcase(aspect, a) for a in self.aspects)
+
+    def expired(self, today: dt.date | None = None) -> bool:
+        return self.until is not None and (today or dt.date.today()) > self.until
+
+
+@dataclass
+class Verdict:
+    """What to do with a subject's differences given the registry."""
+
+    status: str  # "same", "known", "diverged", "fixed", "expired"
+    differences: list[Difference] = field(default_factory=list)
+    entries: list[KnownDivergence] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("same", "known")
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(dict.fromkeys(e.reason for e in self.entries))
+
+
+class DivergenceRegistry:
+    def __init__(self, entries: Iterable[KnownDivergence] = ()) -> None:
+        self.entries: list[KnownDivergence] = list(entries)
+        self.used: dict[KnownDivergence, int] = {}
+
+    def matching(self, backend: str, subject: str) -> list[KnownDivergence]:
+        return [e for e in self.entries if e.applies_to(backend, subject)]
+
+    def judge(self, backend: str, subject: str, differences: Sequence[Difference]) -> Verdict:
+        entries = self.matching(backend, subject)
+        expired = [e for e in entries if e.expired()]
+        if expired:
+            e = expired[0]
+            return Verdict(
+                "expired",
+                list(differences),
+                expired,
+                f"known divergence for {backend} ({e.origin}) expired on {e.until}: re-check it, then "
+                f"remove the entry or move 'until' forward. Reason was: {e.reason}",
+            )
+        if not differences:
+            strict = [e for e in entries if e.strict]
+            if strict:
+                return Verdict(
+                    "fixed",
+                    [],
+                    strict,
+                    f"{subject} no longer diverges on {backend}; remove the known divergence "
+                    f"({strict[0].origin}): {strict[0].reason}",
+                )
+            return Verdict("same")
+        uncovered = [d for d in differences if not any(e.covers(d.aspect) for e in entries)]
+        if uncovered:
+            return Verdict("diverged", list(differences), entries, _describe(backend, subject, differences))
+        used = [e for e in entries if any(e.covers(d.aspect) for d in differences)]
+        for e in used:
+            self.used[e] = self.used.get(e, 0) + 1
+        return Verdict("known", list(differences), used, _describe(backend, subject, differences))
+
+
+def _describe(backend: str, subject: str, differences: Sequence[Difference]) -> str:
+    lines = [f"{subject} diverges on {backend} from the reference:"]
+    lines.extend(f"  {d}" for d in differences)
+    return "\n".join(lines)
+
+
+def parse_entries(raw: Any, origin: str) -> list[KnownDivergence]:
+    """Validate ``known_divergences`` entries; errors name the file and entry index."""
+    if not isinstance(raw, list):
+        raise UsageError(f"{origin}: known_divergences must be an array of tables")
+    entries = []
+    for index, item in enumerate(raw):
+        where = f"{origin}: known_divergences[{index}]"
+        if not isinstance(item, dict):
+            raise UsageError(f"{where} must be a table")
+        unknown = set(item) - {"backend", "reason", "subjects", "aspects", "until"}
+        if unknown:
+            raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}")
+        for required in ("backend", "reason"):
+            if not isinstance(item.get(required), str) or not item[required].strip():
+                raise UsageError(f"{where}: '{required}' is required and must be a non-empty string")
+        until = item.get("until")
+        if isinstance(until, str):
+            try:
+                until = dt.date.fromisoformat(until)
+            except ValueError:
+                raise UsageError(f"{where}: until={until!r} is not a YYYY-MM-DD date") from None
+        elif until is not None and not isinstance(until, dt.date):
+            raise UsageError(f"{where}: until must be a YYYY-MM-DD date")
+        entries.append(
+            KnownDivergence(
+                backend=item["backend"],
+                reason=item["reason"].strip(),
+                subjects=_str_tuple(item.get("subjects", ["*"]), f"{where}.subjects"),
+                aspects=_str_tuple(item.get("aspects", ["*"]), f"{where}.aspects"),
+                until=until,
+                origin=f"{origin} #{index}",
+            )
+        )
+    return entries
+
+
+def _str_tuple(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise UsageError(f"{where} must be a non-empty list of strings")
+    return tuple(value)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc}); fix the file") from None
+
+
+def builtin_entries() -> list[KnownDivergence]:
+    """Divergences of the built-in clients that ship with the package."""
+    text = resources.files(__package__).joinpath("known_divergences.toml").read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    return parse_entries(data.get("known_divergences", []), "pytest_traceparity/known_divergences.toml")
+
+
+def project_settings(rootdir: Path) -> tuple[dict[str, Any], Path | None]:
+    """``[tool.traceparity]`` from the project's pyproject.toml (empty when absent)."""
+    path = rootdir / "pyproject.toml"
+    if not path.is_file():
+        return {}, None
+    tool = load_toml(path).get("tool", {}).get("traceparity", {})
+    if not isinstance(tool, dict):
+        raise UsageError(f"{path}: [tool.traceparity] must be a table")
+    return tool, path
+
+
+def load_registry(rootdir: Path) -> DivergenceRegistry:
+    settings, path = project_settings(rootdir)
+    entries = builtin_entries()
+    if path is not None and "known_divergences" in settings:
+        entries += parse_entries(settings["known_divergences"], str(path))
+    return DivergenceRegistry(entries)

@@ -1,0 +1,261 @@
+"""pytest glue: options, fixtures, markers and hooks. The logic lives in the core modules."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import fnmatch
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from . import hookspecs
+from .backends import builtin
+from .backends.errors import BackendUnavailable, UsageError
+from .backends.facade import DB, AsyncDB
+from .state import STATE_KEY, TraceparityState, build_state
+
+# (option, ini key or None, argparse kwargs)
+_OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
+    ("--backends", "traceparity_backends", {"help": "backend ids to run on, comma separated, or 'all' "
+                                                     "(default: the reference backend only)"}),
+    ("--reference-backend", "traceparity_reference_backend",
+     {"help": "backend whose behaviour is the truth (default: sqlalchemy-sqlite)"}),
+    ("--update-golden", None, {"action": "store_true", "default": False,
+                                "help": "rewrite golden baselines from the reference backend (never from others)"}),
+    ("--traces", "traceparity_traces", {"help": "glob of trace files to collect (default: fixtures/traces/*.jsonl)"}),
+    ("--traceparity-report", "traceparity_report", {"help": "write a parity report to PATH (.json or .html)"}),
+    ("--sqld", "traceparity_sqld", {"help": "how to get sqld: auto|binary|docker|url|stand-in (default: auto)"}),
+    ("--sqld-bin", "traceparity_sqld_bin", {"help": "path to the sqld binary (binary strategy)"}),
+    ("--sqld-image", "traceparity_sqld_image", {"help": "docker image for sqld (docker strategy)"}),
+    ("--sqld-url", "traceparity_sqld_url", {"help": "URL of a running sqld (url strategy)"}),
+    ("--sqld-auth-token", None, {"help": "bearer token for sqld (default: $TURSO_AUTH_TOKEN); never printed"}),
+    ("--sqld-allow-reset", None, {"action": "store_true", "default": False,
+                                   "help": "allow wiping the database at --sqld-url when it has no namespaces"}),
+    ("--replica-sync", "traceparity_replica_sync",
+     {"help": "when embedded-replica calls sync(): auto|after-write|before-read|manual (default: auto)"}),
+    ("--sync-url", "traceparity_sync_url", {"help": "primary for embedded-replica (e.g. libsql://...); "
+                                                     "default: the sqld server"}),
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("traceparity", "cross-backend parity (pytest-traceparity)")
+    for flag, ini, kwargs in _OPTIONS:
+        group.addoption(flag, dest=_dest(flag), **kwargs)
+        if ini:
+            parser.addini(ini, help=f"default for {flag}", default=None)
+
+
+def _dest(flag: str) -> str:
+    return "traceparity_" + flag.lstrip("-").replace("-", "_")
+
+
+def option(config: pytest.Config, flag: str) -> Any:
+    """Command line first, then the ini key, then ``None``."""
+    value = config.getoption(_dest(flag))
+    if value not in (None, False):
+        return value
+    for name, ini, _ in _OPTIONS:
+        if name == flag and ini:
+            ini_value = config.getini(ini)
+            return ini_value if ini_value not in ("", None, []) else value
+    return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*ids): run this test only on these backends")
+    config.addinivalue_line(
+        "markers",
+        "known_divergence(backend, reason, until=None): strict xfail on that backend "
+        "(fails when the divergence disappears or after 'until', a YYYY-MM-DD date)",
+    )
+    config.addinivalue_line("markers", "traceparity_error(message): internal: fail the test at setup")
+    if not config.pluginmanager.is_registered(builtin):
+        config.pluginmanager.register(builtin, "traceparity-builtin-backends")
+    config.pluginmanager.load_setuptools_entrypoints("traceparity")
+    try:
+        state = build_state(
+            hook=config.hook,
+            rootdir=config.rootpath,
+            get=lambda flag: option(config, flag),
+            basetemp=None,
+        )
+    except UsageError as exc:
+        raise pytest.UsageError(f"pytest-traceparity: {exc}") from None
+    config.stash[STATE_KEY] = state
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is not None:
+        state.close()
+
+
+def _state(config: pytest.Config) -> TraceparityState:
+    return config.stash[STATE_KEY]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None:
+        return []
+    return [f"traceparity: backends={','.join(state.selected)} reference={state.reference}"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "traceparity_backend" not in metafunc.fixturenames:
+        return
+    state = _state(metafunc.config)
+    allowed: list[str] | None = None
+    for marker in metafunc.definition.iter_markers("backends"):
+        ids = [str(a) for a in marker.args]
+        for backend_id in ids:
+            if not any(fnmatch.fnmatchcase(known, backend_id) for known in state.registry.ids()):
+                pytest.fail(
+                    f"{metafunc.definition.nodeid}: @pytest.mark.backends names unknown backend "
+                    f"{backend_id!r}; valid ids: {', '.join(state.registry.ids())}",
+                    pytrace=False,
+                )
+        allowed = ids if allowed is None else [i for i in allowed if i in ids]
+    chosen = [
+        b for b in state.selected if allowed is None or any(fnmatch.fnmatchcase(b, pat) for pat in allowed)
+    ]
+    if not chosen:
+        reason = (
+            f"restricted by @pytest.mark.backends({', '.join(allowed or [])}) and none of those is "
+            f"selected (--backends={','.join(state.selected)}); add one to --backends to run it"
+        )
+        metafunc.parametrize(
+            "traceparity_backend", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+            indirect=True, ids=["not-selected"],
+        )
+        return
+    metafunc.parametrize("traceparity_backend", chosen, indirect=True, ids=chosen)
+
+
+def _item_backend(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    value = callspec.params.get("traceparity_backend")
+    return value if isinstance(value, str) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = _state(config)
+    today = dt.date.today()
+    for item in items:
+        backend = _item_backend(item)
+        if backend is None:
+            continue
+        for marker in item.iter_markers("known_divergence"):
+            pattern = marker.kwargs.get("backend", marker.args[0] if marker.args else None)
+            reason = marker.kwargs.get("reason", marker.args[1] if len(marker.args) > 1 else None)
+            if not pattern or not reason:
+                item.add_marker(pytest.mark.traceparity_error(
+                    f"{item.nodeid}: known_divergence needs backend= and reason="))
+                continue
+            if not fnmatch.fnmatchcase(backend, pattern):
+                continue
+            until = marker.kwargs.get("until")
+            if until is not None:
+                try:
+                    until_date = until if isinstance(until, dt.date) else dt.date.fromisoformat(str(until))
+                except ValueError:
+                    item.add_marker(pytest.mark.traceparity_error(
+                        f"{item.nodeid}: known_divergence until={until!r} is not a YYYY-MM-DD date"))
+                    continue
+                if today > until_date:
+                    item.add_marker(pytest.mark.traceparity_error(
+                        f"known divergence on {backend} expired on {until_date} ({reason}); re-check "
+                        "the behaviour, then remove the marker or move 'until' forward"))
+                    continue
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence on {backend}: {reason}"))
+        for entry in state.divergences.matching(backend, item.nodeid):
+            if entry.strict:
+                item.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence ({entry.origin}): "
+                                                                       f"{entry.reason}"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("traceparity_error"):
+        pytest.fail(str(marker.args[0]), pytrace=False)
+
+
+# -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def traceparity(request: pytest.FixtureRequest) -> TraceparityState:
+    """The session's parity state: registry, selected backends, reference, divergences."""
+    return _state(request.config)
+
+
+@pytest.fixture
+def traceparity_backend(request: pytest.FixtureRequest) -> str:
+    """The id of the backend this test runs on (tests using it run once per backend)."""
+    backend_id = getattr(request, "param", None)
+    if backend_id is None:
+        pytest.skip("no backend selected for this test")
+    return str(backend_id)
+
+
+@pytest.fixture
+def db(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: TraceparityState) -> Iterator[DB]:
+    """A fresh, empty database on this test's backend (uniform sync API)."""
+    backend = traceparity.registry.get(traceparity_backend)
+    ctx = traceparity.new_context(request.node.nodeid)
+    try:
+        database = DB(backend, ctx)
+    except BackendUnavailable as exc:
+        pytest.fail(f"[{traceparity_backend}] {exc}", pytrace=False)
+    traceparity.note_served_by(request.node.nodeid, traceparity_backend, database.served_by)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def adb(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: TraceparityState) -> Iterator[AsyncDB]:
+    """Async twin of ``db``: ``await adb.execute(...)`` in any event loop."""
+    backend = traceparity.registry.get(traceparity_backend)
+    ctx = traceparity.new_context(request.node.nodeid)
+    try:
+        database = AsyncDB(backend, ctx)
+    except BackendUnavailable as exc:
+        pytest.fail(f"[{traceparity_backend}] {exc}", pytrace=False)
+    traceparity.note_served_by(request.node.nodeid, traceparity_backend, database.served_by)
+    yield database
+    _run_in_fresh_loop(database.aclose)
+
+
+def _run_in_fresh_loop(fn: Any) -> None:
+    """Await ``fn()`` on a new loop in a new thread: the test's own loop may be closed or running."""
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="traceparity-adb-teardown")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def sqld_server(traceparity: TraceparityState) -> Any:
+    """The sqld endpoint for this worker (real sqld or the stand-in; see ``.label``)."""
+    try:
+        return traceparity.services.sqld()
+    except (BackendUnavailable, UsageError) as exc:
+        pytest.fail(f"sqld: {exc}", pytrace=False)

@@ -1,0 +1,39 @@
+"""Shared resources a test session needs (an sqld server), started lazily, stopped once."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import ReplicaSettings, SqldSettings
+
+if TYPE_CHECKING:
+    from .servers.launcher import SqldEndpoint
+
+
+class HarnessServices:
+    """Owns the sqld endpoint for one process (one pytest worker or one CLI run)."""
+
+    def __init__(self, sqld: SqldSettings, replica: ReplicaSettings, workdir: Path) -> None:
+        self.sqld_settings = sqld
+        self.replica_settings = replica
+        self.workdir = workdir
+        self._handle: Any = None
+
+    def sqld(self) -> SqldEndpoint:
+        if self._handle is None:
+            from .servers.launcher import start_sqld
+
+            self._handle = start_sqld(self.sqld_settings, self.workdir / "sqld")
+        return self._handle.endpoint  # type: ignore[no-any-return]
+
+    @property
+    def sqld_started(self) -> bool:
+        return self._handle is not None
+
+    def close(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                handle.stop()

@@ -1,0 +1,106 @@
+"""The per-process parity state: registry, selection, divergences, services.
+
+Built from options by the pytest plugin and by the CLI alike, so neither owns logic the
+other lacks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backends.base import BackendContext, safe_name
+from .backends.errors import UsageError
+from .config import ReplicaSettings, SqldSettings
+from .divergences import DivergenceRegistry, load_registry, project_settings
+from .registry import DEFAULT_REFERENCE, BackendRegistry
+from .services import HarnessServices
+
+try:  # pytest is optional for the core; only the stash key needs it
+    import pytest
+
+    STATE_KEY: Any = pytest.StashKey["TraceparityState"]()
+except ImportError:  # pragma: no cover
+    STATE_KEY = object()
+
+DEFAULT_TRACES = "fixtures/traces/*.jsonl"
+
+
+@dataclass
+class TraceparityState:
+    registry: BackendRegistry
+    selected: list[str]
+    reference: str
+    divergences: DivergenceRegistry
+    services: HarnessServices
+    rootdir: Path
+    workdir: Path
+    update_golden: bool = False
+    traces: str = DEFAULT_TRACES
+    report_path: str | None = None
+    served_by: dict[str, dict[str, str]] = field(default_factory=dict)
+    _counter: Any = field(default_factory=itertools.count)
+
+    def new_context(self, name: str) -> BackendContext:
+        """A fresh private directory (and unique name) for one database."""
+        unique = f"{safe_name(name, 40)}-{next(self._counter)}"
+        workdir = self.workdir / unique
+        workdir.mkdir(parents=True, exist_ok=True)
+        options = {
+            "replica_sync": self.services.replica_settings.sync,
+            "sync_url": self.services.replica_settings.sync_url,
+        }
+        return BackendContext(workdir=workdir, name=unique, options=options, services=self.services)
+
+    def note_served_by(self, nodeid: str, backend: str, label: str) -> None:
+        self.served_by.setdefault(backend, {})[nodeid] = label
+
+    def close(self) -> None:
+        self.services.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def build_state(
+    *, hook: Any, rootdir: Path, get: Callable[[str], Any], basetemp: Path | None = None
+) -> TraceparityState:
+    """Resolve every option; raises :class:`UsageError` with what to fix."""
+    registry = BackendRegistry()
+    hook.pytest_traceparity_register_backends(registry=registry)
+    settings, _ = project_settings(rootdir)
+    reference = get("--reference-backend") or settings.get("reference_backend") or DEFAULT_REFERENCE
+    if reference not in registry:
+        raise UsageError(f"--reference-backend: unknown backend {reference!r}; valid ids: {', '.join(registry.ids())}")
+    selected = registry.select(get("--backends"), reference)
+    for backend_id in selected:
+        reason = registry.get(backend_id).unavailable_reason()
+        if reason:
+            raise UsageError(f"backend {backend_id!r} was selected but cannot run here: {reason}")
+    sqld = SqldSettings(
+        strategy=get("--sqld") or "auto",
+        binary=get("--sqld-bin"),
+        image=get("--sqld-image") or SqldSettings.image,
+        url=get("--sqld-url"),
+        auth_token=get("--sqld-auth-token"),
+        allow_reset=bool(get("--sqld-allow-reset")),
+    )
+    replica = ReplicaSettings(sync=get("--replica-sync") or "auto", sync_url=get("--sync-url"))
+    workdir = Path(tempfile.mkdtemp(prefix="traceparity-", dir=basetemp))
+    atexit.register(shutil.rmtree, workdir, True)
+    return TraceparityState(
+        registry=registry,
+        selected=selected,
+        reference=reference,
+        divergences=load_registry(rootdir),
+        services=HarnessServices(sqld, replica, workdir),
+        rootdir=rootdir,
+        workdir=workdir,
+        update_golden=bool(get("--update-golden")),
+        traces=get("--traces") or DEFAULT_TRACES,
+        report_path=get("--traceparity-report"),
+    )
