@@ -35,7 +35,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-_GLOB_CHARS = set("*?[")
+# "[" is not a wildcard here: pytest node ids contain "[backend]".
+_GLOB_CHARS = set("*?")
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,22 @@ class KnownDivergence:
         return all(not (_GLOB_CHARS & set(s)) for s in self.subjects)
 
     def applies_to(self, backend: str, subject: str) -> bool:
-        return fnmatch.fnmatchcase(backend, self.backend) and any(
-            fnmatch.fnmatchcase(subject, s) for s in self.subjects
-        )
+        return fnmatch.fnmatchcase(backend, self.backend) and any(_match(subject, s) for s in self.subjects)
 
     def covers(self, aspect: str) -> bool:
         return any(fnmatch.fnmatchcase(aspect, a) for a in self.aspects)
 
     def expired(self, today: dt.date | None = None) -> bool:
         return self.until is not None and (today or dt.date.today()) > self.until
+
+
+def _match(subject: str, pattern: str) -> bool:
+    """Exact ids match literally; ``*``/``?`` patterns glob (brackets stay literal)."""
+    if subject == pattern:
+        return True
+    if not (_GLOB_CHARS & set(pattern)):
+        return False
+    return fnmatch.fnmatchcase(subject, pattern.replace("[", "[[]"))
 
 
 @dataclass
