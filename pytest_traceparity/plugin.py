@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fnmatch
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,9 @@ from . import hookspecs
 from .backends import builtin
 from .backends.errors import BackendUnavailable, UsageError
 from .backends.facade import DB, AsyncDB
+from .config import redact
+from .report import ItemRecord
+from .report.render import render_markdown, render_terminal
 from .state import STATE_KEY, TraceparityState, build_state
 
 # (option, ini key or None, argparse kwargs)
@@ -184,6 +189,77 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                                                        f"{entry.reason}"))
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Feed the parity report (runs in the xdist controller too; properties travel with reports)."""
+    props = dict(report.user_properties)
+    backend = props.get("traceparity_backend")
+    if backend is None:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed) or (
+        report.when == "teardown" and report.failed
+    ):
+        outcome = report.outcome
+        if report.when == "teardown" or (report.when == "setup" and report.failed):
+            outcome = "error"
+        reason = ""
+        if hasattr(report, "wasxfail"):
+            outcome = "xfailed" if report.skipped else "xpassed"
+            reason = str(report.wasxfail)
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            reason = str(report.longrepr[2])
+        elif report.failed:
+            reason = _short_failure(report)
+        _REPORT_RECORDS.append(
+            ItemRecord(
+                nodeid=report.nodeid,
+                backend=str(backend),
+                outcome=outcome,
+                served_by=str(props.get("traceparity_served_by", "")),
+                reason=reason,
+                duration=round(report.duration, 4),
+            )
+        )
+
+
+_REPORT_RECORDS: list[ItemRecord] = []
+
+
+def _short_failure(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return text[:2000]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    report = state.report
+    report.items = [r for r in _REPORT_RECORDS if r.nodeid]
+    _REPORT_RECORDS.clear()
+    token = state.services.sqld_settings.auth_token
+    for item in report.items:
+        item.reason = redact(item.reason, token)
+        item.served_by = redact(item.served_by, token)
+    if not report.items:
+        return
+    terminalreporter.write_sep("=", "traceparity parity matrix")
+    for line in render_terminal(report):
+        terminalreporter.write_line(line)
+    if state.report_path:
+        path = config.rootpath / state.report_path if not os.path.isabs(state.report_path) else state.report_path
+        try:
+            report.write(Path(path))
+        except (OSError, ValueError) as exc:
+            terminalreporter.write_line(f"traceparity: could not write report: {exc}", red=True)
+        else:
+            terminalreporter.write_line(f"traceparity: report written to {path}")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(render_markdown(report))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker in item.iter_markers("traceparity_error"):
         pytest.fail(str(marker.args[0]), pytrace=False)
@@ -204,6 +280,7 @@ def traceparity_backend(request: pytest.FixtureRequest) -> str:
     backend_id = getattr(request, "param", None)
     if backend_id is None:
         pytest.skip("no backend selected for this test")
+    request.node.user_properties.append(("traceparity_backend", str(backend_id)))
     return str(backend_id)
 
 
@@ -216,7 +293,7 @@ def db(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: Tr
         database = DB(backend, ctx)
     except BackendUnavailable as exc:
         pytest.fail(f"[{traceparity_backend}] {exc}", pytrace=False)
-    traceparity.note_served_by(request.node.nodeid, traceparity_backend, database.served_by)
+    request.node.user_properties.append(("traceparity_served_by", database.served_by))
     yield database
     database.close()
 
@@ -230,7 +307,7 @@ def adb(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: T
         database = AsyncDB(backend, ctx)
     except BackendUnavailable as exc:
         pytest.fail(f"[{traceparity_backend}] {exc}", pytrace=False)
-    traceparity.note_served_by(request.node.nodeid, traceparity_backend, database.served_by)
+    request.node.user_properties.append(("traceparity_served_by", database.served_by))
     yield database
     _run_in_fresh_loop(database.aclose)
 

@@ -20,6 +20,7 @@ from .backends.errors import UsageError
 from .config import ReplicaSettings, SqldSettings
 from .divergences import DivergenceRegistry, load_registry, project_settings
 from .registry import DEFAULT_REFERENCE, BackendRegistry
+from .report import ParityReport
 from .services import HarnessServices
 
 try:  # pytest is optional for the core; only the stash key needs it
@@ -44,7 +45,7 @@ class TraceparityState:
     update_golden: bool = False
     traces: str = DEFAULT_TRACES
     report_path: str | None = None
-    served_by: dict[str, dict[str, str]] = field(default_factory=dict)
+    report: ParityReport = field(default_factory=ParityReport)
     _counter: Any = field(default_factory=itertools.count)
 
     def new_context(self, name: str) -> BackendContext:
@@ -57,9 +58,6 @@ class TraceparityState:
             "sync_url": self.services.replica_settings.sync_url,
         }
         return BackendContext(workdir=workdir, name=unique, options=options, services=self.services)
-
-    def note_served_by(self, nodeid: str, backend: str, label: str) -> None:
-        self.served_by.setdefault(backend, {})[nodeid] = label
 
     def close(self) -> None:
         self.services.close()
@@ -92,7 +90,23 @@ def build_state(
     replica = ReplicaSettings(sync=get("--replica-sync") or "auto", sync_url=get("--sync-url"))
     workdir = Path(tempfile.mkdtemp(prefix="traceparity-", dir=basetemp))
     atexit.register(shutil.rmtree, workdir, True)
+    import platform
+    import sqlite3
+
+    from . import __version__
+
+    report = ParityReport(
+        reference=reference,
+        backends=selected,
+        environment={
+            "python": platform.python_version(),
+            "sqlite3 (stdlib)": sqlite3.sqlite_version,
+            "pytest-traceparity": __version__,
+            "sqld strategy": sqld.strategy,
+        },
+    )
     return TraceparityState(
+        report=report,
         registry=registry,
         selected=selected,
         reference=reference,

@@ -1,0 +1,7 @@
+"""Parity reports: one record per (test, backend), rendered for terminal, JSON, HTML, GitHub."""
+
+from __future__ import annotations
+
+from .model import ItemRecord, ParityReport
+
+__all__ = ["ItemRecord", "ParityReport"]
