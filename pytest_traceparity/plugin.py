@@ -284,16 +284,20 @@ def traceparity_backend(request: pytest.FixtureRequest) -> str:
     return str(backend_id)
 
 
+def _fresh_database(request: pytest.FixtureRequest, backend_id: str, state: TraceparityState, cls: Any) -> Any:
+    backend = state.registry.get(backend_id)
+    try:
+        database = cls(backend, state.new_context(request.node.nodeid))
+    except BackendUnavailable as exc:
+        pytest.fail(f"[{backend_id}] {exc}", pytrace=False)
+    request.node.user_properties.append(("traceparity_served_by", database.served_by))
+    return database
+
+
 @pytest.fixture
 def db(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: TraceparityState) -> Iterator[DB]:
     """A fresh, empty database on this test's backend (uniform sync API)."""
-    backend = traceparity.registry.get(traceparity_backend)
-    ctx = traceparity.new_context(request.node.nodeid)
-    try:
-        database = DB(backend, ctx)
-    except BackendUnavailable as exc:
-        pytest.fail(f"[{traceparity_backend}] {exc}", pytrace=False)
-    request.node.user_properties.append(("traceparity_served_by", database.served_by))
+    database: DB = _fresh_database(request, traceparity_backend, traceparity, DB)
     yield database
     database.close()
 
@@ -301,13 +305,7 @@ def db(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: Tr
 @pytest.fixture
 def adb(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: TraceparityState) -> Iterator[AsyncDB]:
     """Async twin of ``db``: ``await adb.execute(...)`` in any event loop."""
-    backend = traceparity.registry.get(traceparity_backend)
-    ctx = traceparity.new_context(request.node.nodeid)
-    try:
-        database = AsyncDB(backend, ctx)
-    except BackendUnavailable as exc:
-        pytest.fail(f"[{traceparity_backend}] {exc}", pytrace=False)
-    request.node.user_properties.append(("traceparity_served_by", database.served_by))
+    database: AsyncDB = _fresh_database(request, traceparity_backend, traceparity, AsyncDB)
     yield database
     _run_in_fresh_loop(database.aclose)
 

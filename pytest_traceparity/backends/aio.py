@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from .base import Connection, Params
-from .errors import DatabaseError
+from .errors import DatabaseError, no_sync_error
 from .values import Result
 
 T = TypeVar("T")
@@ -62,13 +62,7 @@ class AsyncConnection(ABC):
         await self.commit()
 
     async def sync(self) -> int | None:
-        raise DatabaseError(
-            f"backend {self.backend_id!r} has no sync(); only replica backends do",
-            kind="misuse",
-            backend=self.backend_id,
-            exc_type="NotImplementedError",
-            dbapi_class="NotSupportedError",
-        )
+        raise no_sync_error(self.backend_id)
 
     async def __aenter__(self) -> AsyncConnection:
         return self

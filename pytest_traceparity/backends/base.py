@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from .errors import BackendUnavailable, DatabaseError, TraceparityError, wrap_error
+from .errors import BackendUnavailable, DatabaseError, TraceparityError, no_sync_error, wrap_error
 from .values import Result, plain
 
 if TYPE_CHECKING:
@@ -120,13 +120,7 @@ class Connection(ABC):
 
     def sync(self) -> int | None:
         """Pull from the primary (replica backends); others have nothing to sync."""
-        raise DatabaseError(
-            f"backend {self.backend_id!r} has no sync(); only replica backends do",
-            kind="misuse",
-            backend=self.backend_id,
-            exc_type="NotImplementedError",
-            dbapi_class="NotSupportedError",
-        )
+        raise no_sync_error(self.backend_id)
 
     def close(self) -> None:
         with self._errors(None):

@@ -188,3 +188,14 @@ def wrap_error(exc: BaseException, *, backend: str, sql: str | None = None) -> D
         original=exc,
         sql=sql,
     )
+
+
+def no_sync_error(backend_id: str) -> DatabaseError:
+    """``sync()`` on a backend that has no primary to pull from."""
+    return DatabaseError(
+        f"backend {backend_id!r} has no sync(); only replica backends do",
+        kind="misuse",
+        backend=backend_id,
+        exc_type="NotImplementedError",
+        dbapi_class="NotSupportedError",
+    )
