@@ -23,9 +23,23 @@ class HarnessServices:
 
     def sqld(self) -> SqldEndpoint:
         if self._handle is None:
-            from .servers.launcher import start_sqld
+            from .backends.errors import BackendUnavailable
+            from .servers.launcher import ResetRefused, SqldConfig, SqldUnavailable, start_sqld
 
-            self._handle = start_sqld(self.sqld_settings, self.workdir / "sqld")
+            settings = self.sqld_settings
+            config = SqldConfig(
+                strategy=settings.strategy,
+                sqld_bin=settings.binary,
+                image=settings.image,
+                url=settings.url,
+                auth_token=settings.auth_token,
+                allow_reset=settings.allow_reset,
+                workdir=self.workdir / "sqld",
+            )
+            try:
+                self._handle = start_sqld(config)
+            except (SqldUnavailable, ResetRefused) as exc:
+                raise BackendUnavailable(f"sqld ({settings.strategy}): {exc}") from None
         return self._handle.endpoint  # type: ignore[no-any-return]
 
     @property
