@@ -5,11 +5,12 @@ Entries come from the package (facts about the built-in clients, e.g. libsql rai
 ``[[tool.traceparity.known_divergences]]``::
 
     [[tool.traceparity.known_divergences]]
-    backend = "libsql-*"              # glob on backend ids
+    backend = "libsql-*"              # glob on backend ids, or a list of them
     subjects = ["conformance::bind.int.*"]  # globs on case ids / test node ids / trace steps
     aspects = ["rows.storage_class"]  # globs on Difference.aspect; default: every aspect
     reason = "libsql 0.1.11 binds ints outside i32 as REAL"
     until = 2027-03-31                # optional: fails after this date so it gets re-checked
+    reference_sqlite_below = "3.45.0" # optional: only while the stdlib SQLite is older than this
 
 An entry whose subjects are exact ids is *strict*: if the subject stops diverging the
 test fails, so the entry gets removed. A glob entry is a blanket rule; its use count is
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import re
+import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,19 +44,28 @@ _GLOB_CHARS = set("*?")
 
 @dataclass(frozen=True)
 class KnownDivergence:
-    backend: str
+    backend: str | tuple[str, ...]
     reason: str
     subjects: tuple[str, ...] = ("*",)
     aspects: tuple[str, ...] = ("*",)
     until: dt.date | None = None
     origin: str = "?"
+    reference_sqlite_below: tuple[int, ...] | None = None
+
+    @property
+    def backends(self) -> tuple[str, ...]:
+        return (self.backend,) if isinstance(self.backend, str) else self.backend
 
     @property
     def strict(self) -> bool:
         return all(not (_GLOB_CHARS & set(s)) for s in self.subjects)
 
     def applies_to(self, backend: str, subject: str) -> bool:
-        return fnmatch.fnmatchcase(backend, self.backend) and any(_match(subject, s) for s in self.subjects)
+        if self.reference_sqlite_below is not None and sqlite3.sqlite_version_info >= self.reference_sqlite_below:
+            return False
+        return any(fnmatch.fnmatchcase(backend, b) for b in self.backends) and any(
+            _match(subject, s) for s in self.subjects
+        )
 
     def covers(self, aspect: str) -> bool:
         return any(fnmatch.fnmatchcase(aspect, a) for a in self.aspects)
@@ -86,7 +98,8 @@ class Verdict:
 
     @property
     def reason(self) -> str:
-        return "; ".join(dict.fromkeys(e.reason for e in self.entries))
+        """One line per distinct registry reason (the report counts them line by line)."""
+        return "\n".join(dict.fromkeys(e.reason for e in self.entries))
 
 
 class DivergenceRegistry:
@@ -144,12 +157,17 @@ def parse_entries(raw: Any, origin: str) -> list[KnownDivergence]:
         where = f"{origin}: known_divergences[{index}]"
         if not isinstance(item, dict):
             raise UsageError(f"{where} must be a table")
-        unknown = set(item) - {"backend", "reason", "subjects", "aspects", "until"}
+        unknown = set(item) - {"backend", "reason", "subjects", "aspects", "until", "reference_sqlite_below"}
         if unknown:
             raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}")
-        for required in ("backend", "reason"):
-            if not isinstance(item.get(required), str) or not item[required].strip():
-                raise UsageError(f"{where}: '{required}' is required and must be a non-empty string")
+        if not isinstance(item.get("reason"), str) or not item["reason"].strip():
+            raise UsageError(f"{where}: 'reason' is required and must be a non-empty string")
+        if "backend" not in item:
+            raise UsageError(f"{where}: 'backend' is required (an id, a glob, or a list of them)")
+        backends = _str_tuple(item["backend"], f"{where}.backend")
+        below = item.get("reference_sqlite_below")
+        if below is not None and (not isinstance(below, str) or not re.fullmatch(r"\d+(\.\d+)*", below)):
+            raise UsageError(f"{where}: reference_sqlite_below must be a version string like \"3.45.0\"")
         until = item.get("until")
         if isinstance(until, str):
             try:
@@ -160,12 +178,13 @@ def parse_entries(raw: Any, origin: str) -> list[KnownDivergence]:
             raise UsageError(f"{where}: until must be a YYYY-MM-DD date")
         entries.append(
             KnownDivergence(
-                backend=item["backend"],
+                backend=backends[0] if len(backends) == 1 else backends,
                 reason=item["reason"].strip(),
                 subjects=_str_tuple(item.get("subjects", ["*"]), f"{where}.subjects"),
                 aspects=_str_tuple(item.get("aspects", ["*"]), f"{where}.aspects"),
                 until=until,
                 origin=f"{origin} #{index}",
+                reference_sqlite_below=tuple(int(p) for p in below.split(".")) if below else None,
             )
         )
     return entries

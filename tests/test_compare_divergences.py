@@ -123,6 +123,8 @@ def test_bracketed_node_ids_match_literally() -> None:
     [
         ("nope", "must be an array"),
         ([{"backend": "x"}], "'reason' is required"),
+        ([{"reason": "r"}], "'backend' is required"),
+        ([{"backend": "x", "reason": "r", "reference_sqlite_below": 3}], "version string"),
         ([{"backend": "x", "reason": "r", "colour": 1}], "unknown key"),
         ([{"backend": "x", "reason": "r", "until": "soon"}], "not a YYYY-MM-DD date"),
         ([{"backend": "x", "reason": "r", "aspects": []}], "non-empty list"),
@@ -132,3 +134,14 @@ def test_parse_entries_errors_name_origin(raw: object, message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
         parse_entries(raw, "pyproject.toml")
     assert "pyproject.toml" in str(info.value)
+
+
+def test_backend_list_and_sqlite_version_condition() -> None:
+    (entry,) = parse_entries([{"backend": ["libsql-local", "sqld-*"], "reason": "r"}], "x")
+    reg = DivergenceRegistry([entry])
+    assert reg.matching("libsql-local", "s") and reg.matching("sqld-http", "s")
+    assert not reg.matching("sqlalchemy-sqlite", "s")
+    (old,) = parse_entries([{"backend": "*", "reason": "r", "reference_sqlite_below": "3.0"}], "x")
+    assert not DivergenceRegistry([old]).matching("libsql-local", "s")  # every SQLite is newer than 3.0
+    (new,) = parse_entries([{"backend": "*", "reason": "r", "reference_sqlite_below": "999.0"}], "x")
+    assert DivergenceRegistry([new]).matching("libsql-local", "s")

@@ -51,7 +51,9 @@ class ParityReport:
         table: dict[str, Counter[str]] = {}
         for item in self.items:
             if item.outcome == "xfailed" and item.reason:
-                table.setdefault(item.backend, Counter())[item.reason] += 1
+                for line in item.reason.splitlines():
+                    if line.strip():
+                        table.setdefault(item.backend, Counter())[line.strip()] += 1
         return table
 
     def failures(self) -> list[ItemRecord]:
