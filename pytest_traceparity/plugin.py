@@ -198,7 +198,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or (report.when == "setup" and not report.passed) or (
         report.when == "teardown" and report.failed
     ):
-        outcome = report.outcome
+        outcome: str = report.outcome
         if report.when == "teardown" or (report.when == "setup" and report.failed):
             outcome = "error"
         reason = ""

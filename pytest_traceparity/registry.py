@@ -85,7 +85,7 @@ class _PluginManager(pluggy.PluginManager):
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith("pytest_traceparity_"):
-            return {}  # type: ignore[typeddict-item]
+            return {}  # type: ignore[return-value]
         return opts
 
 

@@ -81,7 +81,7 @@ class LibsqlLocalDatabase(Database):
     def served_by(self) -> str:
         if self._served_by is None:
             with self.connect() as conn:
-                version = conn.execute("SELECT sqlite_version()").scalar()
+                version = str(conn.execute("SELECT sqlite_version()").scalar())
             self._served_by = f"libsql {libsql_version()} (sqlite {version}, local file)"
         return self._served_by
 
