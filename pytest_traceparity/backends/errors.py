@@ -35,6 +35,9 @@ ERROR_KINDS = (
     "interrupt",
     "transaction",
     "binding",
+    "unsupported",
+    "empty_statement",
+    "protocol",
     "connection",
     "other",
 )
@@ -43,6 +46,10 @@ ERROR_KINDS = (
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
+        # Transport-level failures of a remote client come first: their text may quote SQL.
+        ("protocol", r"api error: `status=4\d\d|JSON_DESERIALIZE|json error|Cannot deserialize"),
+        ("unsupported", r"unsupported statement|SQL_PARSE_ERROR"),
+        ("empty_statement", r"does not contain any statement|SQL_NO_STATEMENT"),
         ("constraint.unique", r"UNIQUE constraint failed"),
         ("constraint.primarykey", r"PRIMARY KEY constraint failed|PRIMARY KEY must be unique"),
         ("constraint.notnull", r"NOT NULL constraint failed|may not be NULL"),
@@ -67,11 +74,15 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "transaction",
             r"cannot (start|commit|rollback) .*transaction|no transaction is active"
-            r"|within a transaction|cannot (commit|rollback) - no transaction",
+            r"|within a transaction|cannot (commit|rollback) - no transaction|no such savepoint",
         ),
         ("binding", r"Incorrect number of bindings|parameters|binding parameter|type .* is not supported"),
         ("constraint.other", r"constraint failed|SQLITE_CONSTRAINT"),
-        ("connection", r"connection refused|error sending request|failed to connect|Hrana|stream"),
+        (
+            "connection",
+            r"connection refused|error sending request|failed to connect|connection reset|stream expired"
+            r"|timed out|broken pipe",
+        ),
     )
 )
 

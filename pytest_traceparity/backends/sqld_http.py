@@ -1,0 +1,73 @@
+"""``sqld-http``: the ``libsql`` client in remote mode (Hrana over HTTP) against sqld.
+
+Whichever server the harness chose (real sqld from a binary, Docker or a URL, or the
+stand-in) is reached through ``ctx.services.sqld()``; each database is a fresh namespace
+when the server offers one the client can route to, otherwise the harness-owned default
+database wiped clean (see :mod:`pytest_traceparity.servers.launcher`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from .base import CAP_MULTI_CONNECTION, CAP_REMOTE, Backend, BackendContext, Connection, Database, safe_name
+from .errors import BackendUnavailable
+from .libsql_local import DBAPIConnection, import_libsql, libsql_version
+
+if TYPE_CHECKING:
+    from ..servers.launcher import SqldEndpoint
+
+
+class SqldHttpDatabase(Database):
+    def __init__(self, endpoint: SqldEndpoint, namespace: str, url: str, backend_id: str) -> None:
+        self.endpoint = endpoint
+        self.namespace = namespace
+        self.url = url
+        self.backend_id = backend_id
+
+    def __repr__(self) -> str:
+        return f"SqldHttpDatabase(url={self.url!r}, served_by={self.served_by!r})"
+
+    @property
+    def served_by(self) -> str:
+        return self.endpoint.label
+
+    def connect(self) -> Connection:
+        libsql = import_libsql()
+        raw = libsql.connect(self.url, auth_token=self.endpoint.auth_token or "", isolation_level=None)
+        return DBAPIConnection(raw, self.backend_id)
+
+    def info(self) -> dict[str, object]:
+        return {
+            "served_by": self.served_by,
+            "client": f"libsql {libsql_version()} (remote)",
+            "namespace": self.namespace if self.endpoint.supports_namespaces else "default (wiped)",
+        }
+
+    def close(self) -> None:
+        self.endpoint.drop_database(self.namespace)
+
+
+class SqldHttpBackend(Backend):
+    id = "sqld-http"
+    description = 'libsql.connect("http://...") against sqld (or the traceparity stand-in)'
+    capabilities = frozenset({CAP_REMOTE, CAP_MULTI_CONNECTION})
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import_libsql()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
+    def create_database(self, ctx: BackendContext) -> Database:
+        from ..servers.launcher import ResetRefused, SqldUnavailable
+
+        endpoint = ctx.services.sqld()
+        namespace = f"{safe_name(ctx.name, 40)}-{uuid.uuid4().hex[:8]}"
+        try:
+            url = endpoint.create_database(namespace)
+        except (ResetRefused, SqldUnavailable) as exc:
+            raise BackendUnavailable(f"sqld-http on {endpoint.label}: {exc}") from None
+        return SqldHttpDatabase(endpoint, namespace, url, self.id)

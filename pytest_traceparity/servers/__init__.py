@@ -1,0 +1,1 @@
+"""Servers the harness talks to: the sqld launcher and the stand-in."""

@@ -1,0 +1,27 @@
+"""A protocol-faithful sqld stand-in: Hrana 2/3 over HTTP (JSON) on SQLite in WAL mode.
+
+Always labelled as the stand-in (``GET /version`` says ``traceparity-standin``), so a
+result it produced is never mistaken for real sqld.
+"""
+
+from __future__ import annotations
+
+from .engine import Database
+from .server import STANDIN_VERSION, Request, Response, StandinServer, version_string
+
+__all__ = [
+    "STANDIN_VERSION",
+    "Database",
+    "Request",
+    "Response",
+    "StandinServer",
+    "serve_main",
+    "version_string",
+]
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """``traceparity serve`` / ``python -m pytest_traceparity.servers.standin``."""
+    from .__main__ import serve_main as _serve_main
+
+    return _serve_main(argv)

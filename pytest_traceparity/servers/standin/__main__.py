@@ -1,0 +1,71 @@
+"""Command line for the stand-in: ``python -m pytest_traceparity.servers.standin --port N``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from .server import STANDIN_VERSION, StandinServer
+
+
+def build_parser(prog: str = "traceparity serve") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=f"Run the traceparity sqld stand-in {STANDIN_VERSION} (Hrana over HTTP on SQLite).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port (0 = any free port; default 8080)")
+    parser.add_argument("--db-dir", default=None, help="where namespace databases live (default: a temp dir)")
+    parser.add_argument(
+        "--auth-token",
+        default=None,
+        help="require 'Authorization: Bearer TOKEN' (default: $TRACEPARITY_STANDIN_AUTH_TOKEN, else none)",
+    )
+    parser.add_argument("--stream-expiry", type=float, default=10.0, help="idle seconds before a stream expires")
+    parser.add_argument("--log-requests", action="store_true", help="log method, path and status to stderr")
+    return parser
+
+
+def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -> int:
+    args = build_parser(prog).parse_args(argv)
+    token = args.auth_token or os.environ.get("TRACEPARITY_STANDIN_AUTH_TOKEN") or None
+    if args.log_requests:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    try:
+        server = StandinServer(
+            args.host,
+            args.port,
+            args.db_dir,
+            token,
+            stream_expiry=args.stream_expiry,
+            log_requests=args.log_requests,
+        ).start()
+    except OSError as exc:
+        print(f"traceparity serve: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    done = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        sys.stdout.write(f"listening on {server.url}\n")
+        sys.stdout.flush()
+        while not done.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve_main(sys.argv[1:], prog="python -m pytest_traceparity.servers.standin"))

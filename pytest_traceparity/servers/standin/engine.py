@@ -1,0 +1,331 @@
+"""SQL execution with sqld's semantics, independent of the wire encoding.
+
+:class:`Database` is one namespace: one SQLite file in WAL mode. Every statement any
+stream runs goes through :func:`run_statement`, and every statement that may have
+written ends in :meth:`Database.after_write` — the single place a sync layer hooks into
+(see ``servers/standin/sync.py``). Errors are raised as :class:`StmtError` (reported in
+the response, the stream lives on) or :class:`ProtocolError` (the HTTP request fails
+with a 4xx and the stream is dropped), mirroring sqld.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import ffi, sqltext
+
+
+class ProtocolError(Exception):
+    """The client broke the protocol: answer 4xx with an Error body, drop the stream."""
+
+    def __init__(self, message: str, code: str = "PROTOCOL_ERROR", status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+
+
+class StmtError(Exception):
+    """A statement failed; reported inside the response like sqld's ``StmtError``."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        # Columns and rows produced before a failure in the middle of stepping (cursor).
+        self.partial: tuple[list[ffi.Column], list[list[Any]]] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "code": self.code}
+
+
+_PARSE_MARKERS = ("syntax error", "incomplete input", "unrecognized token")
+
+
+def stmt_error_from_sqlite(err: ffi.SqliteError, *, preparing: bool) -> StmtError:
+    """Map a SQLite failure the way sqld does (primary code name, ``SQLite error:`` prefix)."""
+    if preparing and any(marker in err.message for marker in _PARSE_MARKERS):
+        return StmtError(f"SQL string could not be parsed: {err.message}", "SQL_PARSE_ERROR")
+    return StmtError(f"SQLite error: {err.message}", err.code_name)
+
+
+@dataclass
+class StmtSpec:
+    """One statement to run: text, positional or named arguments, whether rows are wanted."""
+
+    sql: str
+    args: list[Any] = field(default_factory=list)
+    named_args: list[tuple[str, Any]] = field(default_factory=list)
+    want_rows: bool = True
+
+
+@dataclass
+class StmtOutcome:
+    cols: list[ffi.Column]
+    rows: list[list[Any]]
+    affected_row_count: int
+    last_insert_rowid: int | None
+    rows_read: int
+    rows_written: int
+    query_duration_ms: float
+
+
+class Database:
+    """One namespace: a SQLite file in WAL mode plus the hooks a sync layer needs.
+
+    Subclass it (and pass ``database_class=`` to the server) to observe writes:
+    :meth:`after_write` runs after every statement that was not read-only, holding
+    :attr:`lock`; :attr:`path` is the database file.
+    """
+
+    busy_timeout_ms = 5000
+
+    def __init__(self, name: str, path: Path, *, wal_autocheckpoint: int = 0) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.wal_autocheckpoint = wal_autocheckpoint
+        self.lock = threading.RLock()
+        self.write_listeners: list[Callable[[Database, ffi.Connection], None]] = []
+        self.deleted = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self.connect()
+        try:
+            conn.execute_simple("PRAGMA journal_mode=WAL")
+        finally:
+            conn.close()
+
+    def connect(self) -> ffi.Connection:
+        """A new connection for a stream (or for housekeeping)."""
+        if self.deleted:
+            raise ProtocolError(f"Namespace `{self.name}` doesn't exist", "NAMESPACE_DOESNT_EXIST", 404)
+        conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
+        conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
+        # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
+        conn.execute_simple("PRAGMA foreign_keys=ON")
+        return conn
+
+    def after_write(self, conn: ffi.Connection) -> None:
+        """Called under :attr:`lock` after each statement that may have written or committed.
+
+        ``conn.autocommit`` tells whether the change is committed yet.
+        """
+        for listener in list(self.write_listeners):
+            listener(self, conn)
+
+    def checkpoint(self, mode: str = "TRUNCATE") -> list[list[Any]]:
+        if mode.upper() not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
+            raise ValueError(f"unknown checkpoint mode {mode!r}")
+        with self.lock:
+            conn = self.connect()
+            try:
+                return conn.execute_simple(f"PRAGMA wal_checkpoint({mode.upper()})")
+            finally:
+                conn.close()
+
+    def destroy(self) -> None:
+        """Remove the files; streams must already be closed."""
+        self.deleted = True
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            target = Path(str(self.path) + suffix)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+
+
+def _bind_args(stmt: ffi.Statement, spec: StmtSpec) -> None:
+    """Bind arguments with sqld's rules (``Params::bind``), raising ARGS_INVALID."""
+    if spec.args and spec.named_args:
+        raise StmtError(
+            "Specifying both positional and named arguments is not supported",
+            "ARGS_BOTH_POSITIONAL_AND_NAMED",
+        )
+    count = stmt.parameter_count()
+    supplied = len(spec.named_args) if spec.named_args else len(spec.args)
+    if supplied > count:
+        raise StmtError(
+            "Arguments do not match SQL parameters: "
+            f"too many parameters, expected {count} found {supplied}",
+            "ARGS_INVALID",
+        )
+    named = dict(spec.named_args)
+    missing = object()
+    for index in range(1, count + 1):
+        name = stmt.parameter_name(index)
+        value: Any = missing
+        if name is None:
+            if not spec.named_args and index <= len(spec.args):
+                value = spec.args[index - 1]
+        elif name.startswith("?"):
+            try:
+                pos = int(name[1:])
+            except ValueError:
+                pos = -1
+            if not spec.named_args and 1 <= pos <= len(spec.args):
+                value = spec.args[pos - 1]
+        elif spec.named_args:
+            if name in named:
+                value = named[name]
+            elif name[1:] in named:
+                value = named[name[1:]]
+        if value is missing:
+            if stmt.is_explain:
+                return
+            raise StmtError(
+                f"Arguments do not match SQL parameters: value for parameter {name or index} not found",
+                "ARGS_INVALID",
+            )
+        try:
+            stmt.bind(index, value)
+        except ffi.SqliteError as err:
+            raise stmt_error_from_sqlite(err, preparing=False) from err
+
+
+def check_supported(sql: str) -> None:
+    """Refuse what sqld's statement analysis refuses (temp tables, VACUUM, most PRAGMA writes)."""
+    if sqltext.sqld_unsupported(sql):
+        raise StmtError(
+            f"SQL string could not be parsed: unsupported statement: {sql.strip()}", "SQL_PARSE_ERROR"
+        )
+
+
+def prepare_single(conn: ffi.Connection, sql: str) -> ffi.Statement:
+    """Prepare exactly one statement, as sqld requires for execute/batch steps."""
+    check_supported(sql)
+    try:
+        stmt = conn.prepare(sql)
+    except ffi.SqliteError as err:
+        raise stmt_error_from_sqlite(err, preparing=True) from err
+    if stmt is None:
+        raise StmtError("SQL string does not contain any statement", "SQL_NO_STATEMENT")
+    tail = sql.encode("utf-8", "surrogatepass")[stmt.tail_offset :].decode("utf-8", "replace")
+    if not sqltext.is_blank(tail):
+        stmt.finalize()
+        raise StmtError("SQL string contains more than one statement", "SQL_MANY_STATEMENTS")
+    return stmt
+
+
+def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec) -> StmtOutcome:
+    """Run one statement on a stream's connection; the only path SQL takes to SQLite."""
+    started = time.perf_counter()
+    stmt = prepare_single(conn, spec.sql)
+    with stmt:
+        cols = stmt.columns()
+        try:
+            _bind_args(stmt, spec)
+        except StmtError as error:
+            error.partial = (cols, [])
+            raise
+        writes = _may_write(stmt, spec.sql)
+        rows: list[list[Any]] = []
+        stepped = 0
+        try:
+            while stmt.step():
+                stepped += 1
+                if spec.want_rows:
+                    rows.append(stmt.row(len(cols)))
+        except ffi.SqliteError as err:
+            failure = stmt_error_from_sqlite(err, preparing=False)
+            failure.partial = (cols, rows)
+            raise failure from err
+        finally:
+            if writes:
+                _notify(db, conn)
+        is_iud, is_insert = sqltext.statement_kind(spec.sql)
+        affected = conn.changes() if is_iud else 0
+        return StmtOutcome(
+            cols=cols,
+            rows=rows,
+            affected_row_count=affected,
+            last_insert_rowid=conn.last_insert_rowid() if is_insert else None,
+            rows_read=stepped,
+            rows_written=affected,
+            query_duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+
+_TXN_END = {"COMMIT", "END", "RELEASE", "ROLLBACK"}
+
+
+def _may_write(stmt: ffi.Statement, sql: str) -> bool:
+    """Not read-only, or ends a transaction (SQLite calls COMMIT read-only)."""
+    return not stmt.readonly or sqltext.main_keyword(sql) in _TXN_END
+
+
+def _notify(db: Database, conn: ffi.Connection) -> None:
+    with db.lock:
+        db.after_write(conn)
+
+
+def run_sequence(db: Database, conn: ffi.Connection, sql: str) -> None:
+    """Run ``;``-separated statements in order, stopping at the first error.
+
+    Like sqld, every statement is vetted before the first one runs.
+    """
+    for piece in sqltext.split_statements(sql):
+        check_supported(piece)
+    data = sql.encode("utf-8", "surrogatepass")
+    pos = 0
+    while pos < len(data):
+        try:
+            stmt = conn.prepare(sql, pos)
+        except ffi.SqliteError as err:
+            raise stmt_error_from_sqlite(err, preparing=True) from err
+        if stmt is None:
+            return
+        with stmt:
+            piece = data[pos : stmt.tail_offset].decode("utf-8", "replace")
+            writes = _may_write(stmt, piece)
+            try:
+                while stmt.step():
+                    pass
+            except ffi.SqliteError as err:
+                raise stmt_error_from_sqlite(err, preparing=False) from err
+            finally:
+                if writes:
+                    _notify(db, conn)
+            if stmt.tail_offset <= pos:
+                return
+            pos = stmt.tail_offset
+
+
+def describe(conn: ffi.Connection, sql: str) -> dict[str, Any]:
+    """sqld's ``describe``: parameters, columns, explain/readonly flags of the first statement."""
+    stmt = prepare_single(conn, sql)
+    with stmt:
+        params = [{"name": stmt.parameter_name(i)} for i in range(1, stmt.parameter_count() + 1)]
+        cols = [{"name": c.name or "", "decltype": c.decltype} for c in stmt.columns()]
+        return {
+            "params": params,
+            "cols": cols,
+            "is_explain": stmt.is_explain,
+            "is_readonly": stmt.readonly,
+        }
+
+
+def eval_cond(cond: Cond, outcomes: Sequence[bool | None], autocommit: bool) -> bool:
+    """Evaluate a validated batch condition; ``outcomes[i]`` is True/False/None (skipped)."""
+    kind = cond.kind
+    if kind == "ok":
+        return outcomes[cond.step] is True
+    if kind == "error":
+        return outcomes[cond.step] is False
+    if kind == "not":
+        return not eval_cond(cond.children[0], outcomes, autocommit)
+    if kind == "and":
+        return all(eval_cond(c, outcomes, autocommit) for c in cond.children)
+    if kind == "or":
+        return any(eval_cond(c, outcomes, autocommit) for c in cond.children)
+    return autocommit  # is_autocommit
+
+
+@dataclass
+class Cond:
+    kind: str
+    step: int = 0
+    children: list[Cond] = field(default_factory=list)

@@ -1,0 +1,386 @@
+"""A minimal ctypes binding to the SQLite C library.
+
+Why not the :mod:`sqlite3` module: sqld answers things the module cannot tell us —
+column decltypes, parameter names, ``sqlite3_stmt_readonly``/``isexplain`` for
+``describe``, the primary error code of a failure — and it executes statements one at a
+time on a connection whose transaction survives across HTTP requests. We load the very
+library the :mod:`sqlite3` module is linked against, so both agree on the SQLite version.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+SQLITE_OK = 0
+SQLITE_ROW = 100
+SQLITE_DONE = 101
+SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB, SQLITE_NULL = 1, 2, 3, 4, 5
+SQLITE_OPEN_READWRITE = 0x2
+SQLITE_OPEN_CREATE = 0x4
+SQLITE_OPEN_URI = 0x40
+SQLITE_OPEN_FULLMUTEX = 0x10000
+SQLITE_TRANSIENT = ctypes.c_void_p(-1)
+
+# Primary result codes, named the way sqld names them in Hrana errors.
+PRIMARY_CODE_NAMES = {
+    1: "SQLITE_ERROR",
+    2: "SQLITE_INTERNAL",
+    3: "SQLITE_PERM",
+    4: "SQLITE_ABORT",
+    5: "SQLITE_BUSY",
+    6: "SQLITE_LOCKED",
+    7: "SQLITE_NOMEM",
+    8: "SQLITE_READONLY",
+    9: "SQLITE_INTERRUPT",
+    10: "SQLITE_IOERR",
+    11: "SQLITE_CORRUPT",
+    12: "SQLITE_NOTFOUND",
+    13: "SQLITE_FULL",
+    14: "SQLITE_CANTOPEN",
+    15: "SQLITE_PROTOCOL",
+    17: "SQLITE_SCHEMA",
+    18: "SQLITE_TOOBIG",
+    19: "SQLITE_CONSTRAINT",
+    20: "SQLITE_MISMATCH",
+    21: "SQLITE_MISUSE",
+    22: "SQLITE_NOLFS",
+    23: "SQLITE_AUTH",
+    25: "SQLITE_RANGE",
+    26: "SQLITE_NOTADB",
+}
+
+_lib: ctypes.CDLL | None = None
+_lib_lock = threading.Lock()
+
+
+class SqliteError(Exception):
+    """A failure reported by SQLite, with its primary and extended result codes."""
+
+    def __init__(self, message: str, code: int, extended_code: int, offset: int = -1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.extended_code = extended_code
+        self.offset = offset
+
+    @property
+    def code_name(self) -> str:
+        return PRIMARY_CODE_NAMES.get(self.code & 0xFF, "SQLITE_UNKNOWN")
+
+
+def _candidate_paths() -> list[str]:
+    """Where the SQLite library used by this Python's ``_sqlite3`` module lives."""
+    paths: list[str] = []
+    try:
+        import _sqlite3  # noqa: F401  (loads the library into this process)
+
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                path = line.rsplit(" ", 1)[-1].strip()
+                base = os.path.basename(path)
+                if base.startswith("libsqlite3") and path not in paths:
+                    paths.append(path)
+    except OSError:
+        pass
+    found = ctypes.util.find_library("sqlite3")
+    if found:
+        paths.append(found)
+    if sys.platform == "win32":
+        paths.append(os.path.join(sys.base_prefix, "DLLs", "sqlite3.dll"))
+    try:  # statically linked builds export the symbols from the extension itself
+        import _sqlite3 as ext
+
+        if getattr(ext, "__file__", None):
+            paths.append(ext.__file__)
+    except ImportError:
+        pass
+    return paths
+
+
+def _bind(lib: ctypes.CDLL) -> None:
+    vp, ip, c_int, c_i64, c_dbl, c_char_p = (
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_int,
+        ctypes.c_int64,
+        ctypes.c_double,
+        ctypes.c_char_p,
+    )
+    sigs: dict[str, tuple[Any, list[Any]]] = {
+        "sqlite3_open_v2": (c_int, [c_char_p, ip, c_int, c_char_p]),
+        "sqlite3_close_v2": (c_int, [vp]),
+        "sqlite3_errmsg": (c_char_p, [vp]),
+        "sqlite3_extended_errcode": (c_int, [vp]),
+        "sqlite3_extended_result_codes": (c_int, [vp, c_int]),
+        "sqlite3_busy_timeout": (c_int, [vp, c_int]),
+        "sqlite3_prepare_v2": (c_int, [vp, vp, c_int, ip, ip]),
+        "sqlite3_finalize": (c_int, [vp]),
+        "sqlite3_step": (c_int, [vp]),
+        "sqlite3_reset": (c_int, [vp]),
+        "sqlite3_bind_parameter_count": (c_int, [vp]),
+        "sqlite3_bind_parameter_name": (c_char_p, [vp, c_int]),
+        "sqlite3_bind_null": (c_int, [vp, c_int]),
+        "sqlite3_bind_int64": (c_int, [vp, c_int, c_i64]),
+        "sqlite3_bind_double": (c_int, [vp, c_int, c_dbl]),
+        "sqlite3_bind_text": (c_int, [vp, c_int, c_char_p, c_int, vp]),
+        "sqlite3_bind_blob": (c_int, [vp, c_int, c_char_p, c_int, vp]),
+        "sqlite3_column_count": (c_int, [vp]),
+        "sqlite3_column_name": (c_char_p, [vp, c_int]),
+        "sqlite3_column_decltype": (c_char_p, [vp, c_int]),
+        "sqlite3_column_type": (c_int, [vp, c_int]),
+        "sqlite3_column_int64": (c_i64, [vp, c_int]),
+        "sqlite3_column_double": (c_dbl, [vp, c_int]),
+        "sqlite3_column_text": (vp, [vp, c_int]),
+        "sqlite3_column_blob": (vp, [vp, c_int]),
+        "sqlite3_column_bytes": (c_int, [vp, c_int]),
+        "sqlite3_changes": (c_int, [vp]),
+        "sqlite3_total_changes": (c_int, [vp]),
+        "sqlite3_last_insert_rowid": (c_i64, [vp]),
+        "sqlite3_get_autocommit": (c_int, [vp]),
+        "sqlite3_stmt_readonly": (c_int, [vp]),
+        "sqlite3_stmt_isexplain": (c_int, [vp]),
+        "sqlite3_libversion": (c_char_p, []),
+    }
+    for name, (restype, argtypes) in sigs.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    if hasattr(lib, "sqlite3_error_offset"):
+        lib.sqlite3_error_offset.restype = c_int
+        lib.sqlite3_error_offset.argtypes = [vp]
+
+
+def library() -> ctypes.CDLL:
+    """Load (once) the SQLite shared library; explain what to do when it is missing."""
+    global _lib
+    with _lib_lock:
+        if _lib is not None:
+            return _lib
+        errors: list[str] = []
+        for path in _candidate_paths():
+            try:
+                lib = ctypes.CDLL(path)
+                _bind(lib)
+            except (OSError, AttributeError) as exc:
+                errors.append(f"{path}: {exc}")
+                continue
+            _lib = lib
+            return lib
+        raise RuntimeError(
+            "traceparity stand-in: cannot load the SQLite C library through ctypes "
+            f"(tried: {'; '.join(errors) or 'nothing found'}); install libsqlite3 "
+            "or use a real sqld with --sqld=binary/docker/url"
+        )
+
+
+def sqlite_version() -> str:
+    return (library().sqlite3_libversion() or b"?").decode()
+
+
+class Column:
+    __slots__ = ("decltype", "name")
+
+    def __init__(self, name: str | None, decltype: str | None) -> None:
+        self.name = name
+        self.decltype = decltype
+
+
+class Statement:
+    """One prepared statement; always finalize it (use it as a context manager)."""
+
+    def __init__(self, conn: Connection, handle: ctypes.c_void_p, tail_offset: int) -> None:
+        self.conn = conn
+        self.handle = handle
+        self.tail_offset = tail_offset
+
+    def __enter__(self) -> Statement:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finalize()
+
+    def finalize(self) -> None:
+        if self.handle:
+            self.conn.lib.sqlite3_finalize(self.handle)
+            self.handle = ctypes.c_void_p()
+
+    @property
+    def readonly(self) -> bool:
+        return bool(self.conn.lib.sqlite3_stmt_readonly(self.handle))
+
+    @property
+    def is_explain(self) -> bool:
+        return bool(self.conn.lib.sqlite3_stmt_isexplain(self.handle))
+
+    def parameter_count(self) -> int:
+        return int(self.conn.lib.sqlite3_bind_parameter_count(self.handle))
+
+    def parameter_name(self, index: int) -> str | None:
+        raw = self.conn.lib.sqlite3_bind_parameter_name(self.handle, index)
+        return None if raw is None else raw.decode("utf-8", "replace")
+
+    def columns(self) -> list[Column]:
+        lib = self.conn.lib
+        cols = []
+        for i in range(lib.sqlite3_column_count(self.handle)):
+            name = lib.sqlite3_column_name(self.handle, i)
+            decl = lib.sqlite3_column_decltype(self.handle, i)
+            cols.append(
+                Column(
+                    None if name is None else name.decode("utf-8", "replace"),
+                    None if decl is None else decl.decode("utf-8", "replace"),
+                )
+            )
+        return cols
+
+    def bind(self, index: int, value: Any) -> None:
+        lib, h = self.conn.lib, self.handle
+        if value is None:
+            rc = lib.sqlite3_bind_null(h, index)
+        elif isinstance(value, bool):
+            rc = lib.sqlite3_bind_int64(h, index, int(value))
+        elif isinstance(value, int):
+            rc = lib.sqlite3_bind_int64(h, index, value)
+        elif isinstance(value, float):
+            rc = lib.sqlite3_bind_double(h, index, value)
+        elif isinstance(value, str):
+            data = value.encode("utf-8", "surrogatepass")
+            rc = lib.sqlite3_bind_text(h, index, data, len(data), SQLITE_TRANSIENT)
+        elif isinstance(value, (bytes, bytearray, memoryview)):
+            data = bytes(value)
+            rc = lib.sqlite3_bind_blob(h, index, data, len(data), SQLITE_TRANSIENT)
+        else:  # pragma: no cover - callers only pass the five SQLite types
+            raise TypeError(f"cannot bind {type(value).__name__}")
+        if rc != SQLITE_OK:
+            raise self.conn.error(rc)
+
+    def step(self) -> bool:
+        """Advance; True when a row is available, False when done."""
+        rc = self.conn.lib.sqlite3_step(self.handle)
+        if rc == SQLITE_ROW:
+            return True
+        if rc == SQLITE_DONE:
+            return False
+        raise self.conn.error(rc)
+
+    def row(self, ncols: int) -> list[Any]:
+        lib, h = self.conn.lib, self.handle
+        out: list[Any] = []
+        for i in range(ncols):
+            kind = lib.sqlite3_column_type(h, i)
+            if kind == SQLITE_INTEGER:
+                out.append(int(lib.sqlite3_column_int64(h, i)))
+            elif kind == SQLITE_FLOAT:
+                out.append(float(lib.sqlite3_column_double(h, i)))
+            elif kind == SQLITE_TEXT:
+                ptr = lib.sqlite3_column_text(h, i)
+                size = lib.sqlite3_column_bytes(h, i)
+                raw = ctypes.string_at(ptr, size) if ptr else b""
+                out.append(raw.decode("utf-8", "replace"))
+            elif kind == SQLITE_BLOB:
+                ptr = lib.sqlite3_column_blob(h, i)
+                size = lib.sqlite3_column_bytes(h, i)
+                out.append(ctypes.string_at(ptr, size) if ptr else b"")
+            else:
+                out.append(None)
+        return out
+
+
+class Connection:
+    """One SQLite connection (a Hrana stream owns exactly one)."""
+
+    def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
+        self.lib = library()
+        self.handle = ctypes.c_void_p()
+        flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI
+        rc = self.lib.sqlite3_open_v2(os.fsencode(path), ctypes.byref(self.handle), flags, None)
+        if rc != SQLITE_OK:
+            err = self.error(rc)
+            self.close()
+            raise err
+        self.lib.sqlite3_extended_result_codes(self.handle, 1)
+        self.lib.sqlite3_busy_timeout(self.handle, busy_timeout_ms)
+
+    def close(self) -> None:
+        if self.handle:
+            self.lib.sqlite3_close_v2(self.handle)
+            self.handle = ctypes.c_void_p()
+
+    @property
+    def closed(self) -> bool:
+        return not self.handle
+
+    def error(self, rc: int) -> SqliteError:
+        if not self.handle:
+            return SqliteError("database connection is closed", rc & 0xFF, rc)
+        msg = (self.lib.sqlite3_errmsg(self.handle) or b"").decode("utf-8", "replace")
+        ext = int(self.lib.sqlite3_extended_errcode(self.handle)) or rc
+        offset = -1
+        if hasattr(self.lib, "sqlite3_error_offset"):
+            offset = int(self.lib.sqlite3_error_offset(self.handle))
+        return SqliteError(msg, ext & 0xFF, ext, offset)
+
+    def prepare(self, sql: str, start: int = 0) -> Statement | None:
+        """Prepare the first statement of ``sql[start:]`` (byte offsets); None if only blanks."""
+        data = sql.encode("utf-8", "surrogatepass")
+        buf = ctypes.create_string_buffer(data, len(data) + 1)
+        base = ctypes.addressof(buf)
+        handle = ctypes.c_void_p()
+        tail = ctypes.c_void_p()
+        rc = self.lib.sqlite3_prepare_v2(
+            self.handle, base + start, len(data) - start, ctypes.byref(handle), ctypes.byref(tail)
+        )
+        if rc != SQLITE_OK:
+            raise self.error(rc)
+        tail_offset = (tail.value - base) if tail.value else len(data)
+        if not handle.value:
+            return None
+        return Statement(self, handle, tail_offset)
+
+    def split(self, sql: str) -> list[tuple[int, int]]:
+        """Byte ranges of the statements in ``sql`` (blank/comment-only pieces dropped)."""
+        ranges: list[tuple[int, int]] = []
+        pos, total = 0, len(sql.encode("utf-8", "surrogatepass"))
+        while pos < total:
+            stmt = self.prepare(sql, pos)
+            if stmt is None:
+                break
+            with stmt:
+                ranges.append((pos, stmt.tail_offset))
+                if stmt.tail_offset <= pos:
+                    break
+                pos = stmt.tail_offset
+        return ranges
+
+    def changes(self) -> int:
+        return int(self.lib.sqlite3_changes(self.handle))
+
+    def total_changes(self) -> int:
+        return int(self.lib.sqlite3_total_changes(self.handle))
+
+    def last_insert_rowid(self) -> int:
+        return int(self.lib.sqlite3_last_insert_rowid(self.handle))
+
+    @property
+    def autocommit(self) -> bool:
+        return bool(self.lib.sqlite3_get_autocommit(self.handle))
+
+    def execute_simple(self, sql: str, params: Sequence[Any] = ()) -> list[list[Any]]:
+        """Run one statement to completion and return its rows (for internal housekeeping)."""
+        stmt = self.prepare(sql)
+        if stmt is None:
+            return []
+        with stmt:
+            for i, value in enumerate(params, start=1):
+                stmt.bind(i, value)
+            ncols = len(stmt.columns())
+            rows = []
+            while stmt.step():
+                rows.append(stmt.row(ncols))
+            return rows
