@@ -10,18 +10,17 @@ import pytest
 
 from pytest_traceparity.backends.errors import UsageError
 from pytest_traceparity.conformance_runner import ConformanceRunner, default_cases_dir, load_cases
+from pytest_traceparity.state import STATE_KEY
 
 EXTRA_CASES_ENV = "TRACEPARITY_CONFORMANCE_CASES"
 
 
-def extra_case_paths() -> list[Path]:
-    """Extra case files/directories from ``$TRACEPARITY_CONFORMANCE_CASES`` (os.pathsep-separated).
-
-    An environment variable rather than an option: under ``--pyargs conformance`` this
-    conftest loads after command-line parsing, so it cannot add options.
-    """
+def extra_case_paths(config: pytest.Config) -> list[Path]:
+    """Extra case files/directories: ``--conformance-cases`` (the plugin's option), then
+    ``$TRACEPARITY_CONFORMANCE_CASES``, each os.pathsep-separated."""
     raw = os.environ.get(EXTRA_CASES_ENV, "")
-    return [Path(p) for p in raw.split(os.pathsep) if p.strip()]
+    from_env = [Path(p) for p in raw.split(os.pathsep) if p.strip()]
+    return [*config.stash[STATE_KEY].conformance_cases, *from_env]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -29,10 +28,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "conformance_case" not in metafunc.fixturenames:
         return
     try:
-        cases = load_cases([default_cases_dir(), *extra_case_paths()])
+        cases = load_cases([default_cases_dir(), *extra_case_paths(metafunc.config)])
         problem = None
     except UsageError as exc:
-        problem = f"{exc} (cases from {default_cases_dir()} and ${EXTRA_CASES_ENV})"
+        problem = f"{exc} (cases from {default_cases_dir()}, --conformance-cases and ${EXTRA_CASES_ENV})"
     if problem is not None:
         pytest.fail(problem, pytrace=False)
     metafunc.parametrize("conformance_case", cases, ids=[c.id for c in cases])

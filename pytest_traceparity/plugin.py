@@ -41,6 +41,8 @@ _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
                                    "help": "allow wiping the database at --sqld-url when it has no namespaces"}),
     ("--replica-sync", "traceparity_replica_sync",
      {"help": "when embedded-replica calls sync(): auto|after-write|before-read|manual (default: auto)"}),
+    ("--conformance-cases", "traceparity_conformance_cases",
+     {"help": "extra conformance case files or directories, separated by os.pathsep (the suite's own always run)"}),
     ("--sync-url", "traceparity_sync_url", {"help": "primary for embedded-replica (e.g. libsql://...); "
                                                      "default: the sqld server"}),
 )

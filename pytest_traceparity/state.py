@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -45,6 +46,7 @@ class TraceparityState:
     update_golden: bool = False
     traces: str = DEFAULT_TRACES
     report_path: str | None = None
+    conformance_cases: list[Path] = field(default_factory=list)
     report: ParityReport = field(default_factory=ParityReport)
     _counter: Any = field(default_factory=itertools.count)
 
@@ -117,4 +119,5 @@ def build_state(
         update_golden=bool(get("--update-golden")),
         traces=get("--traces") or DEFAULT_TRACES,
         report_path=get("--traceparity-report"),
+        conformance_cases=[Path(p) for p in (get("--conformance-cases") or "").split(os.pathsep) if p.strip()],
     )
