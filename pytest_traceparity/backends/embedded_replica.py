@@ -1,0 +1,509 @@
+"""``embedded-replica``: ``libsql.connect(path, sync_url=...)`` reading a local replica file.
+
+Reads run on the local file; writes travel to the primary over Hrana (the client then
+pulls them back: read-your-writes on the writing connection); everything else a replica
+sees arrives only when ``sync()`` pulls. Each test gets a fresh primary database (a new
+namespace on the stand-in) and a fresh replica file; every connection opened on it is
+one more ``libsql.connect`` of that same file (they share the file, each keeps its own
+sync position).
+
+When the harness calls ``sync()`` (``--replica-sync``):
+
+``auto`` (default)
+    before a read outside a transaction whenever the primary may hold commits this
+    replica file has not pulled (the harness counts the commits its own connections
+    make; with ``--sync-url`` it cannot, so it syncs before every read), and after each
+    write in offline mode (to push). Each statement sees what the primary has committed,
+    so results should equal a plain SQLite file: a difference is a replica bug, not
+    staleness.
+``after-write``
+    right after each statement that changed data (or ended a transaction). Other
+    connections keep reading what they last pulled: a test that writes on one
+    connection and reads on another sees stale rows, as a real app would.
+``before-read``
+    before each read outside a transaction: reads are fresh, but nothing is pulled
+    right after a write beyond what the client itself does.
+``manual``
+    never, except once when a connection opens; only explicit ``sync`` steps (a
+    ``sync`` op in a trace, ``conn.sync()`` in a test) pull. Shows the raw staleness.
+
+Inside a transaction the harness never syncs: the client sends every statement of an
+explicit transaction to the primary anyway.
+
+:meth:`EmbeddedReplicaDatabase.info` reports the replication lag: how many frames the
+replica file is behind the primary (the stand-in says how many it has in ``/info``;
+a primary that does not, such as Turso Cloud, gives generations only).
+
+Primaries: the stand-in (default, via ``--sqld``), or ``--sync-url libsql://...`` with
+``TURSO_AUTH_TOKEN`` (Turso Cloud; the harness never creates or wipes databases there).
+OSS sqld has no ``/info``/``/export``/``/sync`` endpoints, so this client cannot
+replicate from it ("failed to pull db export: 404", libsql-python issue #101); the
+backend detects that up front and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import REPLICA_SYNC_MODES, redact
+from .base import (
+    CAP_FILE,
+    CAP_MULTI_CONNECTION,
+    CAP_REMOTE,
+    CAP_SYNC,
+    Backend,
+    BackendContext,
+    Connection,
+    Database,
+    Params,
+    safe_name,
+)
+from .errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
+from .libsql_local import DBAPIConnection, import_libsql, libsql_version
+from .values import Result
+
+if TYPE_CHECKING:
+    from ..servers.launcher import SqldEndpoint
+
+BACKEND_ID = "embedded-replica"
+ISSUE_101 = "https://github.com/tursodatabase/libsql-python/issues/101"
+
+_READ_KEYWORDS = {"SELECT", "VALUES", "EXPLAIN", "PRAGMA"}
+_WRITE_IN_WITH = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+_LEADING_COMMENTS = re.compile(r"^(\s+|--[^\n]*(\n|$)|/\*.*?\*/)+", re.DOTALL)
+
+
+def statement_kind(sql: str) -> str:
+    """``read`` or ``write`` (anything that may change data or end a transaction)."""
+    text = _LEADING_COMMENTS.sub("", sql)
+    match = re.match(r"[A-Za-z]+", text)
+    word = match.group(0).upper() if match else ""
+    if word in _READ_KEYWORDS:
+        return "read"
+    if word == "WITH":
+        return "write" if _WRITE_IN_WITH.search(text) else "read"
+    return "write"
+
+
+def http_url(sync_url: str) -> str:
+    """The HTTP(S) base the client really talks to (``libsql://`` means ``https://``)."""
+    url = sync_url.rstrip("/")
+    if url.startswith("libsql://"):
+        return "https://" + url[len("libsql://") :]
+    return url
+
+
+@dataclass
+class PrimaryPosition:
+    generation: int
+    max_frame_no: int | None  # None when the primary does not tell (Turso Cloud)
+
+
+def probe_primary(sync_url: str, token: str | None, timeout: float = 10.0) -> PrimaryPosition:
+    """``GET /info`` as the client does at bootstrap; explains each way it can fail."""
+    url = f"{http_url(sync_url)}/info"
+    req = urllib.request.Request(url, method="GET")
+    req.add_header("Authorization", f"Bearer {token or ''}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as err:
+        detail = redact(err.read().decode("utf-8", "replace")[:200], token)
+        if err.code == 404:
+            raise BackendUnavailable(not_a_sync_primary(sync_url, detail)) from None
+        if err.code in (401, 403):
+            raise BackendUnavailable(
+                f"{BACKEND_ID}: primary {sync_url} refused the auth token (HTTP {err.code}: {detail}); "
+                "set TURSO_AUTH_TOKEN (or --sqld-auth-token for the stand-in) to a token for this database"
+            ) from None
+        raise BackendUnavailable(
+            f"{BACKEND_ID}: primary {sync_url} answered GET /info with HTTP {err.code}: {detail}"
+        ) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise BackendUnavailable(
+            f"{BACKEND_ID}: primary {sync_url} is unreachable ({reason}); is the server running?"
+        ) from None
+    try:
+        info = json.loads(body)
+        generation = int(info["current_generation"])
+    except (ValueError, KeyError, TypeError):
+        raise BackendUnavailable(
+            f"{BACKEND_ID}: primary {sync_url} answered GET /info with {body[:120]!r}, not "
+            '{"current_generation": N}; it does not speak the embedded-replica sync protocol'
+        ) from None
+    frames = info.get("max_frame_no")
+    return PrimaryPosition(generation, int(frames) if isinstance(frames, int) else None)
+
+
+def not_a_sync_primary(sync_url: str, detail: str = "") -> str:
+    """Why the libsql client cannot replicate from this server (OSS sqld)."""
+    alt = ""
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("libsql_experimental") is not None:
+            alt = (
+                " The 'libsql-experimental' package is installed: it replicates over sqld's own "
+                "gRPC protocol, but this harness does not drive it yet."
+            )
+    except (ImportError, ValueError):  # pragma: no cover
+        pass
+    return (
+        f"{BACKEND_ID}: {sync_url} has no GET /info (HTTP 404{': ' + detail if detail else ''}). "
+        "It is not a sync primary: OSS sqld does not serve the embedded-replica endpoints "
+        "(/info, /export, /sync) that the libsql client uses, so the client fails with "
+        f"'failed to pull db export: 404' (libsql-python issue #101, {ISSUE_101}). "
+        "Use the stand-in (--sqld=stand-in, or --sqld=auto without --sqld-url) or a Turso "
+        "Cloud database (--sync-url libsql://... with TURSO_AUTH_TOKEN)." + alt
+    )
+
+
+def read_replica_meta(path: Path) -> dict[str, int] | None:
+    """The client's ``PATH-info`` file: generation and durable frame number, if readable."""
+    try:
+        data = json.loads(Path(f"{path}-info").read_text())
+        return {"generation": int(data["generation"]), "durable_frame_num": int(data["durable_frame_num"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def explain_client_error(exc: BaseException, *, replica: Path, sync_url: str, token: str | None,
+                         during: str) -> DatabaseError | None:
+    """A clear error for the replica/sync failures of the libsql client, or None for SQL errors."""
+    message = redact(str(exc), token)
+    text: str | None = None
+    kind = "connection"
+    if "db file exists but metadata file does not" in message:
+        text = (
+            f"replica file {replica} exists but {replica}-info does not: it is not an embedded "
+            f"replica of {sync_url} (a plain SQLite file, or a copy without its metadata). Delete "
+            f"{replica} (and its -wal/-shm) to bootstrap a fresh replica; the primary is untouched."
+        )
+        kind = "misuse"
+    elif "metadata file exists but db file does not" in message:
+        text = (
+            f"{replica}-info exists but the replica file {replica} does not; delete {replica}-info "
+            f"to bootstrap a fresh replica from {sync_url}."
+        )
+        kind = "misuse"
+    elif "metadata file hash" in message or "metadata file version" in message or (
+        "json decode error" in message and during == "connect"
+    ):
+        text = (
+            f"replica metadata {replica}-info is corrupt or from another client version ({message}); "
+            f"delete {replica} and {replica}-info to bootstrap a fresh replica from {sync_url}."
+        )
+        kind = "misuse"
+    elif re.search(r"file is not a database|database disk image is malformed", message):
+        text = (
+            f"replica file {replica} is corrupt or not a SQLite database ({message}); delete "
+            f"{replica} and {replica}-info to bootstrap a fresh replica from {sync_url}."
+        )
+        kind = "misuse"
+    elif "failed to pull db export" in message and "404" in message:
+        text = not_a_sync_primary(sync_url)
+    elif "server returned a conflict" in message:
+        text = (
+            f"push conflict: replica {replica} holds local writes made on top of an older state "
+            f"of {sync_url}, and the primary has moved on ({message}). The primary kept its data; "
+            f"the replica's unpushed writes stay only in {replica}. Delete the replica to start "
+            "from the primary's state, or replay those writes through a fresh replica."
+        )
+        kind = "transaction"
+    elif re.search(r"http dispatch error|error trying to connect|Connection refused|"
+                   r"error sending request|tcp connect error|dns error", message, re.IGNORECASE):
+        text = (
+            f"primary {sync_url} is unreachable during {during} ({message}); local reads of "
+            f"{replica} keep working, writes and sync() fail until the primary is back."
+        )
+    elif re.search(r"\b401\b|Unauthorized", message):
+        text = f"primary {sync_url} refused the auth token during {during} ({message}); check TURSO_AUTH_TOKEN."
+    elif "failed to pull frame" in message or "failed to push frame" in message or "invalid local state" in message:
+        text = f"sync of replica {replica} with {sync_url} failed during {during}: {message}"
+    if text is None:
+        return None
+    return DatabaseError(
+        text,
+        kind=kind,
+        backend=BACKEND_ID,
+        exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+        dbapi_class="OperationalError" if kind == "connection" else type(exc).__name__,
+        original=exc,
+    )
+
+
+@dataclass
+class PrimaryClock:
+    """Counts commits the harness made on one primary, shared by all its replicas.
+
+    ``external`` primaries (``--sync-url``) may have writers the harness does not see, so
+    ``auto`` mode syncs before every read there.
+    """
+
+    ticks: int = 0
+    external: bool = False
+
+
+class ReplicaConnection(DBAPIConnection):
+    """One ``libsql.connect`` of the replica file, syncing as ``--replica-sync`` says."""
+
+    def __init__(self, raw: Any, database: EmbeddedReplicaDatabase) -> None:
+        super().__init__(raw, BACKEND_ID)
+        self.database = database
+
+    # --- sync policy -------------------------------------------------------------
+    def _maybe_sync(self, sql: str, moment: str) -> None:
+        db = self.database
+        if self.raw.in_transaction:
+            return
+        kind = statement_kind(sql)
+        if moment == "before":
+            if kind != "read":
+                return
+            if db.mode == "before-read" or (db.mode == "auto" and db.maybe_stale()):
+                self.sync()
+            return
+        if kind != "write":
+            return
+        # Committed: the primary changed. The client already pulled into this replica file
+        # (read-your-writes), unless it wrote locally (offline), which needs a push.
+        db.clock.ticks += 1
+        if not db.offline:
+            db.file_seen = db.clock.ticks
+        if db.mode == "after-write" or (db.mode == "auto" and db.offline):
+            self.sync()
+
+    def sync(self) -> int | None:
+        """Pull (and push, offline) now; returns the replica's durable frame number."""
+        try:
+            self.raw.sync()
+        except Exception as exc:
+            raise self.database.explain(exc, "sync()") or _wrap(exc) from exc
+        self.database.syncs += 1
+        self.database.file_seen = self.database.clock.ticks
+        meta = read_replica_meta(self.database.replica_path)
+        return meta["durable_frame_num"] if meta else None
+
+    # --- statements --------------------------------------------------------------
+    def _run(self, sql: str, action: Any) -> Any:
+        self._maybe_sync(sql, "before")
+        try:
+            result = action()
+        except TraceparityError:
+            raise
+        except Exception as exc:
+            explained = self.database.explain(exc, "a statement")
+            if explained is not None:
+                explained.sql = sql
+                raise explained from exc
+            raise
+        self._maybe_sync(sql, "after")
+        return result
+
+    def _execute(self, sql: str, params: Params) -> Result:
+        return self._run(sql, lambda: DBAPIConnection._execute(self, sql, params))  # type: ignore[no-any-return]
+
+    def _executemany(self, sql: str, batch: list[Params]) -> Result:
+        return self._run(sql, lambda: DBAPIConnection._executemany(self, sql, batch))  # type: ignore[no-any-return]
+
+    def _executescript(self, script: str) -> None:
+        self._run(script, lambda: DBAPIConnection._executescript(self, script))
+
+
+def _wrap(exc: BaseException) -> DatabaseError:
+    from .errors import wrap_error
+
+    return wrap_error(exc, backend=BACKEND_ID)
+
+
+class EmbeddedReplicaDatabase(Database):
+    """A replica file of one fresh primary database."""
+
+    backend_id = BACKEND_ID
+
+    def __init__(
+        self,
+        *,
+        replica_path: Path,
+        sync_url: str,
+        token: str | None,
+        mode: str,
+        primary_label: str,
+        offline: bool = False,
+        endpoint: SqldEndpoint | None = None,
+        namespace: str | None = None,
+        clock: PrimaryClock | None = None,
+    ) -> None:
+        self.replica_path = replica_path
+        self.sync_url = sync_url
+        self._token = token
+        self.mode = mode
+        self.offline = offline
+        self.primary_label = primary_label
+        self.endpoint = endpoint
+        self.namespace = namespace
+        self.syncs = 0
+        self.clock = clock or PrimaryClock()
+        #: clock value this replica file has pulled up to
+        self.file_seen = 0
+        self._connections: list[ReplicaConnection] = []
+
+    def maybe_stale(self) -> bool:
+        """Might the primary hold commits this replica file has not pulled yet?"""
+        return self.clock.external or self.file_seen < self.clock.ticks
+
+    def __repr__(self) -> str:  # never shows the token
+        return (
+            f"EmbeddedReplicaDatabase(replica={str(self.replica_path)!r}, "
+            f"sync_url={self.sync_url!r}, mode={self.mode!r})"
+        )
+
+    @property
+    def served_by(self) -> str:
+        return f"libsql {libsql_version()} embedded replica of {self.primary_label}"
+
+    def explain(self, exc: BaseException, during: str) -> DatabaseError | None:
+        return explain_client_error(
+            exc, replica=self.replica_path, sync_url=self.sync_url, token=self._token, during=during
+        )
+
+    def connect(self) -> Connection:
+        libsql = import_libsql()
+        try:
+            raw = libsql.connect(
+                str(self.replica_path),
+                sync_url=self.sync_url,
+                auth_token=self._token or "",
+                offline=self.offline,
+                isolation_level=None,
+            )
+        except Exception as exc:
+            raise self.explain(exc, "connect") or _wrap(exc) from exc
+        conn = ReplicaConnection(raw, self)
+        conn.sync()  # start from the primary's latest state, whatever the mode
+        self._connections.append(conn)
+        return conn
+
+    def another_replica(self, name: str = "second", *, mode: str | None = None,
+                        offline: bool | None = None) -> EmbeddedReplicaDatabase:
+        """A second replica file of the same primary (closing it leaves the primary alone)."""
+        return EmbeddedReplicaDatabase(
+            replica_path=self.replica_path.with_name(f"{safe_name(name, 40)}.replica.db"),
+            sync_url=self.sync_url,
+            token=self._token,
+            mode=mode or self.mode,
+            offline=self.offline if offline is None else offline,
+            primary_label=self.primary_label,
+            clock=self.clock,
+        )
+
+    def lag(self) -> dict[str, Any]:
+        """How far the replica file is behind the primary right now."""
+        meta = read_replica_meta(self.replica_path)
+        out: dict[str, Any] = {"replica_generation": None, "replica_frame": None, "lag_frames": None}
+        if meta:
+            out["replica_generation"] = meta["generation"]
+            out["replica_frame"] = meta["durable_frame_num"]
+        try:
+            pos = probe_primary(self.sync_url, self._token, timeout=5.0)
+        except BackendUnavailable as exc:
+            out["primary"] = f"unavailable: {exc}"
+            return out
+        out["primary_generation"] = pos.generation
+        out["primary_frame"] = pos.max_frame_no
+        if meta and pos.max_frame_no is not None and meta["generation"] == pos.generation:
+            out["lag_frames"] = max(0, pos.max_frame_no - meta["durable_frame_num"])
+        elif meta:
+            out["lag_generations"] = pos.generation - meta["generation"]
+        return out
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "served_by": self.served_by,
+            "client": f"libsql {libsql_version()} (embedded replica{', offline writes' if self.offline else ''})",
+            "replica_sync": self.mode,
+            "syncs": self.syncs,
+            "replica_file": str(self.replica_path),
+            **self.lag(),
+        }
+
+    def close(self) -> None:
+        for conn in self._connections:
+            with contextlib.suppress(TraceparityError):
+                conn.close()
+        self._connections.clear()
+        if self.endpoint is not None and self.namespace is not None:
+            self.endpoint.drop_database(self.namespace)
+
+
+class EmbeddedReplicaBackend(Backend):
+    id = BACKEND_ID
+    description = "libsql.connect(path, sync_url=...) embedded replica of a sync-capable primary"
+    capabilities = frozenset({CAP_FILE, CAP_SYNC, CAP_REMOTE, CAP_MULTI_CONNECTION})
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import_libsql()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
+    def create_database(self, ctx: BackendContext) -> Database:
+        mode = str(ctx.options.get("replica_sync") or "auto")
+        if mode not in REPLICA_SYNC_MODES:
+            raise UsageError(f"--replica-sync={mode!r} is not one of: {', '.join(REPLICA_SYNC_MODES)}")
+        offline = bool(ctx.options.get("replica_offline", False))
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        replica = ctx.workdir / f"{safe_name(ctx.name, 40)}.replica.db"
+        for suffix in ("", "-wal", "-shm", "-info"):
+            if Path(f"{replica}{suffix}").exists():
+                os.unlink(f"{replica}{suffix}")
+        sync_url = ctx.options.get("sync_url")
+        if sync_url:
+            token = ctx.options.get("sync_auth_token") or os.environ.get("TURSO_AUTH_TOKEN") or None
+            sync_url = str(sync_url).rstrip("/")
+            if not re.match(r"(libsql|https?)://", sync_url):
+                raise UsageError(f"--sync-url {sync_url!r}: expected libsql://HOST, https://HOST or http://HOST:PORT")
+            pos = probe_primary(sync_url, token)
+            return EmbeddedReplicaDatabase(
+                replica_path=replica,
+                sync_url=sync_url,
+                token=token,
+                mode=mode,
+                offline=offline,
+                primary_label=f"{sync_url} (generation {pos.generation})",
+                clock=PrimaryClock(external=True),
+            )
+        from ..servers.launcher import ResetRefused, SqldUnavailable
+
+        endpoint = ctx.services.sqld()
+        namespace = f"{safe_name(ctx.name, 40)}-{uuid.uuid4().hex[:8]}"
+        try:
+            url = endpoint.create_database(namespace)
+        except (ResetRefused, SqldUnavailable) as exc:
+            raise BackendUnavailable(f"{BACKEND_ID} on {endpoint.label}: {exc}") from None
+        try:
+            probe_primary(url, endpoint.auth_token)
+        except BackendUnavailable:
+            endpoint.drop_database(namespace)
+            raise
+        return EmbeddedReplicaDatabase(
+            replica_path=replica,
+            sync_url=url,
+            token=endpoint.auth_token,
+            mode=mode,
+            offline=offline,
+            primary_label=endpoint.label,
+            endpoint=endpoint,
+            namespace=namespace if endpoint.supports_namespaces else None,
+        )
