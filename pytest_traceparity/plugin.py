@@ -197,6 +197,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     backend = props.get("traceparity_backend")
     if backend is None:
         return
+    if report.when == "teardown" and "traceparity_info" in props:
+        for record in reversed(_REPORT_RECORDS):
+            if record.nodeid == report.nodeid:
+                record.info = dict(props["traceparity_info"])
+                break
     if report.when == "call" or (report.when == "setup" and not report.passed) or (
         report.when == "teardown" and report.failed
     ):
@@ -301,6 +306,7 @@ def db(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: Tr
     """A fresh, empty database on this test's backend (uniform sync API)."""
     database: DB = _fresh_database(request, traceparity_backend, traceparity, DB)
     yield database
+    _note_info(request, database.info)
     database.close()
 
 
@@ -309,7 +315,18 @@ def adb(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: T
     """Async twin of ``db``: ``await adb.execute(...)`` in any event loop."""
     database: AsyncDB = _fresh_database(request, traceparity_backend, traceparity, AsyncDB)
     yield database
+    _note_info(request, database.database.info)
     _run_in_fresh_loop(database.aclose)
+
+
+def _note_info(request: pytest.FixtureRequest, info: Any) -> None:
+    """Per-test backend facts (replication lag...) for the report; never fails the test."""
+    try:
+        facts = {k: v for k, v in info().items() if k != "served_by" and isinstance(v, (str, int, float, bool))}
+    except Exception as exc:  # a dead primary must not turn teardown into an error here
+        facts = {"info_error": str(exc)[:200]}
+    if facts:
+        request.node.user_properties.append(("traceparity_info", facts))
 
 
 def _run_in_fresh_loop(fn: Any) -> None:

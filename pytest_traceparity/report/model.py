@@ -21,6 +21,7 @@ class ItemRecord:
     served_by: str = ""
     reason: str = ""
     duration: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +57,15 @@ class ParityReport:
                         table.setdefault(item.backend, Counter())[line.strip()] += 1
         return table
 
+    def max_lag(self) -> dict[str, int]:
+        """Largest replication lag (frames behind the primary) seen per backend."""
+        lags: dict[str, int] = {}
+        for item in self.items:
+            lag = item.info.get("lag_frames")
+            if isinstance(lag, int):
+                lags[item.backend] = max(lags.get(item.backend, 0), lag)
+        return lags
+
     def failures(self) -> list[ItemRecord]:
         return [i for i in self.items if i.outcome in ("failed", "error", "xpassed")]
 
@@ -72,6 +82,7 @@ class ParityReport:
             "environment": self.environment,
             "summary": {b: dict(c) for b, c in self.counts().items()},
             "served_by": self.served_by(),
+            "max_lag_frames": self.max_lag(),
             "items": [asdict(i) for i in self.items],
         }
 

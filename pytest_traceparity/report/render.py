@@ -22,6 +22,8 @@ def render_terminal(report: ParityReport) -> list[str]:
         lines.append(
             f"{backend:<{width}}" + "".join(f"{counter.get(c, 0):>9}" for c in COLUMNS) + f"   {label}{mark}"
         )
+    for backend, lag in report.max_lag().items():
+        lines.append(f"{backend}: replication lag at test end, max {lag} frame(s) behind the primary")
     known = report.known_divergences()
     if known:
         lines.append("known divergences hit (xfail):")
