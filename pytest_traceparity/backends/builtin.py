@@ -22,10 +22,5 @@ BUILTIN_BACKENDS = (
 @hookimpl
 def pytest_traceparity_register_backends(registry: BackendRegistry) -> None:
     for module_name, class_name in BUILTIN_BACKENDS:
-        try:
-            module = importlib.import_module(f"{__package__}.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{module_name}":
-                continue  # not built yet in this checkout
-            raise
+        module = importlib.import_module(f"{__package__}.{module_name}")
         registry.register(getattr(module, class_name)())
