@@ -21,6 +21,7 @@ from .config import redact
 from .report import ItemRecord
 from .report.render import render_markdown, render_terminal
 from .state import STATE_KEY, TraceparityState, build_state
+from .trace.pytest_items import pytest_collect_file, replay  # noqa: F401  (trace items + `replay` fixture)
 
 # (option, ini key or None, argparse kwargs)
 _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (

@@ -48,7 +48,11 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     for kind, pattern in (
         # Transport-level failures of a remote client come first: their text may quote SQL.
         ("protocol", r"api error: `status=4\d\d|JSON_DESERIALIZE|json error|Cannot deserialize"),
-        ("unsupported", r"unsupported statement|SQL_PARSE_ERROR"),
+        # sqld refuses statements its analyser has no kind for (temp objects, VACUUM, PRAGMA
+        # writes) with SQL_PARSE_ERROR "unsupported statement"; any other SQL_PARSE_ERROR is
+        # a statement sqld's parser could not parse, i.e. a syntax error.
+        ("unsupported", r"unsupported statement"),
+        ("syntax", r"SQL_PARSE_ERROR|SQL string could not be parsed"),
         ("empty_statement", r"does not contain any statement|SQL_NO_STATEMENT"),
         ("constraint.unique", r"UNIQUE constraint failed"),
         ("constraint.primarykey", r"PRIMARY KEY constraint failed|PRIMARY KEY must be unique"),
@@ -62,7 +66,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("no_such_function", r"no such function|wrong number of arguments to function"),
         ("no_such_index", r"no such index|no such view|no such trigger"),
         ("already_exists", r"already exists"),
-        ("syntax", r"syntax error|incomplete input|unrecognized token|near \".*\":"),
+        # "sqlite3 parser error": libsql's client-side parser (embedded replicas parse before sending).
+        ("syntax", r"syntax error|incomplete input|unrecognized token|near \".*\":|sqlite3 parser error"),
         ("busy", r"database is locked|database table is locked|SQLITE_BUSY"),
         ("readonly", r"readonly database|attempt to write a readonly|SQLITE_READONLY"),
         ("misuse", r"bad parameter or other API misuse|SQLITE_MISUSE|closed"),
@@ -74,7 +79,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "transaction",
             r"cannot (start|commit|rollback) .*transaction|no transaction is active"
-            r"|within a transaction|cannot (commit|rollback) - no transaction|no such savepoint",
+            r"|within a transaction|cannot (commit|rollback) - no transaction|no such savepoint"
+            # libsql's client-side transaction state machine (COMMIT without BEGIN, nested BEGIN...)
+            r"|connection has reached an invalid state",
         ),
         ("binding", r"Incorrect number of bindings|parameters|binding parameter|type .* is not supported"),
         ("constraint.other", r"constraint failed|SQLITE_CONSTRAINT"),

@@ -1,0 +1,192 @@
+"""Schema fingerprint and per-table content digests, computed through SQL only.
+
+Why SQL only: the same code must run on every backend (a local file, sqld over HTTP, a
+replica), so it reads ``sqlite_master`` and the ``pragma_*`` table-valued functions
+through the uniform :class:`~pytest_traceparity.backends.base.Connection` API rather than
+opening files. The result is canonical JSON (sorted keys, fixed separators) plus its
+sha256; :func:`diff_schemas` names the objects that differ.
+
+Content digests are order-insensitive and streaming: each row's typed encoding is
+hashed and the hashes are summed modulo 2**256, so ``SELECT *`` without ``ORDER BY``
+on any backend gives the same digest for the same multiset of rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ..backends.values import Result, encode_value
+
+FINGERPRINT_VERSION = 1
+_FTS_SHADOW = ("_data", "_idx", "_content", "_docsize", "_config", "_segments", "_segdir", "_stat")
+_RTREE_SHADOW = ("_node", "_parent", "_rowid")
+
+Execute = Callable[[str], Result]
+
+
+def _q(name: str) -> str:
+    return "'" + name.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _squash(sql: str | None) -> str | None:
+    return " ".join(sql.split()) if sql else sql
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _rows(execute: Execute, sql: str) -> list[dict[str, Any]]:
+    return execute(sql).as_dicts()
+
+
+def _shadow_tables(execute: Execute, objects: list[dict[str, Any]]) -> set[str]:
+    """Internal tables of virtual tables (FTS, R*Tree): their bytes vary with SQLite's version."""
+    try:
+        return {r["name"] for r in _rows(execute, "SELECT name, type FROM pragma_table_list WHERE schema='main'")
+                if r["type"] == "shadow"}
+    except Exception:  # SQLite < 3.37 has no table_list: fall back to the naming convention
+        virtual = [o["name"] for o in objects if o["type"] == "table"
+                   and (o["sql"] or "").upper().startswith("CREATE VIRTUAL TABLE")]
+        return {o["name"] for o in objects for v in virtual
+                if o["name"] != v and o["name"].startswith(v) and o["name"][len(v):] in (*_FTS_SHADOW, *_RTREE_SHADOW)}
+
+
+def schema(execute: Execute) -> dict[str, Any]:
+    """Canonical description of tables, columns, indexes, foreign keys, views, triggers."""
+    objects = _rows(execute, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
+    shadow = _shadow_tables(execute, objects)
+    out: dict[str, Any] = {"version": FINGERPRINT_VERSION, "tables": {}, "indexes": {}, "views": {},
+                           "triggers": {}, "virtual_tables": {}}
+    for obj in objects:
+        name, kind, sql = obj["name"], obj["type"], obj["sql"]
+        if name in shadow or (name.startswith("sqlite_") and kind != "table"):
+            continue
+        if kind == "table" and (sql or "").upper().startswith("CREATE VIRTUAL TABLE"):
+            out["virtual_tables"][name] = {"sql": _squash(sql)}
+        elif kind == "table":
+            out["tables"][name] = _table(execute, name, sql)
+        elif kind == "index":
+            out["indexes"][name] = _index(execute, name, obj["tbl_name"], sql)
+        elif kind == "view":
+            out["views"][name] = {"sql": _squash(sql)}
+        elif kind == "trigger":
+            out["triggers"][name] = {"table": obj["tbl_name"], "sql": _squash(sql)}
+    return out
+
+
+def _table(execute: Execute, name: str, sql: str | None) -> dict[str, Any]:
+    columns = [
+        {"name": c["name"], "type": c["type"], "notnull": bool(c["notnull"]), "default": c["dflt_value"],
+         "pk": c["pk"], "hidden": c["hidden"]}
+        for c in _rows(execute, f"SELECT * FROM pragma_table_xinfo({_q(name)}) ORDER BY cid")
+    ]
+    fks = [
+        {k: r[k] for k in ("id", "seq", "table", "from", "to", "on_update", "on_delete", "match")}
+        for r in _rows(execute, f"SELECT * FROM pragma_foreign_key_list({_q(name)}) ORDER BY id, seq")
+    ]
+    return {"columns": columns, "foreign_keys": fks, "sql": _squash(sql)}
+
+
+def _index(execute: Execute, name: str, table: str, sql: str | None) -> dict[str, Any]:
+    info = {r["name"]: r for r in _rows(execute, f"SELECT * FROM pragma_index_list({_q(table)})")}.get(name, {})
+    columns = [
+        {"name": r["name"], "desc": bool(r["desc"]), "coll": r["coll"]}
+        for r in _rows(execute, f"SELECT * FROM pragma_index_xinfo({_q(name)}) WHERE key ORDER BY seqno")
+    ]
+    return {"table": table, "unique": bool(info.get("unique", 0)), "origin": info.get("origin"),
+            "partial": bool(info.get("partial", 0)), "columns": columns, "sql": _squash(sql)}
+
+
+def fingerprint(data: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
+
+
+def content_digests(execute: Execute, schema_data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per table (and virtual table): row count and an order-insensitive sha256 of the rows."""
+    out: dict[str, dict[str, Any]] = {}
+    names = [*schema_data["tables"], *schema_data["virtual_tables"]]
+    if "sqlite_sequence" not in names and _rows(
+        execute, "SELECT name FROM sqlite_master WHERE name='sqlite_sequence'"
+    ):
+        names.append("sqlite_sequence")
+    for name in sorted(names):
+        result = execute(f"SELECT * FROM {_ident(name)}")
+        out[name] = digest_rows(result)
+    return out
+
+
+def digest_rows(result: Result) -> dict[str, Any]:
+    total = 0
+    for row in result.rows:
+        line = canonical_json([encode_value(v) for v in row]).encode("utf-8")
+        total = (total + int.from_bytes(hashlib.sha256(line).digest(), "big")) % (1 << 256)
+    return {"rows": len(result.rows), "sha256": f"{total:064x}"}
+
+
+def snapshot(execute: Execute) -> dict[str, Any]:
+    """Everything a golden keeps about a database's final state."""
+    data = schema(execute)
+    return {"schema_sha256": fingerprint(data), "schema": data, "content": content_digests(execute, data)}
+
+
+def diff_schemas(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Human lines naming each object that is missing, extra or different (and how)."""
+    lines: list[str] = []
+    for section in ("tables", "virtual_tables", "indexes", "views", "triggers"):
+        want, got = expected.get(section, {}), actual.get(section, {})
+        label = {"tables": "table", "virtual_tables": "virtual table", "indexes": "index", "views": "view",
+                 "triggers": "trigger"}[section]
+        for name in sorted(set(want) | set(got)):
+            if name not in got:
+                lines.append(f"{label} {name!r} is missing")
+            elif name not in want:
+                lines.append(f"{label} {name!r} is unexpected")
+            elif want[name] != got[name]:
+                lines.append(f"{label} {name!r} differs: {_what_differs(want[name], got[name])}")
+    return lines
+
+
+def _what_differs(want: dict[str, Any], got: dict[str, Any]) -> str:
+    parts = []
+    if "columns" in want and want.get("columns") != got.get("columns"):
+        wc = {c["name"]: c for c in want["columns"]}
+        gc = {c["name"]: c for c in got.get("columns", [])}
+        for col in sorted(set(wc) | set(gc)):
+            if col not in gc:
+                parts.append(f"column {col!r} missing")
+            elif col not in wc:
+                parts.append(f"column {col!r} unexpected")
+            elif wc[col] != gc[col]:
+                fields = [f"{k} {wc[col].get(k)!r} != {gc[col].get(k)!r}" for k in wc[col] if wc[col].get(k) !=
+                          gc[col].get(k)]
+                parts.append(f"column {col!r} ({', '.join(fields)})")
+        if not parts:
+            parts.append("column order")
+    for key in sorted(set(want) | set(got)):
+        if key != "columns" and want.get(key) != got.get(key):
+            parts.append(f"{key} {want.get(key)!r} != {got.get(key)!r}")
+    return "; ".join(parts)
+
+
+def diff_content(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    lines = []
+    for name in sorted(set(expected) | set(actual)):
+        want, got = expected.get(name), actual.get(name)
+        if want == got:
+            continue
+        if want is None or got is None:
+            lines.append(f"table {name!r} content is {'unexpected' if want is None else 'missing'}")
+        elif want["rows"] != got["rows"]:
+            lines.append(f"table {name!r} has {got['rows']} row(s), expected {want['rows']}")
+        else:
+            lines.append(f"table {name!r} rows differ in value or type (same count {want['rows']}; digest "
+                         f"{got['sha256'][:12]} != {want['sha256'][:12]})")
+    return lines

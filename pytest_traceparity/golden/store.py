@@ -1,0 +1,247 @@
+"""Golden files: one per trace, shared by all backends, stored through a syrupy extension.
+
+A golden is JSON Lines like the trace it belongs to, so it streams and so its diff in a
+pull request shows exactly which step's result changed::
+
+    {"format":"traceparity-golden","version":1,"trace":"tracing","trace_sha256":"...","reference":"..."}
+    {"seq":1,"conn":1,"op":"open","outcome":{"result":{...}}}
+    {"seq":2,"conn":1,"op":"execute","sql":"...","outcome":{"result":{...}}}
+    {"final":{"db1":{"schema_sha256":"...","schema":{...},"content":{...}}}}
+    {"end":true,"steps":2}
+
+Writes are atomic and idempotent: the new golden is streamed to a temporary file next to
+the target, then ``os.replace``-d over it only when the bytes differ. An interrupted
+update leaves the old or the new file, never half of one, and concurrent pytest-xdist
+workers writing the same content cannot corrupt it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import filecmp
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+
+from ..backends.errors import TraceparityError
+from ..backends.values import encode_params
+from ..compare import Outcome
+from ..trace.format import Event, dumps
+
+GOLDEN_FORMAT = "traceparity-golden"
+GOLDEN_VERSION = 1
+GOLDEN_SUFFIX = ".golden.jsonl"
+
+
+class GoldenError(TraceparityError):
+    """A golden that is missing, unreadable or does not belong to its trace."""
+
+
+def update_command(trace: str | os.PathLike[str]) -> str:
+    return f"pytest {trace} --update-golden"
+
+
+def golden_path_for(trace: str | os.PathLike[str]) -> Path:
+    """``fixtures/traces/x.jsonl`` -> ``fixtures/golden/x.golden.jsonl`` (sibling ``golden`` dir)."""
+    trace = Path(trace)
+    return trace.parent.parent / "golden" / f"{trace_name(trace)}{GOLDEN_SUFFIX}"
+
+
+def trace_name(trace: str | os.PathLike[str]) -> str:
+    name = Path(trace).name
+    return name[: -len(".jsonl")] if name.endswith(".jsonl") else Path(name).stem
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def params_digest(event: Event) -> str | None:
+    """Short digest of a step's parameters: the golden notices a trace edited after it was made."""
+    if event.op == "execute":
+        payload: Any = encode_params(event.params)
+        if not payload:
+            return None
+    elif event.op == "executemany":
+        payload = [encode_params(p) for p in event.many or []]
+    else:
+        return None
+    return hashlib.sha256(dumps({"p": payload}).encode("utf-8")).hexdigest()[:16]
+
+
+class GoldenExtension(SingleFileSnapshotExtension):
+    """syrupy storage for goldens: text JSONL under ``fixtures/golden/``, atomic, write-if-changed.
+
+    The trace items use it directly (streamed writes through :meth:`commit`); a user's own
+    test can also ``snapshot.use_extension(GoldenExtension)`` for a golden-like JSONL file.
+    """
+
+    _write_mode = WriteMode.TEXT
+    file_extension = "golden.jsonl"
+
+    @classmethod
+    def write_snapshot_collection(cls, *, snapshot_collection: Any, name_order: Any = None) -> None:
+        filepath = Path(snapshot_collection.location)
+        data = next(iter(snapshot_collection)).data
+        if not isinstance(data, str):
+            raise TypeError(f"golden data must be text, got {type(data).__name__}")
+        with cls.staging(filepath) as fh:
+            fh.write(data)
+
+    @classmethod
+    @contextlib.contextmanager
+    def staging(cls, target: Path) -> Iterator[IO[str]]:
+        """Write to a temporary file beside ``target``; on success replace it if it changed."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            cls.commit(Path(tmp), target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    @staticmethod
+    def commit(tmp: Path, target: Path) -> bool:
+        """Replace ``target`` by ``tmp`` atomically unless identical; True when it changed."""
+        if target.exists() and filecmp.cmp(tmp, target, shallow=False):
+            return False
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        return True
+
+
+@dataclass
+class GoldenStep:
+    seq: int
+    conn: int
+    op: str
+    sql: str | None
+    outcome: Outcome
+    line: int
+    params_sha256: str | None = None
+
+
+@dataclass
+class GoldenHeader:
+    trace: str
+    trace_sha256: str | None
+    reference: str | None
+
+
+class GoldenWriter:
+    """Streams a golden; use :func:`write_golden` for the atomic, write-if-changed path."""
+
+    def __init__(self, fh: IO[str], header: GoldenHeader) -> None:
+        self.fh = fh
+        self.steps = 0
+        fh.write(dumps({"format": GOLDEN_FORMAT, "version": GOLDEN_VERSION, "trace": header.trace,
+                        "trace_sha256": header.trace_sha256, "reference": header.reference}) + "\n")
+
+    def step(self, event: Event, outcome: Outcome) -> None:
+        self.steps += 1
+        data: dict[str, Any] = {"seq": event.seq, "conn": event.conn, "op": event.op}
+        if event.sql is not None:
+            data["sql"] = event.sql
+        digest = params_digest(event)
+        if digest is not None:
+            data["params_sha256"] = digest
+        data["outcome"] = outcome.to_json()
+        self.fh.write(dumps(data) + "\n")
+
+    def final(self, state: dict[str, Any]) -> None:
+        self.fh.write(json.dumps({"final": state}, sort_keys=True, separators=(",", ":"),
+                                 ensure_ascii=False) + "\n")
+        self.fh.write(dumps({"end": True, "steps": self.steps}) + "\n")
+
+
+class GoldenReader:
+    """Streams a golden's steps; every problem is a :class:`GoldenError` naming file:line."""
+
+    def __init__(self, path: Path, trace: str | os.PathLike[str], *, check_trace: bool = True) -> None:
+        self.path = path
+        self.trace = str(trace)
+        self.final: dict[str, Any] | None = None
+        if not path.exists():
+            raise GoldenError(
+                f"{path}: no golden for trace {self.trace}; create it from the reference backend with: "
+                f"{update_command(self.trace)}"
+            )
+        self._fh: IO[str] = path.open("r", encoding="utf-8", newline="")
+        self._line = 0
+        first = self._next()
+        if first is None:
+            raise self._error(1, "empty file, expected a golden header")
+        if first.get("format") != GOLDEN_FORMAT:
+            raise self._error(1, f"format is {first.get('format')!r}, expected {GOLDEN_FORMAT!r}")
+        if first.get("version") != GOLDEN_VERSION:
+            raise self._error(1, f"unknown golden version {first.get('version')!r} (this version reads "
+                                 f"{GOLDEN_VERSION})")
+        self.header = GoldenHeader(trace=str(first.get("trace")), trace_sha256=first.get("trace_sha256"),
+                                   reference=first.get("reference"))
+        expected = trace_name(self.trace)
+        if check_trace and self.header.trace != expected:
+            raise self._error(1, f"this golden belongs to trace {self.header.trace!r}, not {expected!r}")
+
+    def _error(self, line: int, message: str) -> GoldenError:
+        return GoldenError(f"{self.path}:{line}: {message}; regenerate it with: {update_command(self.trace)}")
+
+    def _next(self) -> dict[str, Any] | None:
+        text = self._fh.readline()
+        if not text:
+            return None
+        self._line += 1
+        if not text.endswith("\n"):
+            raise self._error(self._line, "the last line is incomplete (the golden is truncated)")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise self._error(self._line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(data, dict):
+            raise self._error(self._line, "expected a JSON object")
+        return data
+
+    def next_step(self) -> GoldenStep | None:
+        """The next step, or ``None`` when the steps are over (``final`` is then loaded)."""
+        data = self._next()
+        if data is None:
+            raise self._error(self._line + 1, "ends before its final state (truncated)")
+        if "final" in data:
+            if not isinstance(data["final"], dict):
+                raise self._error(self._line, "'final' must be an object")
+            self.final = data["final"]
+            end = self._next()
+            if end is None or end.get("end") is not True:
+                raise self._error(self._line + 1, "missing end line after the final state (truncated)")
+            return None
+        try:
+            outcome = Outcome.from_json(data["outcome"])
+            step = GoldenStep(seq=int(data["seq"]), conn=int(data["conn"]), op=str(data["op"]),
+                              sql=data.get("sql"), outcome=outcome, line=self._line,
+                              params_sha256=data.get("params_sha256"))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise self._error(self._line, f"malformed step ({type(exc).__name__}: {exc})") from None
+        return step
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> GoldenReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,288 @@
+"""Replay a trace against its golden (or rewrite the golden from the reference backend).
+
+Used by the collected trace items, the ``replay`` fixture and ``traceparity replay``
+alike, so all three report a divergence the same way: the first diverging step (seq,
+connection, SQL, expected vs actual, backend), then how many more.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..backends.base import Backend, BackendContext
+from ..backends.values import display
+from ..compare import Difference, compare_outcomes
+from ..divergences import DivergenceRegistry
+from ..trace.format import SQL_OPS, Event, TraceReader
+from ..trace.replayer import Replayer
+from .fingerprint import diff_content, diff_schemas
+from .store import (
+    GoldenError,
+    GoldenExtension,
+    GoldenHeader,
+    GoldenReader,
+    GoldenWriter,
+    file_sha256,
+    golden_path_for,
+    params_digest,
+    trace_name,
+    update_command,
+)
+
+MAX_LISTED = 10
+
+
+@dataclass
+class StepReport:
+    """One step that differed from the golden, with the registry's verdict."""
+
+    seq: int | str
+    conn: int | None
+    where: str
+    sql: str
+    params: str
+    expected: str
+    actual: str
+    differences: list[Difference]
+    status: str
+    message: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+    def describe(self, backend: str) -> str:
+        lines = [f"seq {self.seq}" + (f", conn {self.conn}" if self.conn is not None else "") + f" ({self.where})"]
+        if self.sql:
+            lines.append(f"  SQL:      {self.sql}")
+        if self.params:
+            lines.append(f"  params:   {self.params}")
+        if self.expected or self.actual:
+            lines.append(f"  expected: {self.expected}   (golden, from the reference backend)")
+            lines.append(f"  actual:   {self.actual}   ({backend})")
+        lines.extend(f"  {d}" for d in self.differences)
+        if self.status in ("fixed", "expired"):
+            lines.append(f"  {self.message}")
+        return "\n".join(lines)
+
+
+@dataclass
+class ReplayReport:
+    trace: Path
+    golden: Path
+    backend: str
+    steps: int = 0
+    failures: list[StepReport] = field(default_factory=list)
+    known: list[StepReport] = field(default_factory=list)
+    golden_status: str | None = None  # created / updated / unchanged (update mode)
+    served_by: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return trace_name(self.trace)
+
+    @property
+    def status(self) -> str:
+        """``passed``, ``failed`` or ``xfail`` (only known divergences were hit)."""
+        if self.failures:
+            return "failed"
+        return "xfail" if self.known else "passed"
+
+    def failure_message(self) -> str:
+        first, rest = self.failures[0], self.failures[1:]
+        lines = [
+            f"trace '{self.name}' diverges on {self.backend} from its golden {self.golden}",
+            f"first diverging step: {first.describe(self.backend)}",
+        ]
+        if rest:
+            listed = ", ".join(str(f.seq) for f in rest[:MAX_LISTED])
+            more = " ..." if len(rest) > MAX_LISTED else ""
+            lines.append(f"and {len(rest)} more step(s) diverge: seq {listed}{more}")
+        else:
+            lines.append("no other step diverges")
+        if self.known:
+            lines.append(f"({len(self.known)} step(s) differ in known ways: {self.xfail_reason()})")
+        lines.append(f"if the reference behaviour changed on purpose, review and run: {update_command(self.trace)}")
+        return "\n".join(lines)
+
+    def xfail_reason(self) -> str:
+        reasons: dict[str, list[str]] = {}
+        for step in self.known:
+            for reason in step.reasons:
+                reasons.setdefault(reason, []).append(str(step.seq))
+        parts = []
+        for reason, seqs in reasons.items():
+            shown = ", ".join(seqs[:5]) + (" ..." if len(seqs) > 5 else "")
+            parts.append(f"{reason} [seq {shown}]")
+        return "known divergence(s): " + "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trace": str(self.trace), "backend": self.backend, "status": self.status, "steps": self.steps,
+            "golden": str(self.golden), "golden_status": self.golden_status,
+            "failures": [{"seq": f.seq, "status": f.status, "differences": [str(d) for d in f.differences]}
+                         for f in self.failures],
+            "known": [{"seq": k.seq, "reasons": k.reasons} for k in self.known],
+        }
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _params_text(event: Event) -> str:
+    if event.op == "execute":
+        values = event.params
+        if isinstance(values, dict):
+            return _short("{" + ", ".join(f"{k}: {display(v)}" for k, v in values.items()) + "}")
+        return _short("[" + ", ".join(display(v) for v in values) + "]") if values else ""
+    if event.op == "executemany":
+        return f"{len(event.many or [])} parameter set(s)"
+    return ""
+
+
+def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, diffs: list[Difference],
+           make: Callable[[], StepReport]) -> None:
+    verdict = registry.judge(report.backend, subject, diffs)
+    if verdict.status == "same":
+        return
+    step = make()
+    step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
+    step.reasons = [e.reason for e in verdict.entries]
+    (report.known if verdict.status == "known" else report.failures).append(step)
+
+
+def verify_trace(
+    trace: Path,
+    backend: Backend,
+    make_context: Callable[[str], BackendContext],
+    registry: DivergenceRegistry,
+    *,
+    golden: Path | None = None,
+) -> ReplayReport:
+    """Replay ``trace`` on ``backend`` and compare every step and the final state to the golden."""
+    golden = golden or golden_path_for(trace)
+    report = ReplayReport(trace=trace, golden=golden, backend=backend.id)
+    name = report.name
+    reader = TraceReader(trace)
+    with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name) as replayer:
+        for event in reader:
+            want = expected.next_step()
+            if want is None or want.seq != event.seq or want.op != event.op or want.sql != event.sql:
+                raise GoldenError(_out_of_step(trace, golden, event, want))
+            outcome = replayer.step(event)
+            report.steps += 1
+            diffs: list[Difference] = []
+            if want.params_sha256 != params_digest(event):
+                diffs.append(Difference(
+                    "trace.params", "this step's parameters differ from those the golden was made with "
+                    "(the trace was edited or re-recorded after the golden)"))
+            if event.op in SQL_OPS:
+                diffs += compare_outcomes(want.outcome, outcome, sql=event.sql or "",
+                                          executemany=event.op == "executemany")
+            else:
+                diffs += compare_outcomes(want.outcome, outcome)
+
+            def make(event: Event = event, want_summary: str = want.outcome.summary(),
+                     got_summary: str = outcome.summary()) -> StepReport:
+                return StepReport(seq=event.seq, conn=event.conn, where=f"{trace}:{event.line}",
+                                  sql=_short(event.sql or event.short()), params=_params_text(event),
+                                  expected=want_summary, actual=got_summary, differences=[], status="")
+
+            _judge(report, registry, f"trace::{name}#{event.seq}", diffs, make)
+        extra = expected.next_step()
+        if extra is not None:
+            raise GoldenError(
+                f"{golden}:{extra.line}: golden has more steps than trace {trace} ({report.steps}); the trace "
+                f"and its golden are out of step; regenerate the golden with: {update_command(trace)}"
+            )
+        actual_final = replayer.final_state()
+        report.served_by = dict(replayer.served_by)
+        want_final = expected.final or {}
+        diffs = _final_differences(want_final, actual_final)
+
+        def make_final() -> StepReport:
+            return StepReport(seq="final", conn=None, where=f"final state of every database, {golden}",
+                              sql="", params="", expected="", actual="", differences=[], status="")
+
+        _judge(report, registry, f"trace::{name}#final", diffs, make_final)
+    return report
+
+
+def _final_differences(want: dict[str, Any], got: dict[str, Any]) -> list[Difference]:
+    diffs: list[Difference] = []
+    for db_id in sorted(set(want) | set(got)):
+        if db_id not in got or db_id not in want:
+            diffs.append(Difference("schema", f"database {db_id} is {'missing' if db_id not in got else 'extra'}"))
+            continue
+        w, g = want[db_id], got[db_id]
+        if w.get("schema_sha256") != g.get("schema_sha256"):
+            lines = diff_schemas(w.get("schema", {}), g.get("schema", {})) or ["schema fingerprint differs"]
+            diffs.extend(Difference("schema", f"{db_id}: {line}") for line in lines)
+        diffs.extend(Difference("content", f"{db_id}: {line}")
+                     for line in diff_content(w.get("content", {}), g.get("content", {})))
+    return diffs
+
+
+def _out_of_step(trace: Path, golden: Path, event: Event, want: Any) -> str:
+    if want is None:
+        got = "the golden has no more steps"
+    else:
+        got = f"the golden has seq {want.seq} {want.op} {_short(want.sql or '', 80)!r} at line {want.line}"
+    return (f"{trace}:{event.line}: trace and golden are out of step at seq {event.seq} "
+            f"({event.op} {_short(event.sql or '', 80)!r}), but {got} in {golden}; the trace changed since "
+            f"the golden was made: regenerate it with: {update_command(trace)}")
+
+
+def update_golden(
+    trace: Path,
+    backend: Backend,
+    make_context: Callable[[str], BackendContext],
+    *,
+    golden: Path | None = None,
+) -> ReplayReport:
+    """Rewrite the golden from ``backend`` (the caller ensures it is the reference)."""
+    golden = golden or golden_path_for(trace)
+    report = ReplayReport(trace=trace, golden=golden, backend=backend.id)
+    reader = TraceReader(trace)
+    existed = golden.exists()
+    header = GoldenHeader(trace=report.name, trace_sha256=file_sha256(trace), reference=backend.id)
+    changed = False
+    with Replayer(backend, make_context, report.name) as replayer:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        with _staged(golden) as (fh, result):
+            writer = GoldenWriter(fh, header)
+            for event in reader:
+                writer.step(event, replayer.step(event))
+                report.steps += 1
+            writer.final(replayer.final_state())
+        changed = result["changed"]
+        report.served_by = dict(replayer.served_by)
+    report.golden_status = ("updated" if existed else "created") if changed else "unchanged"
+    return report
+
+
+class _staged:
+    """Context manager yielding (file, result) that commits atomically on success."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.result: dict[str, bool] = {"changed": False}
+
+    def __enter__(self) -> tuple[Any, dict[str, bool]]:
+        import tempfile
+
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        self.fh = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+        return self.fh, self.result
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        try:
+            self.fh.close()
+            if exc_type is None:
+                self.result["changed"] = GoldenExtension.commit(Path(self.tmp), self.target)
+        finally:
+            if os.path.exists(self.tmp):
+                os.unlink(self.tmp)

@@ -1,0 +1,360 @@
+"""Trace format v1: JSON Lines, one header line, one event per line, one end line.
+
+Why a line format: traces of real workloads get large, so both sides stream; a diff of
+a re-recorded trace is reviewable line by line; a truncated file is detected by its
+missing end line. Values travel in the typed encoding of
+:mod:`pytest_traceparity.backends.values` so i64 beyond 2**53, blobs and non-finite
+floats survive JSON.
+
+::
+
+    {"format":"traceparity-trace","version":1,"source":{"command":[...]}}
+    {"seq":1,"conn":1,"op":"open","db":"db1","target":"app.db","driver":"sqlite3"}
+    {"seq":2,"conn":1,"op":"execute","sql":"INSERT INTO t VALUES (?)","params":[{"int":"1"}]}
+    {"seq":3,"conn":1,"op":"executemany","sql":"...","params":[[...],[...]]}
+    {"seq":4,"conn":1,"op":"begin","mode":"DEFERRED"}
+    {"seq":5,"conn":1,"op":"commit"}
+    {"end":true,"events":5}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ..backends.errors import TraceparityError
+from ..backends.values import SqlValue, decode_value, encode_params
+
+FORMAT = "traceparity-trace"
+VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+OPS = ("open", "execute", "executemany", "executescript", "begin", "commit", "rollback", "sync", "close")
+SQL_OPS = ("execute", "executemany", "executescript")
+BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+
+REGENERATE_HINT = "re-record it with: traceparity record -o FILE -- CMD ..."
+
+_EVENT_KEYS = {
+    "seq", "conn", "op", "db", "target", "driver", "sql", "params", "mode", "error",
+}
+
+
+class TraceFormatError(TraceparityError):
+    """A trace file that cannot be replayed; names the file, line and field."""
+
+    def __init__(self, path: str | os.PathLike[str], line: int | None, message: str, *,
+                 field_name: str | None = None, hint: str = REGENERATE_HINT) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field_name = field_name
+        self.hint = hint
+        where = f"{self.path}:{line}" if line is not None else self.path
+        what = f"field '{field_name}': " if field_name else ""
+        super().__init__(f"{where}: {what}{message}; {hint}")
+
+
+@dataclass
+class TraceHeader:
+    version: int = VERSION
+    source: dict[str, Any] = field(default_factory=dict)
+    recorded_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"format": FORMAT, "version": self.version, "source": self.source}
+        if self.recorded_at is not None:
+            data["recorded_at"] = self.recorded_at
+        return data
+
+
+@dataclass
+class Event:
+    """One recorded call. ``params`` is decoded; ``many`` holds executemany's batches."""
+
+    seq: int
+    conn: int
+    op: str
+    sql: str | None = None
+    params: tuple[SqlValue, ...] | dict[str, SqlValue] = ()
+    many: list[tuple[SqlValue, ...] | dict[str, SqlValue]] | None = None
+    db: str | None = None
+    target: str | None = None
+    driver: str | None = None
+    mode: str | None = None
+    error: dict[str, Any] | None = None
+    line: int = 0
+
+    def short(self, limit: int = 160) -> str:
+        """One line for messages: the SQL (or the op) trimmed to ``limit``."""
+        text = " ".join((self.sql or self.op.upper()).split())
+        if self.op == "begin":
+            text = f"BEGIN {self.mode or 'DEFERRED'} (implicit)"
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    """Canonical one-line JSON: fixed separators, non-ASCII kept, insertion order kept."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def event_json(seq: int, conn: int, op: str, **fields: Any) -> dict[str, Any]:
+    """An event object with its keys in the canonical order (seq, conn, op, then fields)."""
+    data: dict[str, Any] = {"seq": seq, "conn": conn, "op": op}
+    for key in ("db", "target", "driver", "key", "mode", "sql", "params", "error", "t"):
+        if fields.get(key) is not None:
+            data[key] = fields[key]
+    return data
+
+
+class TraceWriter:
+    """Streams a trace to a file; ``close()`` writes the end line that marks it complete."""
+
+    def __init__(self, target: str | os.PathLike[str] | IO[str], header: TraceHeader | None = None) -> None:
+        if isinstance(target, (str, os.PathLike)):
+            self.path: str | None = str(target)
+            self._fh: IO[str] = open(target, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+            self._owned = True
+        else:
+            self.path = getattr(target, "name", None)
+            self._fh = target
+            self._owned = False
+        self.count = 0
+        self.closed = False
+        self._fh.write(dumps((header or TraceHeader()).to_json()) + "\n")
+        self._fh.flush()
+
+    def write_event(self, op: str, conn: int, *, flush: bool = True, **fields: Any) -> int:
+        """Append one event (``params`` already typed-encoded); returns its seq."""
+        if op not in OPS:
+            raise ValueError(f"unknown trace op {op!r}; expected one of {', '.join(OPS)}")
+        self.count += 1
+        self._fh.write(dumps(event_json(self.count, conn, op, **fields)) + "\n")
+        if flush:
+            self._fh.flush()
+        return self.count
+
+    def write_raw(self, data: dict[str, Any]) -> None:
+        """Append an already-built event, renumbering its seq (used when merging parts)."""
+        self.count += 1
+        data = {"seq": self.count, **{k: v for k, v in data.items() if k != "seq"}}
+        self._fh.write(dumps(data) + "\n")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._fh.write(dumps({"end": True, "events": self.count}) + "\n")
+        self._fh.flush()
+        if self._owned:
+            self._fh.close()
+
+
+def encode_event_params(op: str, params: Any) -> Any:
+    if op == "executemany":
+        return [encode_params(p) for p in params]
+    return encode_params(params)
+
+
+class TraceReader:
+    """Streams and validates a trace: ``header`` on open, then events one line at a time.
+
+    Iterating raises :class:`TraceFormatError` at the first bad line, and at the end
+    when the end line is missing (a truncated or interrupted recording).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, require_end: bool = True) -> None:
+        self.path = Path(path)
+        self.require_end = require_end
+        self.header = self._read_header()
+        self.events_read = 0
+
+    def _fail(self, line: int | None, message: str, field_name: str | None = None) -> TraceFormatError:
+        return TraceFormatError(self.path, line, message, field_name=field_name)
+
+    def _open(self) -> IO[str]:
+        try:
+            return self.path.open("r", encoding="utf-8", newline="")
+        except FileNotFoundError:
+            raise TraceFormatError(self.path, None, "no such trace file",
+                                   hint="check the path (or --traces GLOB)") from None
+        except OSError as exc:
+            raise TraceFormatError(self.path, None, f"cannot read: {exc.strerror}",
+                                   hint="check the file's permissions") from None
+
+    def _parse(self, text: str, lineno: int) -> dict[str, Any]:
+        if not text.endswith("\n"):
+            raise self._fail(lineno, "the last line is incomplete (the trace is truncated)")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise self._fail(lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+        except UnicodeDecodeError:  # pragma: no cover - decoding happens while reading
+            raise self._fail(lineno, "not UTF-8 text") from None
+        if not isinstance(data, dict):
+            raise self._fail(lineno, f"expected a JSON object, got {type(data).__name__}")
+        return data
+
+    def _read_header(self) -> TraceHeader:
+        with self._open() as fh:
+            try:
+                first = fh.readline()
+            except UnicodeDecodeError:
+                raise self._fail(1, "not UTF-8 text (is this a trace file?)") from None
+        if not first:
+            raise self._fail(1, "empty file, expected a trace header line")
+        data = self._parse(first, 1)
+        if data.get("format") != FORMAT:
+            raise self._fail(1, f"expected {FORMAT!r}, got {data.get('format')!r} (is this a trace file?)",
+                             "format")
+        version = data.get("version")
+        if version not in SUPPORTED_VERSIONS:
+            raise TraceFormatError(
+                self.path, 1,
+                f"unknown trace format version {version!r}; this pytest-traceparity reads "
+                f"version(s) {', '.join(map(str, SUPPORTED_VERSIONS))}",
+                field_name="version",
+                hint="upgrade pytest-traceparity, or re-record the trace with this version",
+            )
+        source = data.get("source", {})
+        if not isinstance(source, dict):
+            raise self._fail(1, "must be an object", "source")
+        recorded_at = data.get("recorded_at")
+        if recorded_at is not None and not isinstance(recorded_at, str):
+            raise self._fail(1, "must be a string", "recorded_at")
+        return TraceHeader(version=version, source=source, recorded_at=recorded_at)
+
+    def __iter__(self) -> Iterator[Event]:
+        expected_seq = 1
+        opened: dict[int, str] = {}
+        closed: set[int] = set()
+        ended = False
+        with self._open() as fh:
+            lineno = 0
+            while True:
+                try:
+                    text = fh.readline()
+                except UnicodeDecodeError:
+                    raise self._fail(lineno + 1, "not UTF-8 text") from None
+                if not text:
+                    break
+                lineno += 1
+                if lineno == 1:
+                    continue
+                if ended:
+                    if text.strip():
+                        raise self._fail(lineno, "content after the end line")
+                    continue
+                if not text.strip():
+                    raise self._fail(lineno, "blank line inside the trace")
+                data = self._parse(text, lineno)
+                if "end" in data:
+                    count = data.get("events")
+                    if data.get("end") is not True or count != expected_seq - 1:
+                        raise self._fail(
+                            lineno, f"end line says {count!r} events but {expected_seq - 1} were read", "events"
+                        )
+                    ended = True
+                    continue
+                event = self._event(data, lineno, expected_seq, opened, closed)
+                expected_seq += 1
+                self.events_read += 1
+                yield event
+        if not ended and self.require_end:
+            raise self._fail(
+                lineno + 1 if lineno else None,
+                f"missing end line after {expected_seq - 1} event(s): the trace is truncated or "
+                "the recording was interrupted",
+            )
+
+    def _event(self, data: dict[str, Any], lineno: int, expected_seq: int,
+               opened: dict[int, str], closed: set[int]) -> Event:
+        unknown = set(data) - _EVENT_KEYS
+        if unknown:
+            raise self._fail(lineno, f"unknown key(s) {sorted(unknown)}", sorted(unknown)[0])
+        seq = data.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            raise self._fail(lineno, f"must be an integer, got {seq!r}", "seq")
+        if seq != expected_seq:
+            raise self._fail(lineno, f"expected {expected_seq} (events are numbered 1, 2, 3 ...), got {seq}",
+                             "seq")
+        conn = data.get("conn")
+        if not isinstance(conn, int) or isinstance(conn, bool) or conn < 1:
+            raise self._fail(lineno, f"must be a positive integer, got {conn!r}", "conn")
+        op = data.get("op")
+        if op not in OPS:
+            raise self._fail(lineno, f"unknown op {op!r}; expected one of {', '.join(OPS)}", "op")
+        event = Event(seq=seq, conn=conn, op=op, line=lineno)
+        if op == "open":
+            if conn in opened or conn in closed:
+                raise self._fail(lineno, f"connection {conn} is opened twice", "conn")
+            for key in ("db", "target", "driver"):
+                value = data.get(key)
+                if not isinstance(value, str) or not value:
+                    raise self._fail(lineno, "must be a non-empty string", key)
+            event.db, event.target, event.driver = data["db"], data["target"], data["driver"]
+            opened[conn] = event.db or ""
+            return event
+        if conn not in opened:
+            raise self._fail(lineno, f"connection {conn} is used before its 'open' event", "conn")
+        if conn in closed:
+            raise self._fail(lineno, f"connection {conn} is used after its 'close' event", "conn")
+        event.db = opened[conn]
+        if op == "close":
+            closed.add(conn)
+        if op in SQL_OPS:
+            sql = data.get("sql")
+            if not isinstance(sql, str):
+                raise self._fail(lineno, f"op {op!r} needs an SQL string", "sql")
+            event.sql = sql
+        elif "sql" in data:
+            raise self._fail(lineno, f"op {op!r} takes no SQL", "sql")
+        if op == "execute":
+            event.params = self._params(data.get("params", []), lineno, "params")
+        elif op == "executemany":
+            batches = data.get("params")
+            if not isinstance(batches, list):
+                raise self._fail(lineno, "executemany needs a list of parameter sets", "params")
+            event.many = [self._params(p, lineno, f"params[{i}]") for i, p in enumerate(batches)]
+        elif "params" in data:
+            raise self._fail(lineno, f"op {op!r} takes no params", "params")
+        if op == "begin":
+            mode = data.get("mode", "DEFERRED")
+            if mode not in BEGIN_MODES:
+                raise self._fail(lineno, f"must be one of {', '.join(BEGIN_MODES)}, got {mode!r}", "mode")
+            event.mode = mode
+        error = data.get("error")
+        if error is not None and not isinstance(error, dict):
+            raise self._fail(lineno, "must be an object", "error")
+        event.error = error
+        return event
+
+    def _params(self, raw: Any, lineno: int, where: str) -> tuple[SqlValue, ...] | dict[str, SqlValue]:
+        if isinstance(raw, list):
+            values = []
+            for index, item in enumerate(raw):
+                try:
+                    values.append(decode_value(item))
+                except (ValueError, TypeError) as exc:
+                    raise self._fail(lineno, str(exc), f"{where}[{index}]") from None
+            return tuple(values)
+        if isinstance(raw, dict):
+            named = {}
+            for key, item in raw.items():
+                try:
+                    named[key] = decode_value(item)
+                except (ValueError, TypeError) as exc:
+                    raise self._fail(lineno, str(exc), f"{where}.{key}") from None
+            return named
+        raise self._fail(lineno, f"must be a list or an object, got {type(raw).__name__}", where)
+
+
+def validate(path: str | os.PathLike[str]) -> int:
+    """Read a whole trace (streamed) and return its event count; raises on the first problem."""
+    reader = TraceReader(path)
+    for _ in reader:
+        pass
+    return reader.events_read

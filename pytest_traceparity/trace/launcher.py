@@ -1,0 +1,174 @@
+"""``traceparity record -o FILE -- CMD ...``: record a program with no change to its code.
+
+The child runs with a generated ``sitecustomize.py`` first on ``PYTHONPATH``; Python
+imports it at start-up, it installs the recorder (then chains to any other
+``sitecustomize``), and every Python process in the tree (``pytest -n`` workers,
+subprocesses) writes its own part file. When the child exits, the parts are merged
+into one trace in the order the calls happened (a monotonic stamp per event, stripped on
+merge), with connections and databases renumbered. No clock value reaches the trace.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..backends.errors import UsageError
+from .format import TraceHeader, TraceWriter
+from .recorder import ENV_BASE, ENV_DIR, ENV_REDACT, RedactionRule, unique_label
+
+ENV_PKG = "TRACEPARITY_RECORD_PKG"
+
+_SITECUSTOMIZE = '''\
+"""Installed by `traceparity record`: start the trace recorder in this process, then chain."""
+import os as _os
+import sys as _sys
+
+_here = _os.path.dirname(_os.path.abspath(__file__))
+try:
+    try:
+        from pytest_traceparity.trace.recorder import install_from_env as _install
+    except ImportError:
+        _sys.path.append(_os.environ.get("TRACEPARITY_RECORD_PKG", ""))
+        from pytest_traceparity.trace.recorder import install_from_env as _install
+    _install()
+except Exception as _exc:  # never break the program being recorded
+    _sys.stderr.write("traceparity record: recorder not installed in %s: %s\\n" % (_sys.executable, _exc))
+
+def _chain():
+    import importlib.util
+    for entry in list(_sys.path):
+        if not entry or _os.path.abspath(entry) == _here:
+            continue
+        candidate = _os.path.join(entry, "sitecustomize.py")
+        if _os.path.isfile(candidate):
+            spec = importlib.util.spec_from_file_location("_traceparity_chained_sitecustomize", candidate)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return
+
+_chain()
+'''
+
+
+@dataclass
+class MergeResult:
+    events: int
+    parts: int
+    incomplete: list[str]
+
+
+def child_env(parts_dir: Path, base_dir: Path, redact: Sequence[RedactionRule | str] = ()) -> dict[str, str]:
+    """The environment that makes a Python child (and its children) record into ``parts_dir``."""
+    boot = parts_dir / "boot"
+    boot.mkdir(parents=True, exist_ok=True)
+    (boot / "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(boot), env.get("PYTHONPATH", "")) if p)
+    env[ENV_DIR] = str(parts_dir)
+    env[ENV_BASE] = str(base_dir)
+    env[ENV_PKG] = str(Path(__file__).resolve().parents[2])
+    specs = [r if isinstance(r, str) else r.spec() for r in redact]
+    if specs:
+        env[ENV_REDACT] = "\x1f".join(specs)
+    return env
+
+
+class _Part:
+    """Streams one part's events (lenient: a killed process loses only its last line)."""
+
+    def __init__(self, index: int, path: Path) -> None:
+        self.index = index
+        self.path = path
+        self.complete = False
+
+    def __iter__(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        with self.path.open("r", encoding="utf-8") as fh:
+            fh.readline()
+            for position, text in enumerate(fh):
+                if not text.endswith("\n"):
+                    return
+                data = json.loads(text)
+                if "end" in data:
+                    self.complete = True
+                    return
+                yield int(data.pop("t", 0)), self.index, {**data, "_pos": position}
+
+
+def merge_parts(parts_dir: Path, out: Path, header: TraceHeader) -> MergeResult:
+    """Merge per-process parts into one trace, in the order the events happened.
+
+    Streams a k-way merge on each event's monotonic stamp; connection and database ids
+    are renumbered globally (one file path is one database across processes).
+    """
+    parts = [_Part(i, p) for i, p in enumerate(sorted(parts_dir.glob("part-*.jsonl")))]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    writer = TraceWriter(tmp, header)
+    conns: dict[tuple[int, int], int] = {}
+    dbs: dict[tuple[int, str], str] = {}
+    by_key: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    used: set[str] = set()
+    try:
+        for _, index, data in heapq.merge(*parts, key=lambda item: (item[0], item[1], item[2]["_pos"])):
+            del data["_pos"]
+            if data["op"] == "open":
+                conns[(index, data["conn"])] = len(conns) + 1
+                key = data.pop("key", None)
+                local = (index, data["db"])
+                if local not in dbs:
+                    if key is not None and key in by_key:
+                        dbs[local] = by_key[key]
+                    else:
+                        dbs[local] = f"db{len(labels) + 1}"
+                        labels[dbs[local]] = (unique_label(data["target"], used) if key is not None
+                                              else data["target"])
+                        if key is not None:
+                            by_key[key] = dbs[local]
+                data["db"] = dbs[local]
+                data["target"] = labels[dbs[local]]
+            data["conn"] = conns[(index, data["conn"])]
+            writer.write_raw(data)
+        writer.close()
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return MergeResult(events=writer.count, parts=len(parts),
+                       incomplete=[p.path.name for p in parts if not p.complete])
+
+
+def record(command: Sequence[str], out: Path, *, redact: Sequence[RedactionRule | str] = (),
+           cwd: Path | None = None, source: dict[str, Any] | None = None) -> tuple[int, MergeResult]:
+    """Run ``command`` recording every database call its Python processes make; returns (exit code, merge)."""
+    if not command:
+        raise UsageError("nothing to record: give the command after '--', e.g. "
+                         "traceparity record -o trace.jsonl -- python app.py")
+    workdir = Path(cwd or os.getcwd())
+    parts_dir = Path(tempfile.mkdtemp(prefix="traceparity-record-"))
+    try:
+        env = child_env(parts_dir, workdir, redact)
+        argv = list(command)
+        if argv[0] in ("python", "python3") and shutil.which(argv[0]) is None:
+            argv[0] = sys.executable
+        try:
+            code = subprocess.call(argv, cwd=workdir, env=env)
+        except FileNotFoundError:
+            raise UsageError(f"cannot run {command[0]!r}: no such program; check the command after '--'") from None
+        except PermissionError:
+            raise UsageError(f"cannot run {command[0]!r}: permission denied") from None
+        label = source or {"command": [Path(command[0]).name, *command[1:]]}
+        result = merge_parts(parts_dir, out, TraceHeader(source=label))
+        return code, result
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
