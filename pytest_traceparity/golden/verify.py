@@ -115,7 +115,7 @@ class ReplayReport:
         for reason, seqs in reasons.items():
             shown = ", ".join(seqs[:5]) + (" ..." if len(seqs) > 5 else "")
             parts.append(f"{reason} [seq {shown}]")
-        return "known divergence(s): " + "; ".join(parts)
+        return "\n".join(parts)  # one registry reason per line: the report counts them per line
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+_STEP_SUFFIX = re.compile(r"\s*\[seq [^\]]*\]$")  # trace items name the steps a reason covered
 OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
 FORMAT = "traceparity-report"
 VERSION = 1
@@ -53,8 +55,9 @@ class ParityReport:
         for item in self.items:
             if item.outcome == "xfailed" and item.reason:
                 for line in item.reason.splitlines():
-                    if line.strip():
-                        table.setdefault(item.backend, Counter())[line.strip()] += 1
+                    reason = _STEP_SUFFIX.sub("", line.strip())
+                    if reason:
+                        table.setdefault(item.backend, Counter())[reason] += 1
         return table
 
     def max_lag(self) -> dict[str, int]:
