@@ -60,7 +60,6 @@ from .base import (
     CAP_MULTI_CONNECTION,
     CAP_REMOTE,
     CAP_SYNC,
-    Backend,
     BackendContext,
     Connection,
     Database,
@@ -68,7 +67,7 @@ from .base import (
     safe_name,
 )
 from .errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
-from .libsql_local import DBAPIConnection, import_libsql, libsql_version
+from .libsql_local import DBAPIConnection, LibsqlClientBackend, import_libsql, libsql_version
 from .values import Result
 
 if TYPE_CHECKING:
@@ -446,17 +445,10 @@ class EmbeddedReplicaDatabase(Database):
             self.endpoint.drop_database(self.namespace)
 
 
-class EmbeddedReplicaBackend(Backend):
+class EmbeddedReplicaBackend(LibsqlClientBackend):
     id = BACKEND_ID
     description = "libsql.connect(path, sync_url=...) embedded replica of a sync-capable primary"
     capabilities = frozenset({CAP_FILE, CAP_SYNC, CAP_REMOTE, CAP_MULTI_CONNECTION})
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            import_libsql()
-        except BackendUnavailable as exc:
-            return str(exc)
-        return None
 
     def create_database(self, ctx: BackendContext) -> Database:
         mode = str(ctx.options.get("replica_sync") or "auto")

@@ -90,10 +90,8 @@ class LibsqlLocalDatabase(Database):
         return DBAPIConnection(libsql.connect(str(self.path), isolation_level=None), self.backend_id)
 
 
-class LibsqlLocalBackend(Backend):
-    id = "libsql-local"
-    description = "libsql.connect(path) on a local file"
-    capabilities = frozenset({CAP_FILE, CAP_MULTI_CONNECTION})
+class LibsqlClientBackend(Backend):
+    """Base of the backends that drive the ``libsql`` client: they run wherever it imports."""
 
     def unavailable_reason(self) -> str | None:
         try:
@@ -101,6 +99,12 @@ class LibsqlLocalBackend(Backend):
         except BackendUnavailable as exc:
             return str(exc)
         return None
+
+
+class LibsqlLocalBackend(LibsqlClientBackend):
+    id = "libsql-local"
+    description = "libsql.connect(path) on a local file"
+    capabilities = frozenset({CAP_FILE, CAP_MULTI_CONNECTION})
 
     def create_database(self, ctx: BackendContext) -> Database:
         ctx.workdir.mkdir(parents=True, exist_ok=True)

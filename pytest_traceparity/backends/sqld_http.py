@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from .base import CAP_MULTI_CONNECTION, CAP_REMOTE, Backend, BackendContext, Connection, Database, safe_name
+from .base import CAP_MULTI_CONNECTION, CAP_REMOTE, BackendContext, Connection, Database, safe_name
 from .errors import BackendUnavailable
-from .libsql_local import DBAPIConnection, import_libsql, libsql_version
+from .libsql_local import DBAPIConnection, LibsqlClientBackend, import_libsql, libsql_version
 
 if TYPE_CHECKING:
     from ..servers.launcher import SqldEndpoint
@@ -49,17 +49,10 @@ class SqldHttpDatabase(Database):
         self.endpoint.drop_database(self.namespace)
 
 
-class SqldHttpBackend(Backend):
+class SqldHttpBackend(LibsqlClientBackend):
     id = "sqld-http"
     description = 'libsql.connect("http://...") against sqld (or the traceparity stand-in)'
     capabilities = frozenset({CAP_REMOTE, CAP_MULTI_CONNECTION})
-
-    def unavailable_reason(self) -> str | None:
-        try:
-            import_libsql()
-        except BackendUnavailable as exc:
-            return str(exc)
-        return None
 
     def create_database(self, ctx: BackendContext) -> Database:
         from ..servers.launcher import ResetRefused, SqldUnavailable
