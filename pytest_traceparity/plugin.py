@@ -198,10 +198,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     backend = props.get("traceparity_backend")
     if backend is None:
         return
-    if report.when == "teardown" and "traceparity_info" in props:
+    facts = props.get("traceparity_info")
+    if report.when == "teardown" and isinstance(facts, dict):
         for record in reversed(_REPORT_RECORDS):
             if record.nodeid == report.nodeid:
-                record.info = dict(props["traceparity_info"])
+                record.info = dict(facts)
                 break
     if report.when == "call" or (report.when == "setup" and not report.passed) or (
         report.when == "teardown" and report.failed
