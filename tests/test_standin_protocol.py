@@ -456,3 +456,20 @@ def test_refused_statement_fails_whole_batch_and_sequence_before_running(ns: str
     for allowed in ("PRAGMA table_info(t)", "PRAGMA foreign_keys=OFF", "PRAGMA journal_mode",
                     "EXPLAIN QUERY PLAN SELECT * FROM t"):
         assert c.execute(allowed)["type"] == "ok", allowed
+
+
+def test_refuses_to_listen_beyond_loopback() -> None:
+    import subprocess
+    import sys
+
+    import pytest
+
+    from pytest_traceparity.servers.standin import StandinServer
+
+    with pytest.raises(ValueError, match="loopback addresses only"):
+        StandinServer("0.0.0.0", 0)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_traceparity.servers.standin", "--host", "192.0.2.1", "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2 and "loopback addresses only" in done.stderr and "Traceback" not in done.stderr

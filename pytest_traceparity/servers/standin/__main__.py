@@ -49,6 +49,9 @@ def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -
     except OSError as exc:
         print(f"traceparity serve: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except ValueError as exc:
+        print(f"traceparity serve: {exc}", file=sys.stderr)
+        return 2
     done = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -291,6 +291,16 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = do_PATCH = _handle
 
 
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``: the only places a test server may listen."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class StandinServer:
     """A protocol-faithful sqld stand-in on a background thread.
 
@@ -312,6 +322,11 @@ class StandinServer:
         extensions: Iterable[Callable[[StandinServer], None]] = (),
         load_sync: bool = True,
     ) -> None:
+        if not is_loopback(host):
+            raise ValueError(
+                f"the stand-in binds to loopback addresses only (127.0.0.1, ::1, localhost), not {host!r}: "
+                "it is a test fixture, not a server to expose"
+            )
         self.host = host
         self.requested_port = port
         self._own_dir = db_dir is None
