@@ -15,7 +15,7 @@ import pytest
 
 from . import hookspecs
 from .backends import builtin
-from .backends.errors import BackendUnavailable, UsageError
+from .backends.errors import BackendUnavailable, TraceparityError, UsageError
 from .backends.facade import DB, AsyncDB
 from .config import redact
 from .report import ItemRecord
@@ -295,10 +295,13 @@ def traceparity_backend(request: pytest.FixtureRequest) -> str:
 
 def _fresh_database(request: pytest.FixtureRequest, backend_id: str, state: TraceparityState, cls: Any) -> Any:
     backend = state.registry.get(backend_id)
+    problem = None
     try:
         database = cls(backend, state.new_context(request.node.nodeid))
-    except BackendUnavailable as exc:
-        pytest.fail(f"[{backend_id}] {exc}", pytrace=False)
+    except (BackendUnavailable, UsageError) as exc:
+        problem = f"[{backend_id}] {exc}"
+    if problem is not None:  # failing outside the except keeps the driver's traceback out of the report
+        pytest.fail(problem, pytrace=False)
     request.node.user_properties.append(("traceparity_served_by", database.served_by))
     return database
 
@@ -309,7 +312,7 @@ def db(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: Tr
     database: DB = _fresh_database(request, traceparity_backend, traceparity, DB)
     yield database
     _note_info(request, database.info)
-    database.close()
+    _fail_cleanly(traceparity_backend, "closing the test database", lambda: database.close())
 
 
 @pytest.fixture
@@ -318,7 +321,17 @@ def adb(request: pytest.FixtureRequest, traceparity_backend: str, traceparity: T
     database: AsyncDB = _fresh_database(request, traceparity_backend, traceparity, AsyncDB)
     yield database
     _note_info(request, database.database.info)
-    _run_in_fresh_loop(database.aclose)
+    _fail_cleanly(traceparity_backend, "closing the test database", lambda: _run_in_fresh_loop(database.aclose))
+
+
+def _fail_cleanly(backend_id: str, what: str, action: Any) -> None:
+    problem = None
+    try:
+        action()
+    except TraceparityError as exc:
+        problem = f"[{backend_id}] {what}: {exc}"
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
 
 
 def _note_info(request: pytest.FixtureRequest, info: Any) -> None:

@@ -46,6 +46,11 @@ class HarnessServices:
     def sqld_started(self) -> bool:
         return self._handle is not None
 
+    @property
+    def sqld_pid(self) -> int | None:
+        """pid of the sqld/stand-in process this harness started (``None`` for a URL or none yet)."""
+        return getattr(self._handle, "pid", None)
+
     def close(self) -> None:
         handle, self._handle = self._handle, None
         if handle is not None:

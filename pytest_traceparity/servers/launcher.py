@@ -38,17 +38,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ..backends.errors import BackendUnavailable
+
 STRATEGIES = ("auto", "binary", "docker", "url", "stand-in")
 DEFAULT_IMAGE = "ghcr.io/tursodatabase/libsql-server:latest"
 CONTAINER_LABEL = "pytest-traceparity"
 STANDIN_MARK = "traceparity-standin"
 
 
-class SqldUnavailable(RuntimeError):
+class SqldUnavailable(BackendUnavailable):
     """The requested way to get an sqld server cannot work here; the message says why."""
 
 
-class ResetRefused(RuntimeError):
+class ResetRefused(BackendUnavailable):
     """Refusing to wipe a database the harness did not create."""
 
 
@@ -154,6 +156,16 @@ class SqldEndpoint:
     admin_url: str | None = None
     owned: bool = True
     allow_reset: bool = False
+    # Says what happened to a server the harness started (exit code, log tail) when it stops answering.
+    diagnose: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    def _request(self, method: str, url: str, body: Any = None) -> tuple[int, bytes]:
+        try:
+            return _http(method, url, token=self.auth_token, body=body)
+        except (OSError, urllib.error.URLError) as exc:
+            reason = _redact(str(getattr(exc, "reason", exc)), self.auth_token)
+            hint = self.diagnose() if self.diagnose is not None else "is it still running?"
+            raise SqldUnavailable(f"{self.label} at {self.url} stopped answering ({reason}); {hint}") from None
 
     def url_for(self, name: str) -> str:
         """The URL the libsql client uses for namespace ``name``."""
@@ -169,14 +181,10 @@ class SqldEndpoint:
         """A fresh, empty database; returns the URL to connect to."""
         if self.supports_namespaces:
             assert self.admin_url is not None
-            status, body = _http(
-                "POST", f"{self.admin_url}/v1/namespaces/{name}/create", token=self.auth_token, body={}
-            )
+            status, body = self._request("POST", f"{self.admin_url}/v1/namespaces/{name}/create", body={})
             if status == 400 and b"already exists" in body:
                 self.drop_database(name)
-                status, body = _http(
-                    "POST", f"{self.admin_url}/v1/namespaces/{name}/create", token=self.auth_token, body={}
-                )
+                status, body = self._request("POST", f"{self.admin_url}/v1/namespaces/{name}/create", body={})
             if status != 200:
                 raise SqldUnavailable(
                     f"{self.label}: creating namespace {name!r} failed with HTTP {status}: "
@@ -196,7 +204,7 @@ class SqldEndpoint:
         if not self.supports_namespaces:
             return
         assert self.admin_url is not None
-        status, body = _http("DELETE", f"{self.admin_url}/v1/namespaces/{name}", token=self.auth_token)
+        status, body = self._request("DELETE", f"{self.admin_url}/v1/namespaces/{name}")
         if status not in (200, 404):
             raise SqldUnavailable(
                 f"{self.label}: deleting namespace {name!r} failed with HTTP {status}: "
@@ -205,11 +213,8 @@ class SqldEndpoint:
 
     def pipeline(self, requests: list[dict[str, Any]], url: str | None = None) -> list[dict[str, Any]]:
         """Run Hrana requests on a fresh stream (closed afterwards); raise on any error."""
-        status, body = _http(
-            "POST",
-            f"{url or self.url}/v2/pipeline",
-            token=self.auth_token,
-            body={"baton": None, "requests": [*requests, {"type": "close"}]},
+        status, body = self._request(
+            "POST", f"{url or self.url}/v2/pipeline", body={"baton": None, "requests": [*requests, {"type": "close"}]}
         )
         if status != 200:
             raise SqldUnavailable(
@@ -432,6 +437,7 @@ def start_binary(config: SqldConfig) -> SqldHandle:
         namespace_routing="path" if standin else ("host" if host_routing else "none"),
         admin_url=url if standin else (f"http://127.0.0.1:{admin_port}" if host_routing else None),
         owned=True,
+        diagnose=process_diagnosis(proc, f"sqld ({binary})", log_path),
     )
 
     def stop() -> None:
@@ -439,6 +445,22 @@ def start_binary(config: SqldConfig) -> SqldHandle:
         shutil.rmtree(work / "data.sqld", ignore_errors=True)
 
     return SqldHandle(endpoint, stop, log_path=log_path, pid=proc.pid)
+
+
+def process_diagnosis(proc: subprocess.Popen[bytes], what: str, log_path: Path) -> Callable[[], str]:
+    """Explains a silent server: has our child exited, with which code, and what did it log."""
+
+    def diagnose() -> str:
+        code = proc.poll()
+        if code is None:
+            return f"{what} (pid {proc.pid}) is still running; its log: {log_path}"
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        tail = _tail(log_path).strip()
+        return f"{what} (pid {proc.pid}) {how}; " + (
+            f"last lines of {log_path}:\n{tail}" if tail else f"its log {log_path} is empty"
+        )
+
+    return diagnose
 
 
 def start_standin(config: SqldConfig) -> SqldHandle:
@@ -475,6 +497,7 @@ def start_standin(config: SqldConfig) -> SqldHandle:
         namespace_routing="path",
         admin_url=url,
         owned=True,
+        diagnose=process_diagnosis(proc, "the stand-in process", log_path),
     )
 
     def stop() -> None:
