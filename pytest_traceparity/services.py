@@ -20,10 +20,14 @@ class HarnessServices:
         self.replica_settings = replica
         self.workdir = workdir
         self._handle: Any = None
+        self._failure: str | None = None  # a server that could not start is not retried per test
 
     def sqld(self) -> SqldEndpoint:
+        from .backends.errors import BackendUnavailable
+
+        if self._failure is not None:
+            raise BackendUnavailable(self._failure)
         if self._handle is None:
-            from .backends.errors import BackendUnavailable
             from .servers.launcher import ResetRefused, SqldConfig, SqldUnavailable, start_sqld
 
             settings = self.sqld_settings
@@ -39,7 +43,8 @@ class HarnessServices:
             try:
                 self._handle = start_sqld(config)
             except (SqldUnavailable, ResetRefused) as exc:
-                raise BackendUnavailable(f"sqld ({settings.strategy}): {exc}") from None
+                self._failure = f"sqld ({settings.strategy}): {exc}"
+                raise BackendUnavailable(self._failure) from None
         return self._handle.endpoint  # type: ignore[no-any-return]
 
     @property
