@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[backend_id] = measure(backend_id, services, root, args.repeat)
     finally:
         services.close()
+        shutil.rmtree(root, ignore_errors=True)
     missed = []
     print(f"{'backend':<20}" + "".join(f"{w:>22}" for w in WORKLOADS))
     for backend_id, timings in results.items():

@@ -181,6 +181,8 @@ def replay_main(argv: Sequence[str]) -> int:
 
 # -- fingerprint -------------------------------------------------------------------------
 def _open_sqlite(path: str, prog: str) -> sqlite3.Connection:
+    if os.path.isdir(path):
+        raise TraceparityError(f"{path}: is a directory; give an SQLite database file")
     if not os.path.isfile(path):
         raise FileNotFoundError(2, "no such database file", path)
     conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None)
@@ -266,7 +268,8 @@ def diff_main(argv: Sequence[str]) -> int:
         kinds = []
         for path in (args.a, args.b):
             if not os.path.isfile(path):
-                return _fail(prog, f"{path}: no such file")
+                problem = "is a directory" if os.path.isdir(path) else "no such file"
+                return _fail(prog, f"{path}: {problem}; give two database files, two goldens or two traces")
             kinds.append(_kind(path))
         if kinds[0] != kinds[1] or kinds[0] not in ("database", "golden", "trace"):
             return _fail(prog, f"cannot compare {args.a} ({kinds[0]}) with {args.b} ({kinds[1]}); give two "

@@ -250,6 +250,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for item in report.items:
         item.reason = redact(item.reason, token)
         item.served_by = redact(item.served_by, token)
+        item.info = {k: redact(v, token) if isinstance(v, str) else v for k, v in item.info.items()}
     if not report.items:
         return
     terminalreporter.write_sep("=", "traceparity parity matrix")
@@ -288,7 +289,10 @@ def traceparity_backend(request: pytest.FixtureRequest) -> str:
     """The id of the backend this test runs on (tests using it run once per backend)."""
     backend_id = getattr(request, "param", None)
     if backend_id is None:
-        pytest.skip("no backend selected for this test")
+        pytest.skip(
+            "traceparity_backend was requested dynamically (request.getfixturevalue), so it was not "
+            "parametrized over --backends; name traceparity_backend, db or adb as a test argument"
+        )
     request.node.user_properties.append(("traceparity_backend", str(backend_id)))
     return str(backend_id)
 

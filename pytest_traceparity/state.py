@@ -24,12 +24,20 @@ from .registry import DEFAULT_REFERENCE, BackendRegistry
 from .report import ParityReport
 from .services import HarnessServices
 
-try:  # pytest is optional for the core; only the stash key needs it
-    import pytest
+_STATE_KEY: Any = None
 
-    STATE_KEY: Any = pytest.StashKey["TraceparityState"]()
-except ImportError:  # pragma: no cover
-    STATE_KEY = object()
+
+def __getattr__(name: str) -> Any:
+    # ``STATE_KEY`` (the pytest stash key) is made on first use so that importing the core
+    # (the CLI, replay, verify) never imports pytest.
+    global _STATE_KEY
+    if name == "STATE_KEY":
+        if _STATE_KEY is None:
+            import pytest
+
+            _STATE_KEY = pytest.StashKey["TraceparityState"]()
+        return _STATE_KEY
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 DEFAULT_TRACES = "fixtures/traces/*.jsonl"
 
@@ -97,6 +105,10 @@ def build_state(
 
     from . import __version__
 
+    report_path = get("--traceparity-report")
+    if report_path and Path(report_path).suffix.lower() not in (".json", ".html"):
+        # Caught here, before the run: a CI job must not find out at the end that no report was written.
+        raise UsageError(f"--traceparity-report={report_path}: use a file name ending in .json or .html")
     report = ParityReport(
         reference=reference,
         backends=selected,
@@ -118,6 +130,6 @@ def build_state(
         workdir=workdir,
         update_golden=bool(get("--update-golden")),
         traces=get("--traces") or DEFAULT_TRACES,
-        report_path=get("--traceparity-report"),
+        report_path=report_path,
         conformance_cases=[Path(p) for p in (get("--conformance-cases") or "").split(os.pathsep) if p.strip()],
     )

@@ -157,6 +157,15 @@ def test_url_token_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ep.create_database("envns")  # would be 401 without the token
 
 
+def test_refused_token_says_what_to_set_and_never_shows_it(tmp_path: Path) -> None:
+    with StandinServer(db_dir=tmp_path, auth_token="right-token") as srv:
+        ep = start_sqld(SqldConfig(strategy="url", url=srv.url, auth_token="wrong-token")).endpoint
+        with pytest.raises(SqldUnavailable) as info:
+            ep.create_database("refused")
+    message = str(info.value)
+    assert "HTTP 401" in message and "set TURSO_AUTH_TOKEN (or --sqld-auth-token)" in message
+    assert "wrong-token" not in message and "right-token" not in message
+
 def test_url_unreachable_is_an_error() -> None:
     port = launcher.free_port()
     with pytest.raises(SqldUnavailable, match=rf"--sqld-url http://127.0.0.1:{port}: no answer"):

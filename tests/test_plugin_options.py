@@ -122,3 +122,15 @@ def test_backend_unavailable_is_an_error_not_a_skip(pytester: pytest.Pytester) -
     result = pytester.runpytest("--backends=broken")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*backend 'broken' was selected but cannot run here: the broken client*"])
+
+
+def test_dynamic_request_of_the_backend_fixture_says_why_it_skips(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_dyn(request):
+            request.getfixturevalue("traceparity_backend")
+        """
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*requested dynamically (request.getfixturevalue)*name traceparity_backend*"])

@@ -20,3 +20,15 @@ def test_mypy_clean() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_core_imports_without_pytest() -> None:
+    """The core (registry, replay, verify, launcher, CLI) must work where pytest is not imported."""
+    modules = ["registry", "state", "trace.replayer", "trace.recorder", "golden", "golden.verify",
+               "servers.launcher", "conformance_runner", "cli", "cli_trace"]
+    code = "import sys\n" + "".join(f"import pytest_traceparity.{m}\n" for m in modules) + (
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest', 'syrupy')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"importing the core pulled in: {done.stdout.strip()}"

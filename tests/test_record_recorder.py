@@ -199,3 +199,19 @@ def test_redaction_rule_parse() -> None:
     assert rule.params == (0, "email") and rule.sql == "UPDATE accounts SET email = :email"
     assert RedactionRule.parse(rule.spec()) == rule
     assert RedactionRule.parse("INSERT INTO secrets") == RedactionRule(sql="INSERT INTO secrets")
+
+
+def test_remote_url_credentials_never_reach_the_trace(tmp_path: Path) -> None:
+    """A libsql URL may carry ``?authToken=`` or user info; the trace keeps only scheme, host and path."""
+    from pytest_traceparity.trace.format import TraceWriter
+    from pytest_traceparity.trace.recorder import Recorder
+
+    trace = tmp_path / "t.jsonl"
+    writer = TraceWriter(trace)
+    rec = Recorder(writer, base_dir=str(tmp_path))
+    rec.open("libsql", "libsql://user:pw-secret@db.example.turso.io?authToken=tok-secret")
+    rec.open("libsql", "http://127.0.0.1:8080/?authToken=tok-secret")
+    writer.close()
+    text = trace.read_text()
+    assert "secret" not in text
+    assert "db.example.turso.io" in text and "127.0.0.1:8080" in text

@@ -59,11 +59,13 @@ def test_html_report_and_step_summary(pytester: pytest.Pytester, monkeypatch: py
     assert "| `libsql-local` |" in summary.read_text()
 
 
-def test_report_with_bad_suffix_is_reported_not_crashing(pytester: pytest.Pytester) -> None:
+def test_report_with_bad_suffix_is_a_usage_error_before_the_run(pytester: pytest.Pytester) -> None:
+    """Found at start-up, not after the run: a CI job must not pass without the report it asked for."""
     pytester.makepyfile("def test_ok(db): pass")
     result = pytester.runpytest("--traceparity-report=r.txt")
-    result.stdout.fnmatch_lines(["*could not write report*use a .json or .html file name*"])
-    assert result.ret == 0
+    result.stderr.fnmatch_lines(["*--traceparity-report=r.txt: use a file name ending in .json or .html*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "Traceback" not in result.stderr.str()
 
 
 def test_no_matrix_for_suites_without_backends(pytester: pytest.Pytester) -> None:

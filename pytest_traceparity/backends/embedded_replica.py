@@ -483,7 +483,7 @@ class EmbeddedReplicaBackend(LibsqlClientBackend):
         try:
             url = endpoint.create_database(namespace)
         except (ResetRefused, SqldUnavailable) as exc:
-            raise BackendUnavailable(f"{BACKEND_ID} on {endpoint.label}: {exc}") from None
+            raise BackendUnavailable(f"{BACKEND_ID}: {exc}") from None  # exc names the server
         try:
             probe_primary(url, endpoint.auth_token)
         except BackendUnavailable:

@@ -62,5 +62,5 @@ class SqldHttpBackend(LibsqlClientBackend):
         try:
             url = endpoint.create_database(namespace)
         except (ResetRefused, SqldUnavailable) as exc:
-            raise BackendUnavailable(f"sqld-http on {endpoint.label}: {exc}") from None
+            raise BackendUnavailable(f"sqld-http: {exc}") from None  # exc names the server
         return SqldHttpDatabase(endpoint, namespace, url, self.id)

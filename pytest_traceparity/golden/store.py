@@ -1,4 +1,4 @@
-"""Golden files: one per trace, shared by all backends, stored through a syrupy extension.
+"""Golden files: one per trace, shared by all backends (the syrupy extension is in :mod:`.extension`).
 
 A golden is JSON Lines like the trace it belongs to, so it streams and so its diff in a
 pull request shows exactly which step's result changed::
@@ -27,8 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-
-from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from ..backends.errors import TraceparityError
 from ..backends.values import encode_params
@@ -80,49 +78,39 @@ def params_digest(event: Event) -> str | None:
     return hashlib.sha256(dumps({"p": payload}).encode("utf-8")).hexdigest()[:16]
 
 
-class GoldenExtension(SingleFileSnapshotExtension):
-    """syrupy storage for goldens: text JSONL under ``fixtures/golden/``, atomic, write-if-changed.
+@contextlib.contextmanager
+def staging(target: Path) -> Iterator[IO[str]]:
+    """Write to a temporary file beside ``target``; on success replace it if it changed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        commit(Path(tmp), target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
-    The trace items use it directly (streamed writes through :meth:`commit`); a user's own
-    test can also ``snapshot.use_extension(GoldenExtension)`` for a golden-like JSONL file.
-    """
 
-    _write_mode = WriteMode.TEXT
-    file_extension = "golden.jsonl"
+def commit(tmp: Path, target: Path) -> bool:
+    """Replace ``target`` by ``tmp`` atomically unless identical; True when it changed."""
+    if target.exists() and filecmp.cmp(tmp, target, shallow=False):
+        return False
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return True
 
-    @classmethod
-    def write_snapshot_collection(cls, *, snapshot_collection: Any, name_order: Any = None) -> None:
-        filepath = Path(snapshot_collection.location)
-        data = next(iter(snapshot_collection)).data
-        if not isinstance(data, str):
-            raise TypeError(f"golden data must be text, got {type(data).__name__}")
-        with cls.staging(filepath) as fh:
-            fh.write(data)
 
-    @classmethod
-    @contextlib.contextmanager
-    def staging(cls, target: Path) -> Iterator[IO[str]]:
-        """Write to a temporary file beside ``target``; on success replace it if it changed."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                yield fh
-                fh.flush()
-                os.fsync(fh.fileno())
-            cls.commit(Path(tmp), target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+def __getattr__(name: str) -> Any:
+    # The syrupy extension lives apart because importing syrupy imports pytest; core code
+    # (replay, verify, the CLI) must not.
+    if name == "GoldenExtension":
+        from .extension import GoldenExtension
 
-    @staticmethod
-    def commit(tmp: Path, target: Path) -> bool:
-        """Replace ``target`` by ``tmp`` atomically unless identical; True when it changed."""
-        if target.exists() and filecmp.cmp(tmp, target, shallow=False):
-            return False
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        return True
+        return GoldenExtension
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass

@@ -22,10 +22,10 @@ from ..trace.replayer import Replayer
 from .fingerprint import diff_content, diff_schemas
 from .store import (
     GoldenError,
-    GoldenExtension,
     GoldenHeader,
     GoldenReader,
     GoldenWriter,
+    commit,
     file_sha256,
     golden_path_for,
     params_digest,
@@ -282,7 +282,7 @@ class _staged:
         try:
             self.fh.close()
             if exc_type is None:
-                self.result["changed"] = GoldenExtension.commit(Path(self.tmp), self.target)
+                self.result["changed"] = commit(Path(self.tmp), self.target)
         finally:
             if os.path.exists(self.tmp):
                 os.unlink(self.tmp)

@@ -20,13 +20,20 @@ def report_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     try:
         data = json.loads(args.report.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"the top level is a JSON {type(data).__name__}, not an object")
         report = ParityReport.from_json(data, str(args.report))
     except FileNotFoundError:
         print(f"traceparity report: {args.report} does not exist; create it with "
               "pytest --traceparity-report=PATH.json", file=sys.stderr)
         return 2
+    except IsADirectoryError:
+        print(f"traceparity report: {args.report} is a directory; give the JSON file written by "
+              "pytest --traceparity-report=PATH.json", file=sys.stderr)
+        return 2
     except (ValueError, TypeError) as exc:
-        print(f"traceparity report: {args.report}: cannot read it ({exc})", file=sys.stderr)
+        print(f"traceparity report: {args.report}: cannot read it ({exc}); give the JSON file written by "
+              "pytest --traceparity-report=PATH.json", file=sys.stderr)
         return 2
     if args.html:
         report.write(args.html)

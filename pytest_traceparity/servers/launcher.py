@@ -167,6 +167,14 @@ class SqldEndpoint:
             hint = self.diagnose() if self.diagnose is not None else "is it still running?"
             raise SqldUnavailable(f"{self.label} at {self.url} stopped answering ({reason}); {hint}") from None
 
+    def _refused(self, what: str, status: int, body: bytes) -> SqldUnavailable:
+        """An HTTP failure, with the auth hint when the server refused the token."""
+        text = _redact(body.decode("utf-8", "replace"), self.auth_token)[:300]
+        hint = ""
+        if status in (401, 403):
+            hint = "; set TURSO_AUTH_TOKEN (or --sqld-auth-token) to a token this server accepts"
+        return SqldUnavailable(f"{self.label}: {what} failed with HTTP {status}: {text}{hint}")
+
     def url_for(self, name: str) -> str:
         """The URL the libsql client uses for namespace ``name``."""
         if name == "default" or self.namespace_routing == "none":
@@ -186,10 +194,7 @@ class SqldEndpoint:
                 self.drop_database(name)
                 status, body = self._request("POST", f"{self.admin_url}/v1/namespaces/{name}/create", body={})
             if status != 200:
-                raise SqldUnavailable(
-                    f"{self.label}: creating namespace {name!r} failed with HTTP {status}: "
-                    f"{_redact(body.decode('utf-8', 'replace'), self.auth_token)[:300]}"
-                )
+                raise self._refused(f"creating namespace {name!r}", status, body)
             return self.url_for(name)
         if not (self.owned or self.allow_reset):
             raise ResetRefused(
@@ -206,10 +211,7 @@ class SqldEndpoint:
         assert self.admin_url is not None
         status, body = self._request("DELETE", f"{self.admin_url}/v1/namespaces/{name}")
         if status not in (200, 404):
-            raise SqldUnavailable(
-                f"{self.label}: deleting namespace {name!r} failed with HTTP {status}: "
-                f"{_redact(body.decode('utf-8', 'replace'), self.auth_token)[:300]}"
-            )
+            raise self._refused(f"deleting namespace {name!r}", status, body)
 
     def pipeline(self, requests: list[dict[str, Any]], url: str | None = None) -> list[dict[str, Any]]:
         """Run Hrana requests on a fresh stream (closed afterwards); raise on any error."""
@@ -217,10 +219,7 @@ class SqldEndpoint:
             "POST", f"{url or self.url}/v2/pipeline", body={"baton": None, "requests": [*requests, {"type": "close"}]}
         )
         if status != 200:
-            raise SqldUnavailable(
-                f"{self.label}: Hrana pipeline failed with HTTP {status}: "
-                f"{_redact(body.decode('utf-8', 'replace'), self.auth_token)[:300]}"
-            )
+            raise self._refused("Hrana pipeline", status, body)
         results = json.loads(body)["results"]
         for result in results:
             if result.get("type") != "ok":
@@ -651,8 +650,6 @@ def start_sqld(config: SqldConfig) -> SqldHandle:
         return use_url(config)
     if find_sqld(config) is not None:
         return start_binary(config)
-    try:
+    if docker_available():  # a daemon answers: a failure to start sqld there is an error, not a fallback
         return start_docker(config)
-    except SqldUnavailable:
-        pass
     return start_standin(config)

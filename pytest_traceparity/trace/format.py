@@ -181,6 +181,9 @@ class TraceReader:
         except FileNotFoundError:
             raise TraceFormatError(self.path, None, "no such trace file",
                                    hint="check the path (or --traces GLOB)") from None
+        except IsADirectoryError:
+            raise TraceFormatError(self.path, None, "is a directory, not a trace file",
+                                   hint="give a .jsonl trace file") from None
         except OSError as exc:
             raise TraceFormatError(self.path, None, f"cannot read: {exc.strerror}",
                                    hint="check the file's permissions") from None

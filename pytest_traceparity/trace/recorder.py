@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import types
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,9 @@ class Recorder:
         directory, or the base name, made unique when two files would share it.
         """
         text = os.fsdecode(database) if isinstance(database, (bytes, os.PathLike)) else str(database)
+        if "://" in text:  # a remote URL: its query (?authToken=...) and user info never reach the trace
+            parts = urllib.parse.urlsplit(text)
+            text = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
         path, memory = text, text in ("", ":memory:")
         if uri or text.startswith("file:"):
             body, _, query = text[len("file:"):].partition("?") if text.startswith("file:") else (text, "", "")

@@ -47,7 +47,11 @@ def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -
             log_requests=args.log_requests,
         ).start()
     except OSError as exc:
-        print(f"traceparity serve: {exc.strerror or exc}", file=sys.stderr)
+        if exc.filename:  # the database directory could not be created or opened
+            what = f"--db-dir {exc.filename}: {exc.strerror or exc}; give a writable directory"
+        else:  # the server's own message names the address and what to do
+            what = exc.strerror or str(exc)
+        print(f"traceparity serve: {what}", file=sys.stderr)
         return 2
     except ValueError as exc:
         print(f"traceparity serve: {exc}", file=sys.stderr)
