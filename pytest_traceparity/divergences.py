@@ -24,7 +24,7 @@ import fnmatch
 import re
 import sqlite3
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -146,6 +146,34 @@ def _describe(backend: str, subject: str, differences: Sequence[Difference]) -> 
     lines = [f"{subject} diverges on {backend} from the reference:"]
     lines.extend(f"  {d}" for d in differences)
     return "\n".join(lines)
+
+
+def marker_decision(
+    backend: str, args: Sequence[Any], kwargs: Mapping[str, Any], today: dt.date, *, where: str
+) -> tuple[str, str] | None:
+    """What ``@known_divergence(backend, reason, until=)`` means for one backend.
+
+    ``("xfail", reason)`` on a matching backend, ``("error", message)`` for a malformed or
+    expired marker, ``None`` when it does not concern this backend.
+    """
+    pattern = kwargs.get("backend", args[0] if args else None)
+    reason = kwargs.get("reason", args[1] if len(args) > 1 else None)
+    if not pattern or not reason:
+        return "error", f"{where}: known_divergence needs backend= and reason="
+    if not fnmatch.fnmatchcase(backend, str(pattern)):
+        return None
+    until = kwargs.get("until")
+    if until is not None:
+        try:
+            until_date = until if isinstance(until, dt.date) else dt.date.fromisoformat(str(until))
+        except ValueError:
+            return "error", f"{where}: known_divergence until={until!r} is not a YYYY-MM-DD date"
+        if today > until_date:
+            return "error", (
+                f"known divergence on {backend} expired on {until_date} ({reason}); re-check "
+                "the behaviour, then remove the marker or move 'until' forward"
+            )
+    return "xfail", f"known divergence on {backend}: {reason}"
 
 
 def parse_entries(raw: Any, origin: str) -> list[KnownDivergence]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fnmatch
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +16,8 @@ from . import hookspecs
 from .backends import builtin
 from .backends.errors import BackendUnavailable, TraceparityError, UsageError
 from .backends.facade import DB, AsyncDB
-from .config import redact
-from .report import ItemRecord
-from .report.render import render_markdown, render_terminal
+from .divergences import marker_decision
+from .report import collect
 from .state import STATE_KEY, TraceparityState, build_state
 from .trace.pytest_items import pytest_collect_file, replay  # noqa: F401  (trace items + `replay` fixture)
 
@@ -98,6 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-traceparity: {exc}") from None
     config.stash[STATE_KEY] = state
+    config.pluginmanager.register(_ReportHooks(state), "traceparity-report")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -164,110 +163,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if backend is None:
             continue
         for marker in item.iter_markers("known_divergence"):
-            pattern = marker.kwargs.get("backend", marker.args[0] if marker.args else None)
-            reason = marker.kwargs.get("reason", marker.args[1] if len(marker.args) > 1 else None)
-            if not pattern or not reason:
-                item.add_marker(pytest.mark.traceparity_error(
-                    f"{item.nodeid}: known_divergence needs backend= and reason="))
+            decision = marker_decision(backend, marker.args, marker.kwargs, today, where=item.nodeid)
+            if decision is None:
                 continue
-            if not fnmatch.fnmatchcase(backend, pattern):
-                continue
-            until = marker.kwargs.get("until")
-            if until is not None:
-                try:
-                    until_date = until if isinstance(until, dt.date) else dt.date.fromisoformat(str(until))
-                except ValueError:
-                    item.add_marker(pytest.mark.traceparity_error(
-                        f"{item.nodeid}: known_divergence until={until!r} is not a YYYY-MM-DD date"))
-                    continue
-                if today > until_date:
-                    item.add_marker(pytest.mark.traceparity_error(
-                        f"known divergence on {backend} expired on {until_date} ({reason}); re-check "
-                        "the behaviour, then remove the marker or move 'until' forward"))
-                    continue
-            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence on {backend}: {reason}"))
+            action, message = decision
+            if action == "xfail":
+                item.add_marker(pytest.mark.xfail(strict=True, reason=message))
+            else:
+                item.add_marker(pytest.mark.traceparity_error(message))
         for entry in state.divergences.matching(backend, item.nodeid):
             if entry.strict:
                 item.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence ({entry.origin}): "
                                                                        f"{entry.reason}"))
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Feed the parity report (runs in the xdist controller too; properties travel with reports)."""
-    props = dict(report.user_properties)
-    backend = props.get("traceparity_backend")
-    if backend is None:
-        return
-    facts = props.get("traceparity_info")
-    if report.when == "teardown" and isinstance(facts, dict):
-        for record in reversed(_REPORT_RECORDS):
-            if record.nodeid == report.nodeid:
-                record.info = dict(facts)
-                break
-    if report.when == "call" or (report.when == "setup" and not report.passed) or (
-        report.when == "teardown" and report.failed
-    ):
-        outcome: str = report.outcome
-        if report.when == "teardown" or (report.when == "setup" and report.failed):
-            outcome = "error"
-        reason = ""
-        if hasattr(report, "wasxfail"):
-            outcome = "xfailed" if report.skipped else "xpassed"
-            reason = str(report.wasxfail)
-        elif report.skipped and isinstance(report.longrepr, tuple):
-            reason = str(report.longrepr[2])
-        elif report.failed:
-            reason = _short_failure(report)
-        _REPORT_RECORDS.append(
-            ItemRecord(
-                nodeid=report.nodeid,
-                backend=str(backend),
-                outcome=outcome,
-                served_by=str(props.get("traceparity_served_by", "")),
-                reason=reason,
-                duration=round(report.duration, 4),
-            )
-        )
+class _ReportHooks:
+    """Feeds the session's parity report; registered per session so nothing leaks between runs."""
 
+    def __init__(self, state: TraceparityState) -> None:
+        self.state = state
 
-_REPORT_RECORDS: list[ItemRecord] = []
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        collect.absorb(self.state.report, report)
 
-
-def _short_failure(report: pytest.TestReport) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else str(report.longrepr)
-    return text[:2000]
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    state = config.stash.get(STATE_KEY, None)
-    if state is None or hasattr(config, "workerinput"):
-        return
-    report = state.report
-    report.items = [r for r in _REPORT_RECORDS if r.nodeid]
-    _REPORT_RECORDS.clear()
-    token = state.services.sqld_settings.auth_token
-    for item in report.items:
-        item.reason = redact(item.reason, token)
-        item.served_by = redact(item.served_by, token)
-        item.info = {k: redact(v, token) if isinstance(v, str) else v for k, v in item.info.items()}
-    if not report.items:
-        return
-    terminalreporter.write_sep("=", "traceparity parity matrix")
-    for line in render_terminal(report):
-        terminalreporter.write_line(line)
-    if state.report_path:
-        path = config.rootpath / state.report_path if not os.path.isabs(state.report_path) else state.report_path
-        try:
-            report.write(Path(path))
-        except (OSError, ValueError) as exc:
-            terminalreporter.write_line(f"traceparity: could not write report: {exc}", red=True)
-        else:
-            terminalreporter.write_line(f"traceparity: report written to {path}")
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(render_markdown(report))
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        if hasattr(config, "workerinput"):
+            return
+        state = self.state
+        path = None
+        if state.report_path:
+            path = Path(state.report_path)
+            path = path if path.is_absolute() else config.rootpath / path
+        lines = collect.finish(state.report, secrets=(state.services.sqld_settings.auth_token,), path=path)
+        if lines:
+            terminalreporter.write_sep("=", "traceparity parity matrix")
+            for line in lines:
+                terminalreporter.write_line(line)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
