@@ -34,6 +34,7 @@ class SqldSettings:
 class ReplicaSettings:
     sync: str = "auto"
     sync_url: str | None = None
+    offline: bool = False
 
     def __post_init__(self) -> None:
         if self.sync not in REPLICA_SYNC_MODES:

@@ -42,6 +42,8 @@ _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
      {"help": "when embedded-replica calls sync(): auto|after-write|before-read|manual (default: auto)"}),
     ("--conformance-cases", "traceparity_conformance_cases",
      {"help": "extra conformance case files or directories, separated by os.pathsep (the suite's own always run)"}),
+    ("--replica-offline", None, {"action": "store_true", "default": False,
+                                  "help": "embedded-replica writes locally and sync() pushes them (offline mode)"}),
     ("--sync-url", "traceparity_sync_url", {"help": "primary for embedded-replica (e.g. libsql://...); "
                                                      "default: the sqld server"}),
 )

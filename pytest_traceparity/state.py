@@ -63,9 +63,12 @@ class TraceparityState:
         unique = f"{safe_name(name, 40)}-{next(self._counter)}"
         workdir = self.workdir / unique
         workdir.mkdir(parents=True, exist_ok=True)
+        replica = self.services.replica_settings
         options = {
-            "replica_sync": self.services.replica_settings.sync,
-            "sync_url": self.services.replica_settings.sync_url,
+            "replica_sync": replica.sync,
+            "sync_url": replica.sync_url,
+            "replica_offline": replica.offline,
+            "sync_auth_token": self.services.sqld_settings.auth_token,
         }
         return BackendContext(workdir=workdir, name=unique, options=options, services=self.services)
 
@@ -97,7 +100,9 @@ def build_state(
         auth_token=get("--sqld-auth-token"),
         allow_reset=bool(get("--sqld-allow-reset")),
     )
-    replica = ReplicaSettings(sync=get("--replica-sync") or "auto", sync_url=get("--sync-url"))
+    replica = ReplicaSettings(
+        sync=get("--replica-sync") or "auto", sync_url=get("--sync-url"), offline=bool(get("--replica-offline"))
+    )
     workdir = Path(tempfile.mkdtemp(prefix="traceparity-", dir=basetemp))
     atexit.register(shutil.rmtree, workdir, True)
     import platform
