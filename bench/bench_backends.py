@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.backends.facade import DB
-from pytest_traceparity.config import ReplicaSettings, SqldSettings
+from pytest_traceparity.config import ReplicaSettings, sqld_config
 from pytest_traceparity.registry import DEFAULT_REFERENCE, standalone_registry
 from pytest_traceparity.services import HarnessServices
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     registry = standalone_registry()
     selected = registry.select(args.backends, DEFAULT_REFERENCE)
     root = Path(tempfile.mkdtemp(prefix="traceparity-bench-"))
-    services = HarnessServices(SqldSettings(strategy="stand-in"), ReplicaSettings(), root)
+    services = HarnessServices(sqld_config("stand-in"), ReplicaSettings(), root)
     try:
         reference = measure(DEFAULT_REFERENCE, services, root, args.repeat)
         results = {DEFAULT_REFERENCE: reference}

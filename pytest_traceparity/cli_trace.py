@@ -98,14 +98,13 @@ def _contexts(sqld: str | None = None, sqld_url: str | None = None,
               sync_url: str | None = None) -> Iterator[Callable[[str], BackendContext]]:
     """Fresh database contexts; an sqld server (for server backends) starts only if one asks."""
     from .backends.base import safe_name
-    from .config import ReplicaSettings, SqldSettings
+    from .config import ReplicaSettings, sqld_config
     from .services import HarnessServices
 
     root = Path(tempfile.mkdtemp(prefix="traceparity-replay-"))
     counter = itertools.count()
     replica = ReplicaSettings(sync_url=sync_url)
-    services = HarnessServices(SqldSettings(strategy=sqld or ("url" if sqld_url else "auto"), url=sqld_url),
-                               replica, root)
+    services = HarnessServices(sqld_config(sqld or ("url" if sqld_url else "auto"), url=sqld_url), replica, root)
 
     def make(name: str) -> BackendContext:
         unique = f"{safe_name(name, 40)}-{next(counter)}"

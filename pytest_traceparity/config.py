@@ -3,31 +3,43 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .backends.errors import UsageError
+
+if TYPE_CHECKING:
+    from .servers.launcher import SqldConfig
 
 SQLD_STRATEGIES = ("auto", "binary", "docker", "url", "stand-in")
 REPLICA_SYNC_MODES = ("auto", "after-write", "before-read", "manual")
 DEFAULT_SQLD_IMAGE = "ghcr.io/tursodatabase/libsql-server:latest"
 
 
-@dataclass
-class SqldSettings:
-    strategy: str = "auto"
-    binary: str | None = None
-    image: str = DEFAULT_SQLD_IMAGE
-    url: str | None = None
-    auth_token: str | None = field(default=None, repr=False)
-    allow_reset: bool = False
+def sqld_config(
+    strategy: str = "auto",
+    *,
+    binary: str | None = None,
+    image: str | None = None,
+    url: str | None = None,
+    auth_token: str | None = None,
+    allow_reset: bool = False,
+) -> SqldConfig:
+    """Validated launcher settings from user options (one line per mistake, naming the option)."""
+    from .servers.launcher import SqldConfig
 
-    def __post_init__(self) -> None:
-        if self.strategy not in SQLD_STRATEGIES:
-            raise UsageError(f"--sqld={self.strategy!r} is not one of: {', '.join(SQLD_STRATEGIES)}")
-        if self.strategy == "url" and not self.url:
-            raise UsageError("--sqld=url needs --sqld-url http://HOST:PORT")
-        if self.auth_token is None:
-            self.auth_token = os.environ.get("TURSO_AUTH_TOKEN") or None
+    if strategy not in SQLD_STRATEGIES:
+        raise UsageError(f"--sqld={strategy!r} is not one of: {', '.join(SQLD_STRATEGIES)}")
+    if strategy == "url" and not url:
+        raise UsageError("--sqld=url needs --sqld-url http://HOST:PORT")
+    return SqldConfig(
+        strategy=strategy,
+        sqld_bin=binary,
+        image=image or DEFAULT_SQLD_IMAGE,
+        url=url,
+        auth_token=auth_token or os.environ.get("TURSO_AUTH_TOKEN") or None,
+        allow_reset=allow_reset,
+    )
 
 
 @dataclass

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import ReplicaSettings, SqldSettings
+from .config import ReplicaSettings
 
 if TYPE_CHECKING:
-    from .servers.launcher import SqldEndpoint
+    from .servers.launcher import SqldConfig, SqldEndpoint
 
 
 class HarnessServices:
     """Owns the sqld endpoint for one process (one pytest worker or one CLI run)."""
 
-    def __init__(self, sqld: SqldSettings, replica: ReplicaSettings, workdir: Path) -> None:
+    def __init__(self, sqld: SqldConfig, replica: ReplicaSettings, workdir: Path) -> None:
         self.sqld_settings = sqld
         self.replica_settings = replica
         self.workdir = workdir
@@ -28,20 +29,13 @@ class HarnessServices:
         if self._failure is not None:
             raise BackendUnavailable(self._failure)
         if self._handle is None:
-            from .servers.launcher import ResetRefused, SqldConfig, SqldUnavailable, start_sqld
+            from .servers.launcher import ResetRefused, SqldUnavailable, start_sqld
 
             settings = self.sqld_settings
-            config = SqldConfig(
-                strategy=settings.strategy,
-                sqld_bin=settings.binary,
-                image=settings.image,
-                url=settings.url,
-                auth_token=settings.auth_token,
-                allow_reset=settings.allow_reset,
-                workdir=self.workdir / "sqld",
-            )
+            if settings.workdir is None:
+                settings = dataclasses.replace(settings, workdir=self.workdir / "sqld")
             try:
-                self._handle = start_sqld(config)
+                self._handle = start_sqld(settings)
             except (SqldUnavailable, ResetRefused) as exc:
                 self._failure = f"sqld ({settings.strategy}): {exc}"
                 raise BackendUnavailable(self._failure) from None

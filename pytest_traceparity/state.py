@@ -18,7 +18,7 @@ from typing import Any
 
 from .backends.base import BackendContext, safe_name
 from .backends.errors import UsageError
-from .config import ReplicaSettings, SqldSettings
+from .config import ReplicaSettings, sqld_config
 from .divergences import DivergenceRegistry, load_registry, project_settings
 from .registry import DEFAULT_REFERENCE, BackendRegistry
 from .report import ParityReport
@@ -92,10 +92,10 @@ def build_state(
         reason = registry.get(backend_id).unavailable_reason()
         if reason:
             raise UsageError(f"backend {backend_id!r} was selected but cannot run here: {reason}")
-    sqld = SqldSettings(
-        strategy=get("--sqld") or "auto",
+    sqld = sqld_config(
+        get("--sqld") or "auto",
         binary=get("--sqld-bin"),
-        image=get("--sqld-image") or SqldSettings.image,
+        image=get("--sqld-image"),
         url=get("--sqld-url"),
         auth_token=get("--sqld-auth-token"),
         allow_reset=bool(get("--sqld-allow-reset")),
