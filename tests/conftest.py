@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+
+from pytest_traceparity.servers import launcher
 
 pytest_plugins = ["pytester"]
 
@@ -11,3 +15,14 @@ def _inner_sessions_set_asyncio_loop_scope(request: pytest.FixtureRequest, monke
     if "pytester" in request.fixturenames:
         request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS; set ours afterwards
         monkeypatch.setenv("PYTEST_ADDOPTS", "-o asyncio_default_fixture_loop_scope=function")
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.SqldEndpoint]:
+    """A stand-in server process for one test module (stopped by its pid at module end)."""
+    config = launcher.SqldConfig(strategy="stand-in", workdir=tmp_path_factory.mktemp("standin"), env={})
+    handle = launcher.start_standin(config)
+    try:
+        yield handle.endpoint
+    finally:
+        handle.stop()

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,6 @@ class _Services:
 
     def sqld(self) -> launcher.SqldEndpoint:
         return self.endpoint
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.SqldEndpoint]:
-    config = launcher.SqldConfig(strategy="stand-in", workdir=tmp_path_factory.mktemp("standin"), env={})
-    handle = launcher.start_standin(config)
-    try:
-        yield handle.endpoint
-    finally:
-        handle.stop()
 
 
 def _make(tmp_path: Path, standin: launcher.SqldEndpoint, mode: str, **options: Any) -> EmbeddedReplicaDatabase:

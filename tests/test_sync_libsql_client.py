@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,6 @@ import pytest
 libsql = pytest.importorskip("libsql", reason="the libsql wheel is not installed; pip install libsql")
 
 from pytest_traceparity.servers import launcher  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[launcher.SqldEndpoint]:
-    config = launcher.SqldConfig(strategy="stand-in", workdir=tmp_path_factory.mktemp("standin"), env={})
-    handle = launcher.start_standin(config)
-    try:
-        yield handle.endpoint
-    finally:
-        handle.stop()
 
 
 @pytest.fixture
