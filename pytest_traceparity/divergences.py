@@ -11,6 +11,8 @@ Entries come from the package (facts about the built-in clients, e.g. libsql rai
     reason = "libsql 0.1.11 binds ints outside i32 as REAL"
     until = 2027-03-31                # optional: fails after this date so it gets re-checked
     reference_sqlite_below = "3.45.0" # optional: only while the stdlib SQLite is older than this
+    reference_sqlalchemy_below = "2.1" # optional: only while the installed SQLAlchemy is older
+    python_below = "3.11"             # optional: only on older Pythons (their sqlite3 module differs)
 
 An entry whose subjects are exact ids is *strict*: if the subject stops diverging the
 test fails, so the entry gets removed. A glob entry is a blanket rule; its use count is
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 import re
 import sqlite3
 import sys
@@ -51,6 +54,8 @@ class KnownDivergence:
     until: dt.date | None = None
     origin: str = "?"
     reference_sqlite_below: tuple[int, ...] | None = None
+    reference_sqlalchemy_below: tuple[int, ...] | None = None
+    python_below: tuple[int, ...] | None = None
 
     @property
     def backends(self) -> tuple[str, ...]:
@@ -63,6 +68,10 @@ class KnownDivergence:
     def applies_to(self, backend: str, subject: str) -> bool:
         if self.reference_sqlite_below is not None and sqlite3.sqlite_version_info >= self.reference_sqlite_below:
             return False
+        if self.reference_sqlalchemy_below is not None and _sqlalchemy_version() >= self.reference_sqlalchemy_below:
+            return False
+        if self.python_below is not None and sys.version_info[:3] >= self.python_below:
+            return False
         return any(fnmatch.fnmatchcase(backend, b) for b in self.backends) and any(
             _match(subject, s) for s in self.subjects
         )
@@ -72,6 +81,22 @@ class KnownDivergence:
 
     def expired(self, today: dt.date | None = None) -> bool:
         return self.until is not None and (today or dt.date.today()) > self.until
+
+
+@functools.lru_cache(maxsize=1)
+def _sqlalchemy_version() -> tuple[int, ...]:
+    """Installed SQLAlchemy as numbers (the reference backend's behaviour moved between 2.0 and 2.1)."""
+    from importlib import metadata
+
+    try:
+        text = metadata.version("sqlalchemy")
+    except metadata.PackageNotFoundError:
+        return (0,)
+    return _version_tuple(text)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3]) or (0,)
 
 
 def _match(subject: str, pattern: str) -> bool:
@@ -185,7 +210,10 @@ def parse_entries(raw: Any, origin: str) -> list[KnownDivergence]:
         where = f"{origin}: known_divergences[{index}]"
         if not isinstance(item, dict):
             raise UsageError(f"{where} must be a table")
-        unknown = set(item) - {"backend", "reason", "subjects", "aspects", "until", "reference_sqlite_below"}
+        unknown = set(item) - {
+            "backend", "reason", "subjects", "aspects", "until",
+            "reference_sqlite_below", "reference_sqlalchemy_below", "python_below",
+        }
         if unknown:
             raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}")
         if not isinstance(item.get("reason"), str) or not item["reason"].strip():
@@ -193,9 +221,13 @@ def parse_entries(raw: Any, origin: str) -> list[KnownDivergence]:
         if "backend" not in item:
             raise UsageError(f"{where}: 'backend' is required (an id, a glob, or a list of them)")
         backends = _str_tuple(item["backend"], f"{where}.backend")
+        for key in ("reference_sqlite_below", "reference_sqlalchemy_below", "python_below"):
+            bound = item.get(key)
+            if bound is not None and (not isinstance(bound, str) or not re.fullmatch(r"\d+(\.\d+)*", bound)):
+                raise UsageError(f"{where}: {key} must be a version string like \"3.45.0\"")
         below = item.get("reference_sqlite_below")
-        if below is not None and (not isinstance(below, str) or not re.fullmatch(r"\d+(\.\d+)*", below)):
-            raise UsageError(f"{where}: reference_sqlite_below must be a version string like \"3.45.0\"")
+        sa_below = item.get("reference_sqlalchemy_below")
+        py_below = item.get("python_below")
         until = item.get("until")
         if isinstance(until, str):
             try:
@@ -212,7 +244,9 @@ def parse_entries(raw: Any, origin: str) -> list[KnownDivergence]:
                 aspects=_str_tuple(item.get("aspects", ["*"]), f"{where}.aspects"),
                 until=until,
                 origin=f"{origin} #{index}",
-                reference_sqlite_below=tuple(int(p) for p in below.split(".")) if below else None,
+                reference_sqlite_below=_version_tuple(below) if below else None,
+                reference_sqlalchemy_below=_version_tuple(sa_below) if sa_below else None,
+                python_below=_version_tuple(py_below) if py_below else None,
             )
         )
     return entries

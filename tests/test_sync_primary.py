@@ -163,3 +163,25 @@ def test_push_body_must_be_whole_frames(primary) -> None:
     p, _w, _db = primary
     status, _, reply = p.handle("POST", "/sync/1/2/3", {}, b"\x00" * 100)
     assert status == 400 and "whole number" in json.loads(reply)["error"]
+
+
+def test_image_from_file_and_wal_equals_serialize(tmp_path: Path) -> None:
+    """The Python 3.10 path (no Connection.serialize) builds the same image from file + WAL."""
+    import sqlite3
+
+    from pytest_traceparity.servers.standin import wal
+
+    path = tmp_path / "db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t(a)")
+    conn.executemany("INSERT INTO t VALUES (?)", [(b"x" * 3000,) for _ in range(20)])
+    conn.execute("DELETE FROM t WHERE rowid > 5")
+    conn.execute("VACUUM")  # shrinks the database: a commit frame truncates the image
+    scan = wal.scan_wal(wal.read_file(Path(f"{path}-wal")))
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    built = wal.image_with_frames(wal.read_file(path), scan.frames, page_size)
+    if not hasattr(conn, "serialize"):
+        pytest.skip("Connection.serialize needs Python 3.11+; nothing to compare the built image with")
+    assert built == conn.serialize()

@@ -203,20 +203,28 @@ class SyncPrimary:
         """A consistent (database image, committed WAL) pair, taken under SQLite's write lock."""
         if self._push_owner == threading.get_ident():
             # inside a push: this thread already holds the write lock on self._conn
-            image = self._conn.serialize()
             scan = wal.scan_wal(wal.read_file(self.wal_path))
+            image = self._image(self._conn, scan)
         else:
             conn = sqlite3.connect(str(self.db_path), timeout=PUSH_LOCK_TIMEOUT, isolation_level=None)
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                image = conn.serialize()
                 scan = wal.scan_wal(wal.read_file(self.wal_path))
+                image = self._image(conn, scan)
                 conn.execute("ROLLBACK")
             finally:
                 conn.close()
         if not image:
             raise SyncProtocolError(500, f"sync primary {self.db_path}: the database is empty (0 pages)")
         return image, scan
+
+    def _image(self, conn: sqlite3.Connection, scan: wal.WalScan) -> bytes:
+        """The database image under ``conn``'s write lock (Python 3.10 has no ``serialize``)."""
+        serialize = getattr(conn, "serialize", None)
+        if serialize is not None:
+            return bytes(serialize())
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        return wal.image_with_frames(wal.read_file(self.db_path), scan.frames, page_size)
 
     def _start_first_generation(self) -> None:
         image, scan = self._snapshot_now()

@@ -252,6 +252,22 @@ def apply_frames(db_path: Path, frames: Iterable[Frame], page_size: int) -> None
                 fh.truncate(frame.size_after * page_size)
 
 
+def image_with_frames(db_image: bytes, frames: Iterable[Frame], page_size: int) -> bytes:
+    """The database as a reader sees it: the main file with the committed WAL frames applied.
+
+    Equals ``sqlite3.Connection.serialize()`` (Python 3.11+) taken in the same snapshot.
+    """
+    image = bytearray(db_image)
+    for frame in frames:
+        offset = (frame.pgno - 1) * page_size
+        if len(image) < offset + page_size:
+            image.extend(bytes(offset + page_size - len(image)))
+        image[offset:offset + page_size] = frame.page
+        if frame.is_commit:
+            del image[frame.size_after * page_size:]
+    return bytes(image)
+
+
 def iter_archive(path: Path, frame_size: int, start: int, stop: int) -> Iterator[bytes]:
     """Frames ``start``..``stop-1`` (1-based) of an archive file of back-to-back frames."""
     with open(path, "rb") as fh:
