@@ -2,7 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+# Imported once for the whole session: pytester's in-process runs restore sys.modules after
+# each inner session, and SQLAlchemy 2.0 (the newest on Python 3.10) breaks when imported twice.
+import aiosqlite  # noqa: F401
 import pytest
+import sqlalchemy.ext.asyncio  # noqa: F401
 
 from pytest_traceparity.servers import launcher
 
