@@ -360,8 +360,17 @@ def _sqlite_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
             rec, cid = getattr(conn, "_tp_recorder", None), getattr(conn, "_tp_conn", 0)
             if rec is None:
                 return super().executescript(sql_script)
-            return _run(rec, conn, cid, "executescript", sql_script, None,
-                        lambda: super(RecordingCursor, self).executescript(sql_script), script_commits=True)
+
+            def run_script() -> Any:
+                # Python 3.10's executescript() commits through conn.commit(); that commit is
+                # already recorded as the script's own (script_commits), so not twice.
+                conn._tp_in_script = True
+                try:
+                    return super(RecordingCursor, self).executescript(sql_script)
+                finally:
+                    conn._tp_in_script = False
+
+            return _run(rec, conn, cid, "executescript", sql_script, None, run_script, script_commits=True)
 
     RecordingCursor.__name__ = RecordingCursor.__qualname__ = f"Recording{base.__name__}"
     return RecordingCursor
@@ -393,7 +402,7 @@ def _sqlite_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Con
             return self.cursor().executescript(sql_script)
 
         def commit(self) -> None:
-            if self._tp_recorder is None:
+            if self._tp_recorder is None or getattr(self, "_tp_in_script", False):
                 super().commit()
             else:
                 _end(self._tp_recorder, self, self._tp_conn, "commit", super().commit)
