@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .backends.errors import UsageError
 
@@ -32,6 +33,9 @@ def sqld_config(
         raise UsageError(f"--sqld={strategy!r} is not one of: {', '.join(SQLD_STRATEGIES)}")
     if strategy == "url" and not url:
         raise UsageError("--sqld=url needs --sqld-url http://HOST:PORT")
+    if url:
+        url, url_token = split_token(url)
+        auth_token = auth_token or url_token
     return SqldConfig(
         strategy=strategy,
         sqld_bin=binary,
@@ -47,10 +51,38 @@ class ReplicaSettings:
     sync: str = "auto"
     sync_url: str | None = None
     offline: bool = False
+    sync_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.sync_url:
+            self.sync_url, self.sync_token = split_token(self.sync_url)
         if self.sync not in REPLICA_SYNC_MODES:
             raise UsageError(f"--replica-sync={self.sync!r} is not one of: {', '.join(REPLICA_SYNC_MODES)}")
+
+
+_TOKEN_KEYS = ("authToken", "auth_token", "jwt")
+
+
+def split_token(url: str) -> tuple[str, str | None]:
+    """Move a token out of a URL (``?authToken=...`` or ``user:TOKEN@``) so it is never printed.
+
+    libsql URLs may carry their token inline; the harness passes it as ``auth_token`` instead
+    and every label, error and report shows the URL without it.
+    """
+    parts = urlsplit(url)
+    token = None
+    query = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key in _TOKEN_KEYS:
+            token = token or value
+        else:
+            query.append((key, value))
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, netloc = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            token = token or userinfo.split(":", 1)[1] or None
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment)), token
 
 
 def redact(text: str, *secrets: str | None) -> str:

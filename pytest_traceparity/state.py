@@ -68,7 +68,7 @@ class TraceparityState:
             "replica_sync": replica.sync,
             "sync_url": replica.sync_url,
             "replica_offline": replica.offline,
-            "sync_auth_token": self.services.sqld_settings.auth_token,
+            "sync_auth_token": replica.sync_token or self.services.sqld_settings.auth_token,
         }
         return BackendContext(workdir=workdir, name=unique, options=options, services=self.services)
 
