@@ -196,7 +196,12 @@ class _ReportHooks:
         if state.report_path:
             path = Path(state.report_path)
             path = path if path.is_absolute() else config.rootpath / path
-        lines = collect.finish(state.report, secrets=(state.services.sqld_settings.auth_token,), path=path)
+        lines = collect.finish(
+            state.report,
+            secrets=(state.services.sqld_settings.auth_token,),
+            path=path,
+            blanket_reasons={e.reason for e in state.divergences.entries if not e.strict},
+        )
         if lines:
             terminalreporter.write_sep("=", "traceparity parity matrix")
             for line in lines:

@@ -85,3 +85,16 @@ def test_report_cli_renders_and_rejects(pytester: pytest.Pytester) -> None:
     (pytester.path / "bad.json").write_text('{"format": "other"}')
     bad = subprocess.run([*cli, str(pytester.path / "bad.json")], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a traceparity report" in bad.stderr
+
+
+def test_xfail_breakdown_separates_client_wide_from_specific() -> None:
+    from pytest_traceparity.report import ItemRecord, ParityReport
+    from pytest_traceparity.report.render import render_terminal
+
+    report = ParityReport(reference="ref", backends=["ref", "b"])
+    report.add(ItemRecord("t1", "b", "xfailed", reason="wide quirk"))
+    report.add(ItemRecord("t2", "b", "xfailed", reason="wide quirk\nspecific thing [seq 3]"))
+    report.add(ItemRecord("t3", "b", "passed"))
+    assert report.xfail_breakdown({"wide quirk"}) == {"b": (1, 1)}
+    text = "\n".join(render_terminal(report, {"wide quirk"}))
+    assert "b: 2 xfailed = 1 with case-specific divergences + 1 differing only by client-wide quirks" in text

@@ -57,7 +57,13 @@ def absorb(report: ParityReport, test_report: Any) -> None:
     )
 
 
-def finish(report: ParityReport, *, secrets: tuple[str | None, ...], path: Path | None) -> list[str]:
+def finish(
+    report: ParityReport,
+    *,
+    secrets: tuple[str | None, ...],
+    path: Path | None,
+    blanket_reasons: set[str] | None = None,
+) -> list[str]:
     """Redact, write the file and the GitHub step summary; returns the terminal lines."""
     for item in report.items:
         item.reason = redact(item.reason, *secrets)
@@ -65,7 +71,7 @@ def finish(report: ParityReport, *, secrets: tuple[str | None, ...], path: Path 
         item.info = {k: redact(v, *secrets) if isinstance(v, str) else v for k, v in item.info.items()}
     if not report.items:
         return []
-    lines = render_terminal(report)
+    lines = render_terminal(report, blanket_reasons)
     if path is not None:
         try:
             report.write(path)

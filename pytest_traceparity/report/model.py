@@ -69,6 +69,25 @@ class ParityReport:
                 lags[item.backend] = max(lags.get(item.backend, 0), lag)
         return lags
 
+    def xfail_breakdown(self, blanket_reasons: set[str]) -> dict[str, tuple[int, int]]:
+        """Per backend: (xfails explained by client-wide rules only, xfails with case-specific ones).
+
+        Client-wide rules (glob subjects, e.g. "rowcount after SELECT is a leftover") say the
+        rows, types and errors still matched; case-specific ones are the differences to read.
+        """
+        table: dict[str, tuple[int, int]] = {}
+        for item in self.items:
+            if item.outcome != "xfailed":
+                continue
+            reasons = {_STEP_SUFFIX.sub("", line.strip()) for line in item.reason.splitlines() if line.strip()}
+            wide, specific = table.get(item.backend, (0, 0))
+            if reasons and reasons <= blanket_reasons:
+                wide += 1
+            else:
+                specific += 1
+            table[item.backend] = (wide, specific)
+        return table
+
     def failures(self) -> list[ItemRecord]:
         return [i for i in self.items if i.outcome in ("failed", "error", "xpassed")]
 

@@ -9,7 +9,7 @@ from .model import ParityReport
 COLUMNS = ("passed", "failed", "xfailed", "skipped", "error", "xpassed")
 
 
-def render_terminal(report: ParityReport) -> list[str]:
+def render_terminal(report: ParityReport, blanket_reasons: set[str] | None = None) -> list[str]:
     counts = report.counts()
     if not counts:
         return []
@@ -21,6 +21,11 @@ def render_terminal(report: ParityReport) -> list[str]:
         label = "; ".join(served.get(backend, [])) or "-"
         lines.append(
             f"{backend:<{width}}" + "".join(f"{counter.get(c, 0):>9}" for c in COLUMNS) + f"   {label}{mark}"
+        )
+    for backend, (wide, specific) in report.xfail_breakdown(blanket_reasons or set()).items():
+        lines.append(
+            f"{backend}: {wide + specific} xfailed = {specific} with case-specific divergences + "
+            f"{wide} differing only by client-wide quirks (registry entries that cover every case)"
         )
     for backend, lag in report.max_lag().items():
         lines.append(f"{backend}: replication lag at test end, max {lag} frame(s) behind the primary")
