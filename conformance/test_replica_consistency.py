@@ -9,9 +9,7 @@ checked is what a replica may and may not show between syncs.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 
 from pytest_traceparity.backends.base import BackendContext, Connection
 from pytest_traceparity.backends.facade import DB
+from pytest_traceparity.servers.launcher import spawn_standin, terminate
 
 pytestmark = pytest.mark.backends("embedded-replica")
 
@@ -174,20 +173,8 @@ def test_script_writes_reach_the_primary(replica_db: tuple[DB, Any]) -> None:
         other.close()
 
 
-def _spawn_standin(db_dir: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRACEPARITY_STANDIN_AUTH_TOKEN"}
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0", "--db-dir", str(db_dir)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        pytest.fail(f"the stand-in did not start: {line!r}")
-    return proc, line.split()[-1]
+def _spawn_standin(db_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    return spawn_standin(db_dir, db_dir.parent / f"{db_dir.name}.log")
 
 
 def test_replicas_follow_a_primary_restart(
@@ -208,8 +195,7 @@ def test_replicas_follow_a_primary_restart(
         writer.close()
         reader.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        terminate(proc)
     proc, url2 = _spawn_standin(tmp_path / "primary")  # same data, new process (and port)
     try:
         first.sync_url = reader_db.sync_url = url2
@@ -223,5 +209,4 @@ def test_replicas_follow_a_primary_restart(
         writer.close()
         reader.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        terminate(proc)

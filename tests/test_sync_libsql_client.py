@@ -129,25 +129,12 @@ def test_checkpoint_starts_a_generation_replicas_follow(
     assert _info(tmp_path / "fresh.db")["generation"] == 2
 
 
-def _spawn_standin(db_dir: Path, token: str | None = None) -> tuple[subprocess.Popen[str], str]:
-    env = {k: v for k, v in os.environ.items() if k != "TRACEPARITY_STANDIN_AUTH_TOKEN"}
-    if token:
-        env["TRACEPARITY_STANDIN_AUTH_TOKEN"] = token
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0", "--db-dir", str(db_dir)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    return proc, line.split()[-1]
+def _spawn_standin(db_dir: Path, token: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    return launcher.spawn_standin(db_dir, db_dir.parent / f"{db_dir.name}.log", token)
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    proc.wait(timeout=10)
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    launcher.terminate(proc)
 
 
 def test_primary_restart_starts_a_generation_replicas_follow(tmp_path: Path) -> None:

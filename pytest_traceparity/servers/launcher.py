@@ -462,30 +462,39 @@ def process_diagnosis(proc: subprocess.Popen[bytes], what: str, log_path: Path) 
     return diagnose
 
 
-def start_standin(config: SqldConfig) -> SqldHandle:
-    """The stand-in in a child process (the libsql client holds the GIL while it waits)."""
-    work, _ = _workdir(config, "standin-")
-    log_path = work / "standin.log"
+def spawn_standin(
+    db_dir: Path, log_path: Path, token: str | None = None, timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a stand-in process serving ``db_dir``; returns it and its URL once it listens.
+
+    Reusing a ``db_dir`` restarts a primary on the same data (tests of generations rely on it).
+    """
     env = dict(os.environ)
-    token = config.token()
     env.pop("TRACEPARITY_STANDIN_AUTH_TOKEN", None)
     if token:
         env["TRACEPARITY_STANDIN_AUTH_TOKEN"] = token  # not on the command line (ps shows argv)
-    cmd = [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0",
-           "--db-dir", str(work / "db")]
+    cmd = [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0", "--db-dir", str(db_dir)]
     proc = spawn(cmd, log_path, env=env, stdout_pipe=True)
     assert proc.stdout is not None
     line_box: list[bytes] = []
     reader = threading.Thread(target=lambda: line_box.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
     reader.start()
-    reader.join(config.startup_timeout)
+    reader.join(timeout)
     line = line_box[0].decode("utf-8", "replace").strip() if line_box else ""
     if not line.startswith("listening on "):
         terminate(proc)
         raise SqldUnavailable(
             f"the traceparity stand-in did not start (said {line!r}); log {log_path}:\n{_tail(log_path)}"
         )
-    url = line.split()[-1]
+    return proc, line.split()[-1]
+
+
+def start_standin(config: SqldConfig) -> SqldHandle:
+    """The stand-in in a child process (the libsql client holds the GIL while it waits)."""
+    work, _ = _workdir(config, "standin-")
+    log_path = work / "standin.log"
+    token = config.token()
+    proc, url = spawn_standin(work / "db", log_path, token, config.startup_timeout)
     wait_healthy(url, config.startup_timeout)
     endpoint = SqldEndpoint(
         url=url,
