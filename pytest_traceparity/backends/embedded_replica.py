@@ -49,7 +49,6 @@ import os
 import re
 import urllib.error
 import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +67,7 @@ from .base import (
 )
 from .errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
 from .libsql_local import DBAPIConnection, LibsqlClientBackend, import_libsql, libsql_version
+from .sqld_http import fresh_namespace
 from .values import Result
 
 if TYPE_CHECKING:
@@ -476,14 +476,7 @@ class EmbeddedReplicaBackend(LibsqlClientBackend):
                 primary_label=f"{sync_url} (generation {pos.generation})",
                 clock=PrimaryClock(external=True),
             )
-        from ..servers.launcher import ResetRefused, SqldUnavailable
-
-        endpoint = ctx.services.sqld()
-        namespace = f"{safe_name(ctx.name, 40)}-{uuid.uuid4().hex[:8]}"
-        try:
-            url = endpoint.create_database(namespace)
-        except (ResetRefused, SqldUnavailable) as exc:
-            raise BackendUnavailable(f"{BACKEND_ID}: {exc}") from None  # exc names the server
+        endpoint, namespace, url = fresh_namespace(ctx, BACKEND_ID)
         try:
             probe_primary(url, endpoint.auth_token)
         except BackendUnavailable:

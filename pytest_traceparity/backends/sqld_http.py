@@ -55,12 +55,18 @@ class SqldHttpBackend(LibsqlClientBackend):
     capabilities = frozenset({CAP_REMOTE, CAP_MULTI_CONNECTION})
 
     def create_database(self, ctx: BackendContext) -> Database:
-        from ..servers.launcher import ResetRefused, SqldUnavailable
-
-        endpoint = ctx.services.sqld()
-        namespace = f"{safe_name(ctx.name, 40)}-{uuid.uuid4().hex[:8]}"
-        try:
-            url = endpoint.create_database(namespace)
-        except (ResetRefused, SqldUnavailable) as exc:
-            raise BackendUnavailable(f"sqld-http: {exc}") from None  # exc names the server
+        endpoint, namespace, url = fresh_namespace(ctx, self.id)
         return SqldHttpDatabase(endpoint, namespace, url, self.id)
+
+
+def fresh_namespace(ctx: BackendContext, backend_id: str) -> tuple[SqldEndpoint, str, str]:
+    """A new, empty database on the session's sqld: (endpoint, namespace, URL to connect to)."""
+    from ..servers.launcher import ResetRefused, SqldUnavailable
+
+    endpoint = ctx.services.sqld()
+    namespace = f"{safe_name(ctx.name, 40)}-{uuid.uuid4().hex[:8]}"
+    try:
+        url = endpoint.create_database(namespace)
+    except (ResetRefused, SqldUnavailable) as exc:
+        raise BackendUnavailable(f"{backend_id}: {exc}") from None  # exc names the server
+    return endpoint, namespace, url
