@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..backends.values import Result, encode_value
@@ -144,14 +144,23 @@ def diff_schemas(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
         want, got = expected.get(section, {}), actual.get(section, {})
         label = {"tables": "table", "virtual_tables": "virtual table", "indexes": "index", "views": "view",
                  "triggers": "trigger"}[section]
-        for name in sorted(set(want) | set(got)):
-            if name not in got:
-                lines.append(f"{label} {name!r} is missing")
-            elif name not in want:
-                lines.append(f"{label} {name!r} is unexpected")
-            elif want[name] != got[name]:
-                lines.append(f"{label} {name!r} differs: {_what_differs(want[name], got[name])}")
+        for name, how, w, g in _differences_by_name(want, got):
+            if how == "differs":
+                lines.append(f"{label} {name!r} differs: {_what_differs(w, g)}")
+            else:
+                lines.append(f"{label} {name!r} is {how}")
     return lines
+
+
+def _differences_by_name(want: dict[str, Any], got: dict[str, Any]) -> Iterator[tuple[str, str, Any, Any]]:
+    """``(name, "missing" | "unexpected" | "differs", expected, actual)`` for every name that differs."""
+    for name in sorted(set(want) | set(got)):
+        if name not in got:
+            yield name, "missing", want[name], None
+        elif name not in want:
+            yield name, "unexpected", None, got[name]
+        elif want[name] != got[name]:
+            yield name, "differs", want[name], got[name]
 
 
 def _what_differs(want: dict[str, Any], got: dict[str, Any]) -> str:
@@ -159,15 +168,12 @@ def _what_differs(want: dict[str, Any], got: dict[str, Any]) -> str:
     if "columns" in want and want.get("columns") != got.get("columns"):
         wc = {c["name"]: c for c in want["columns"]}
         gc = {c["name"]: c for c in got.get("columns", [])}
-        for col in sorted(set(wc) | set(gc)):
-            if col not in gc:
-                parts.append(f"column {col!r} missing")
-            elif col not in wc:
-                parts.append(f"column {col!r} unexpected")
-            elif wc[col] != gc[col]:
-                fields = [f"{k} {wc[col].get(k)!r} != {gc[col].get(k)!r}" for k in wc[col] if wc[col].get(k) !=
-                          gc[col].get(k)]
+        for col, how, w, g in _differences_by_name(wc, gc):
+            if how == "differs":
+                fields = [f"{k} {w.get(k)!r} != {g.get(k)!r}" for k in w if w.get(k) != g.get(k)]
                 parts.append(f"column {col!r} ({', '.join(fields)})")
+            else:
+                parts.append(f"column {col!r} {how}")
         if not parts:
             parts.append("column order")
     for key in sorted(set(want) | set(got)):
@@ -178,12 +184,9 @@ def _what_differs(want: dict[str, Any], got: dict[str, Any]) -> str:
 
 def diff_content(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     lines = []
-    for name in sorted(set(expected) | set(actual)):
-        want, got = expected.get(name), actual.get(name)
-        if want == got:
-            continue
-        if want is None or got is None:
-            lines.append(f"table {name!r} content is {'unexpected' if want is None else 'missing'}")
+    for name, how, want, got in _differences_by_name(expected, actual):
+        if how != "differs":
+            lines.append(f"table {name!r} content is {how}")
         elif want["rows"] != got["rows"]:
             lines.append(f"table {name!r} has {got['rows']} row(s), expected {want['rows']}")
         else:
