@@ -39,9 +39,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..backends.errors import BackendUnavailable
+from ..config import DEFAULT_SQLD_IMAGE, SQLD_STRATEGIES, redact
 
-STRATEGIES = ("auto", "binary", "docker", "url", "stand-in")
-DEFAULT_IMAGE = "ghcr.io/tursodatabase/libsql-server:latest"
+STRATEGIES = SQLD_STRATEGIES
+DEFAULT_IMAGE = DEFAULT_SQLD_IMAGE
 CONTAINER_LABEL = "pytest-traceparity"
 STANDIN_MARK = "traceparity-standin"
 
@@ -79,10 +80,6 @@ def _http(
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
-
-
-def _redact(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
 
 
 def wait_healthy(url: str, timeout: float, *, alive: Callable[[], str | None] | None = None) -> None:
@@ -163,13 +160,13 @@ class SqldEndpoint:
         try:
             return _http(method, url, token=self.auth_token, body=body)
         except (OSError, urllib.error.URLError) as exc:
-            reason = _redact(str(getattr(exc, "reason", exc)), self.auth_token)
+            reason = redact(str(getattr(exc, "reason", exc)), self.auth_token)
             hint = self.diagnose() if self.diagnose is not None else "is it still running?"
             raise SqldUnavailable(f"{self.label} at {self.url} stopped answering ({reason}); {hint}") from None
 
     def _refused(self, what: str, status: int, body: bytes) -> SqldUnavailable:
         """An HTTP failure, with the auth hint when the server refused the token."""
-        text = _redact(body.decode("utf-8", "replace"), self.auth_token)[:300]
+        text = redact(body.decode("utf-8", "replace"), self.auth_token)[:300]
         hint = ""
         if status in (401, 403):
             hint = "; set TURSO_AUTH_TOKEN (or --sqld-auth-token) to a token this server accepts"
