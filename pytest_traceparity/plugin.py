@@ -17,6 +17,8 @@ from .backends import builtin
 from .backends.errors import BackendUnavailable, TraceparityError, UsageError
 from .backends.facade import DB, AsyncDB
 from .divergences import marker_decision
+from .redirect import pytest_glue as redirect_glue
+from .redirect.pytest_glue import adbapi, dbapi  # noqa: F401  (fixtures)
 from .report import collect
 from .state import STATE_KEY, TraceparityState, build_state
 from .trace.pytest_items import pytest_collect_file, replay  # noqa: F401  (trace items + `replay` fixture)
@@ -46,6 +48,12 @@ _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
                                   "help": "embedded-replica writes locally and sync() pushes them (offline mode)"}),
     ("--sync-url", "traceparity_sync_url", {"help": "primary for embedded-replica (e.g. libsql://...); "
                                                      "default: the sqld server"}),
+    ("--traceparity-redirect", None, {"action": "store_true", "default": False,
+                                      "help": "run every test once per backend, routing sqlite3.connect, "
+                                              "aiosqlite.connect and SQLAlchemy sqlite engines to it"}),
+    ("--traceparity-compare", None, {"action": "store_true", "default": False,
+                                     "help": "compare every statement a test runs on a backend with the "
+                                             "reference backend (redirected connections, dbapi, adbapi)"}),
 )
 
 
@@ -59,6 +67,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(flag, dest=_dest(flag), **kwargs)
         if ini:
             parser.addini(ini, help=f"default for {flag}", default=None)
+
+
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    redirect_glue.load_early(early_config)
 
 
 def _dest(flag: str) -> str:
@@ -99,10 +111,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-traceparity: {exc}") from None
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(_ReportHooks(state), "traceparity-report")
+    redirect_glue.configure(config, state, redirect=bool(option(config, "--traceparity-redirect")),
+                            compare=bool(option(config, "--traceparity-compare")))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE_KEY, None)
+    redirect_glue.unconfigure()
     if state is not None:
         state.close()
 
@@ -119,7 +134,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "traceparity_backend" not in metafunc.fixturenames:
+    if "traceparity_backend" not in metafunc.fixturenames and not redirect_glue.parametrize_unchanged(metafunc):
         return
     state = _state(metafunc.config)
     allowed: list[str] | None = None

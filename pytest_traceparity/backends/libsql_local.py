@@ -6,9 +6,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .base import CAP_FILE, CAP_MULTI_CONNECTION, Backend, BackendContext, Connection, Database, Params
+from .base import CAP_FILE, CAP_MULTI_CONNECTION, Backend, BackendContext, Connection, Database
+from .dbapi import DBAPIConnection  # re-exported: it lived here before backends/dbapi.py
 from .errors import BackendUnavailable
-from .values import Result
+
+__all__ = ["DBAPIConnection", "LibsqlClientBackend", "LibsqlLocalBackend", "import_libsql", "libsql_version"]
 
 
 def libsql_version() -> str:
@@ -27,48 +29,6 @@ def import_libsql() -> Any:
             f"the 'libsql' package is not importable ({exc}); install it with: pip install libsql"
         ) from exc
     return libsql
-
-
-class DBAPIConnection(Connection):
-    """Adapter for DB-API-like clients (``libsql``, ``sqlite3``) in autocommit mode."""
-
-    def __init__(self, raw: Any, backend_id: str) -> None:
-        self.raw = raw
-        self.backend_id = backend_id
-
-    def _execute(self, sql: str, params: Params) -> Result:
-        cursor = self.raw.execute(sql, params)
-        try:
-            return self._result(cursor)
-        finally:
-            cursor.close()
-
-    def _executemany(self, sql: str, batch: list[Params]) -> Result:
-        cursor = self.raw.executemany(sql, batch)
-        try:
-            return self._result(cursor)
-        finally:
-            cursor.close()
-
-    def _executescript(self, script: str) -> None:
-        self.raw.executescript(script)
-
-    def _in_transaction(self) -> bool:
-        return bool(self.raw.in_transaction)
-
-    def _close(self) -> None:
-        self.raw.close()
-
-    @staticmethod
-    def _result(cursor: Any) -> Result:
-        description = cursor.description or ()
-        rows = [tuple(row) for row in cursor.fetchall()] if description else []
-        return Result(
-            columns=tuple(d[0] for d in description),
-            rows=rows,
-            rowcount=cursor.rowcount,
-            lastrowid=cursor.lastrowid,
-        )
 
 
 class LibsqlLocalDatabase(Database):

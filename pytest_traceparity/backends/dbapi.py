@@ -1,0 +1,522 @@
+"""PEP 249 in both directions.
+
+* :class:`DBAPIConnection` adapts a DB-API-like client (``libsql``, ``sqlite3``) to our
+  :class:`~pytest_traceparity.backends.base.Connection` interface (autocommit).
+* :class:`Sqlite3Connection` goes the other way: it puts a ``sqlite3``-shaped connection
+  (cursors, ``fetch*``, ``description``, ``row_factory``, ``isolation_level`` with implicit
+  ``BEGIN`` before DML, ``with conn:``) on top of any backend's ``Connection``, so code written
+  for ``sqlite3`` runs unchanged on every backend (the ``dbapi`` fixture and redirect mode).
+
+Errors are the backend's own: the facade re-raises the exception the driver raised
+(``sqlite3.IntegrityError`` on the reference, ``ValueError`` from libsql), because code that
+catches ``sqlite3.IntegrityError`` really does break on a backend that raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sqlite3
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from .base import Connection, Params
+from .errors import DatabaseError
+from .values import Result
+
+# -- backend Connection adapter for DB-API clients ---------------------------------------
+
+
+class DBAPIConnection(Connection):
+    """Adapter for DB-API-like clients (``libsql``, ``sqlite3``) in autocommit mode."""
+
+    def __init__(self, raw: Any, backend_id: str) -> None:
+        self.raw = raw
+        self.backend_id = backend_id
+
+    def _execute(self, sql: str, params: Params) -> Result:
+        cursor = self.raw.execute(sql, params)
+        try:
+            return self._result(cursor)
+        finally:
+            cursor.close()
+
+    def _executemany(self, sql: str, batch: list[Params]) -> Result:
+        cursor = self.raw.executemany(sql, batch)
+        try:
+            return self._result(cursor)
+        finally:
+            cursor.close()
+
+    def _executescript(self, script: str) -> None:
+        self.raw.executescript(script)
+
+    def _in_transaction(self) -> bool:
+        return bool(self.raw.in_transaction)
+
+    def _close(self) -> None:
+        self.raw.close()
+
+    @staticmethod
+    def _result(cursor: Any) -> Result:
+        description = cursor.description or ()
+        rows = [tuple(row) for row in cursor.fetchall()] if description else []
+        return Result(
+            columns=tuple(d[0] for d in description),
+            rows=rows,
+            rowcount=cursor.rowcount,
+            lastrowid=cursor.lastrowid,
+        )
+
+
+# -- the sqlite3-shaped facade -------------------------------------------------------------
+
+
+class SQLConnection(Protocol):
+    """What the facade needs from a backend connection (``Connection`` and its shadowed twin)."""
+
+    backend_id: str
+
+    def execute(self, sql: str, params: Params = ()) -> Result: ...
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Result: ...
+
+    def executescript(self, script: str) -> None: ...
+
+    def begin(self, mode: str = "DEFERRED") -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+_LEVELS = ("", "DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
+_DML = re.compile(r"(insert|update|delete|replace)\b", re.IGNORECASE)
+
+# sqlite3.Connection features that run Python inside the SQLite library: no backend can.
+_IN_PROCESS_ONLY = (
+    "create_aggregate", "create_collation", "create_window_function", "set_authorizer", "enable_load_extension",
+    "load_extension", "backup", "iterdump", "blobopen", "serialize", "deserialize", "getlimit", "setlimit",
+    "interrupt",
+)
+
+
+def is_dml(sql: str) -> bool:
+    """sqlite3's rule for an implicit BEGIN: the first keyword is INSERT/UPDATE/DELETE/REPLACE."""
+    match = _LEADING_NOISE.match(sql)
+    rest = sql[match.end():] if match else sql
+    return bool(_DML.match(rest))
+
+
+def adapt(value: Any) -> Any:
+    """What ``sqlite3`` binds for ``value``: registered adapters and ``__conform__`` applied."""
+    if value is None or isinstance(value, (int, float, str, bytes)):
+        return value
+    adapter = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
+    if adapter is not None:
+        return adapter(value)
+    conform = getattr(value, "__conform__", None)
+    if conform is not None:
+        adapted = conform(sqlite3.PrepareProtocol)
+        if adapted is not None:
+            return adapted
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    return value  # the backend decides (and its error is the one the caller would get)
+
+
+def adapt_params(params: Any) -> Params:
+    if params is None:
+        return ()
+    if isinstance(params, dict):
+        return {k: adapt(v) for k, v in params.items()}
+    if isinstance(params, (str, bytes)):
+        raise sqlite3.ProgrammingError("parameters are of unsupported type")
+    if hasattr(params, "keys") and hasattr(params, "__getitem__") and not isinstance(params, sqlite3.Row):
+        return {k: adapt(params[k]) for k in params.keys()}  # noqa: SIM118 - a mapping-like, not a dict
+    return tuple(adapt(v) for v in params)
+
+
+def reraise(exc: DatabaseError) -> BaseException:
+    """The exception the caller would have seen from the backend's own client."""
+    original = exc.original
+    orig = getattr(original, "orig", None)  # SQLAlchemy wraps the driver's error
+    if isinstance(orig, BaseException):
+        original = orig
+    if original is None:
+        return sqlite3.NotSupportedError(str(exc))
+    if exc.dbapi_class == type(original).__name__ and not isinstance(original, sqlite3.Error):
+        original.add_note(
+            f"[traceparity] raised by backend {exc.backend!r} (error kind {exc.kind}); sqlite3 raises a "
+            "sqlite3.Error subclass here, so code catching sqlite3 exceptions will not catch this"
+        )
+    return original
+
+
+class Sqlite3Cursor:
+    """A ``sqlite3.Cursor`` look-alike; results are fetched whole by the backend, then served."""
+
+    def __init__(self, connection: Sqlite3Connection) -> None:
+        self.connection = connection
+        self.arraysize = 1
+        self.row_factory: Any = connection.row_factory
+        self.description: tuple[tuple[Any, ...], ...] | None = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self._rows: list[tuple[Any, ...]] = []
+        self._pos = 0
+        self._closed = False
+        self._row_shaper: Any = None
+
+    # -- statements ---------------------------------------------------------------------
+    def execute(self, sql: str, parameters: Any = (), /) -> Sqlite3Cursor:
+        conn = self._check()
+        params = adapt_params(parameters)
+        conn._begin_if_needed(sql)
+        self._take(conn._run(lambda c: c.execute(sql, params)))
+        return self
+
+    def executemany(self, sql: str, seq_of_parameters: Iterable[Any], /) -> Sqlite3Cursor:
+        conn = self._check()
+        batch = [adapt_params(p) for p in seq_of_parameters]
+        conn._begin_if_needed(sql)
+        result = conn._run(lambda c: c.executemany(sql, batch))
+        self._take(Result(rowcount=result.rowcount, lastrowid=result.lastrowid))
+        return self
+
+    def executescript(self, sql_script: str, /) -> Sqlite3Cursor:
+        conn = self._check()
+        if conn.in_transaction:
+            conn._run(lambda c: c.commit())
+        conn._run(lambda c: c.executescript(sql_script))
+        self._take(Result())
+        return self
+
+    def _take(self, result: Result) -> None:
+        self.description = tuple((name, None, None, None, None, None, None) for name in result.columns) or None
+        self._rows, self._pos, self._row_shaper = list(result.rows), 0, None
+        self.rowcount = result.rowcount
+        self.lastrowid = result.lastrowid
+
+    # -- fetching -------------------------------------------------------------------------
+    def fetchone(self) -> Any:
+        self._check()
+        if self._pos >= len(self._rows):
+            return None
+        row = self._rows[self._pos]
+        self._pos += 1
+        return self._shape(row)
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        count = self.arraysize if size is None else size
+        out = []
+        for _ in range(max(count, 0)):
+            row = self.fetchone()
+            if row is None:
+                break
+            out.append(row)
+        return out
+
+    def fetchall(self) -> list[Any]:
+        self._check()
+        rest, self._pos = self._rows[self._pos:], len(self._rows)
+        return [self._shape(row) for row in rest]
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        row = self.fetchone()
+        if row is None:
+            raise StopIteration
+        return row
+
+    def _shape(self, row: tuple[Any, ...]) -> Any:
+        text_factory = self.connection.text_factory
+        if text_factory is not str:
+            row = tuple(text_factory(v.encode("utf-8")) if isinstance(v, str) else v for v in row)
+        factory = self.row_factory
+        if factory is None:
+            return row
+        if factory is sqlite3.Row:
+            return sqlite3.Row(self._row_template(), row)
+        return factory(self, row)
+
+    def _row_template(self) -> sqlite3.Cursor:
+        """A real ``sqlite3.Cursor`` whose description matches, so rows are genuine ``sqlite3.Row``.
+
+        ``sqlite3.Row`` only accepts a ``sqlite3.Cursor``; this private in-memory cursor only
+        lends its column names (``SELECT NULL AS "name"``), the values are the backend's.
+        """
+        if self._row_shaper is None:
+            names = [d[0] for d in self.description or ()]
+            columns = ", ".join('NULL AS "' + str(n).replace('"', '""') + '"' for n in names) or "NULL"
+            self._row_shaper = self.connection._shaper().execute(f"SELECT {columns}")
+        return self._row_shaper  # type: ignore[no-any-return]
+
+    # -- the rest of PEP 249 ----------------------------------------------------------------
+    def close(self) -> None:
+        self._closed = True
+        self._rows = []
+
+    def setinputsizes(self, sizes: Any) -> None:
+        """PEP 249 no-op, as in sqlite3."""
+
+    def setoutputsize(self, size: Any, column: Any = None) -> None:
+        """PEP 249 no-op, as in sqlite3."""
+
+    def __enter__(self) -> Sqlite3Cursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self) -> Sqlite3Connection:
+        if self._closed:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed cursor.")
+        self.connection._check()
+        return self.connection
+
+
+class Sqlite3Connection:
+    """A ``sqlite3.Connection`` look-alike over one backend connection.
+
+    ``isolation_level`` works as in sqlite3 (3.11 and the 3.12+ legacy mode): ``None`` is
+    autocommit; otherwise a ``BEGIN <level>`` is issued before INSERT/UPDATE/DELETE/REPLACE
+    when no transaction is open, ``commit()``/``rollback()`` end it, ``executescript``
+    commits first, ``with conn:`` commits or rolls back (and does not close).
+    """
+
+    Warning = sqlite3.Warning
+    Error = sqlite3.Error
+    InterfaceError = sqlite3.InterfaceError
+    DatabaseError = sqlite3.DatabaseError
+    DataError = sqlite3.DataError
+    OperationalError = sqlite3.OperationalError
+    IntegrityError = sqlite3.IntegrityError
+    InternalError = sqlite3.InternalError
+    ProgrammingError = sqlite3.ProgrammingError
+    NotSupportedError = sqlite3.NotSupportedError
+
+    def __init__(self, conn: SQLConnection, *, isolation_level: str | None = "", label: str = "") -> None:
+        self._conn: SQLConnection | None = conn
+        self.backend_id = conn.backend_id
+        self.label = label
+        self.row_factory: Any = None
+        self.text_factory: Any = str
+        self._isolation_level = _check_level(isolation_level)
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._row_shaper_conn: sqlite3.Connection | None = None
+        self.closed_because: str | None = None
+
+    # -- sqlite3 API ---------------------------------------------------------------------
+    def cursor(self, factory: Any = None) -> Any:
+        self._check()
+        if factory is None or factory is Sqlite3Cursor:
+            return Sqlite3Cursor(self)
+        if isinstance(factory, type) and issubclass(factory, sqlite3.Cursor):
+            raise sqlite3.NotSupportedError(
+                f"cursor(factory={factory.__name__}): a sqlite3.Cursor subclass needs a real SQLite handle, "
+                f"and this connection runs on backend {self.backend_id!r}; subclass nothing, or run this test "
+                "without --traceparity-redirect"
+            )
+        return factory(self)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Sqlite3Cursor:
+        return Sqlite3Cursor(self).execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Sqlite3Cursor:
+        return Sqlite3Cursor(self).executemany(sql, parameters)
+
+    def executescript(self, sql_script: str, /) -> Sqlite3Cursor:
+        return Sqlite3Cursor(self).executescript(sql_script)
+
+    def commit(self) -> None:
+        self._check()
+        if self.in_transaction:
+            self._run(lambda c: c.commit())
+
+    def rollback(self) -> None:
+        self._check()
+        if self.in_transaction:
+            self._run(lambda c: c.rollback())
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        shaper, self._row_shaper_conn = self._row_shaper_conn, None
+        if shaper is not None:
+            shaper.close()
+        if conn is not None:
+            self._run_on(conn, lambda c: c.close())
+
+    @property
+    def in_transaction(self) -> bool:
+        conn = self._check()
+        try:
+            return conn.in_transaction
+        except DatabaseError as exc:
+            raise reraise(exc) from None
+
+    @property
+    def isolation_level(self) -> str | None:
+        return self._isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        level = _check_level(value)
+        if level is None and self._conn is not None and self.in_transaction:
+            self._run(lambda c: c.commit())  # sqlite3 commits a pending transaction here
+        self._isolation_level = level
+
+    @property
+    def total_changes(self) -> int:
+        return int(self._run(lambda c: c.execute("SELECT total_changes()")).scalar() or 0)
+
+    def create_function(self, name: str, narg: int, func: Callable[..., Any] | None, **kwargs: Any) -> None:
+        """Kept, never run: a backend cannot call Python; a statement using it fails there by name.
+
+        (SQLAlchemy registers ``regexp``/``floor`` on every sqlite connection, so refusing here
+        would break every engine; the backend's "no such function" names it when it is used.)
+        """
+        self._check()
+        if func is None:
+            self._functions.pop(name.lower(), None)
+        else:
+            self._functions[name.lower()] = func
+
+    def set_trace_callback(self, callback: Any) -> None:
+        self._only_none("set_trace_callback", callback)
+
+    def set_progress_handler(self, handler: Any, n: int = 0) -> None:
+        self._only_none("set_progress_handler", handler)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _IN_PROCESS_ONLY:
+            raise sqlite3.NotSupportedError(_in_process_message(f"Connection.{name}()", self.backend_id))
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {name!r}")
+
+    def __enter__(self) -> Sqlite3Connection:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        if exc_type is None:
+            try:
+                self.commit()
+            except BaseException:
+                self.rollback()
+                raise
+        else:
+            self.rollback()
+
+    def __repr__(self) -> str:
+        return f"<traceparity sqlite3-shaped connection to {self.label or '?'} on {self.backend_id}>"
+
+    # -- internals ---------------------------------------------------------------------------
+    def _check(self) -> SQLConnection:
+        if self._conn is None:
+            raise sqlite3.ProgrammingError(self.closed_because or "Cannot operate on a closed database.")
+        return self._conn
+
+    def _run(self, fn: Callable[[SQLConnection], Any]) -> Any:
+        return self._run_on(self._check(), fn)
+
+    def _run_on(self, conn: SQLConnection, fn: Callable[[SQLConnection], Any]) -> Any:
+        try:
+            return fn(conn)
+        except DatabaseError as exc:
+            error = reraise(exc)
+            for name in self._functions if exc.kind == "no_such_function" else ():
+                if name in exc.message.lower():
+                    error.add_note(
+                        f"[traceparity] {name}() was registered with create_function(), which runs "
+                        f"Python inside SQLite; backend {self.backend_id!r} cannot call it"
+                    )
+        raise error from None  # outside the except: the caller sees the driver's error, not ours
+
+    def _begin_if_needed(self, sql: str) -> None:
+        if self._isolation_level is not None and is_dml(sql) and not self.in_transaction:
+            level = self._isolation_level or "DEFERRED"
+            self._run(lambda c: c.begin(level))
+
+    def _shaper(self) -> sqlite3.Connection:
+        if self._row_shaper_conn is None:
+            self._row_shaper_conn = sqlite3.Connection(":memory:", check_same_thread=False)
+        return self._row_shaper_conn
+
+    def _only_none(self, what: str, value: Any) -> None:
+        if value is not None:
+            raise sqlite3.NotSupportedError(_in_process_message(f"Connection.{what}()", self.backend_id))
+
+
+def _check_level(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.upper() not in _LEVELS:
+        raise ValueError(
+            "isolation_level string must be '', 'DEFERRED', 'IMMEDIATE', or 'EXCLUSIVE'"
+        )
+    return value.upper() if value else value
+
+
+def _in_process_message(what: str, backend_id: str) -> str:
+    return (
+        f"sqlite3 {what} runs Python inside the SQLite library; this connection runs on backend "
+        f"{backend_id!r}, which cannot do that. Run this test without --traceparity-redirect, or mark it "
+        "@pytest.mark.traceparity_no_redirect"
+    )
+
+
+
+# -- where a statement came from (named in comparison reports) ---------------------------------
+_SITE = threading.local()
+_LIBRARY_DIRS = (
+    *(os.path.realpath(p) + os.sep for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
+                                                                                "platlib")}),
+    os.path.realpath(os.path.dirname(os.path.dirname(__file__))) + os.sep,
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _user_file(filename: str) -> str | None:
+    real = os.path.realpath(filename)
+    if filename.startswith("<") or real.startswith(_LIBRARY_DIRS):
+        return None
+    rel = os.path.relpath(real)
+    return real if rel.startswith("..") else rel
+
+
+def user_call_site() -> str:
+    """``file:line`` of the innermost caller outside the stdlib, site-packages and this package."""
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        name = _user_file(frame.f_code.co_filename)
+        if name is not None:
+            return f"{name}:{frame.f_lineno}"
+        frame = frame.f_back
+    return ""
+
+
+def call_site() -> str:
+    """The call site set by an async facade for this worker thread, else this thread's own."""
+    return getattr(_SITE, "where", "") or user_call_site()
+
+
+@contextlib.contextmanager
+def call_site_as(where: str) -> Iterator[None]:
+    previous = getattr(_SITE, "where", "")
+    _SITE.where = where
+    try:
+        yield
+    finally:
+        _SITE.where = previous
