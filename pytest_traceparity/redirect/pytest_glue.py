@@ -7,6 +7,7 @@ session so nothing leaks between (pytester) sessions.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from ..backends.adbapi import AioConnection
+from ..backends.base import CAP_REMOTE
 from ..backends.dbapi import Sqlite3Connection
 from ..backends.errors import TraceparityError
 from ..state import TraceparityState
@@ -90,10 +92,21 @@ class RedirectHooks:
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         backend_id = _item_backend(item)
         if backend_id is not None and self._redirected(item):
+            self._start_services(backend_id)
             patches.activate(self.router(item, backend_id))
         elif backend_id is not None and self.compare:
             self.router(item, backend_id)
         return (yield)
+
+    def _start_services(self, backend_id: str) -> None:
+        """Start sqld from the main thread, before the test's own threads (aiosqlite's) need it.
+
+        The launcher ties the server's life to the thread that started it (a parent-death
+        signal), so a server first started from an aiosqlite worker dies with that worker.
+        """
+        if self.state.registry.get(backend_id).has(CAP_REMOTE):
+            with contextlib.suppress(TraceparityError):  # the test's first connect reports it properly
+                self.state.services.sqld()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Any:
@@ -107,13 +120,15 @@ class RedirectHooks:
         try:
             result = yield
         except TraceparityError as exc:
-            self._settle(item, router)
-            pytest.fail(str(exc), pytrace=False)
+            problem = str(exc)
         except BaseException:
             self._settle(item, router, test_failed=True)
             raise
-        self._settle(item, router)
-        return result
+        else:
+            self._settle(item, router)
+            return result
+        self._settle(item, router)  # outside the except: the message alone, no chained traceback
+        pytest.fail(problem, pytrace=False)
 
     def _settle(self, item: pytest.Item, router: ItemRouter, *, test_failed: bool = False) -> None:
         if router.served_by and not any(k == "traceparity_served_by" for k, _ in item.user_properties):
@@ -151,12 +166,11 @@ def _hooks(request: pytest.FixtureRequest) -> RedirectHooks:
 
 
 def _fresh(request: pytest.FixtureRequest, backend_id: str, label: str) -> Sqlite3Connection:
-    problem = None
     try:
         return _hooks(request).router(request.node, backend_id).fresh(label)
     except TraceparityError as exc:
         problem = str(exc)
-    pytest.fail(problem, pytrace=False)
+    pytest.fail(problem, pytrace=False)  # outside the except: no chained traceback
 
 
 @pytest.fixture
@@ -170,6 +184,7 @@ def dbapi(request: pytest.FixtureRequest, traceparity_backend: str) -> Iterator[
 @pytest.fixture
 def adbapi(request: pytest.FixtureRequest, traceparity_backend: str) -> Iterator[AioConnection]:
     """An ``aiosqlite``-shaped connection to a fresh database on this test's backend (already open)."""
+    _hooks(request)._start_services(traceparity_backend)  # the connection opens on its worker thread
     conn = AioConnection(lambda: _fresh(request, traceparity_backend, "adbapi"))
     conn.open_sync()
     yield conn
