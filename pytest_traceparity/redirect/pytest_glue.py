@@ -91,6 +91,9 @@ class RedirectHooks:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         backend_id = _item_backend(item)
+        if backend_id is not None and not any(k == "traceparity_backend" for k, _ in item.user_properties):
+            # a test parametrized by redirect alone never instantiates the traceparity_backend fixture
+            item.user_properties.append(("traceparity_backend", backend_id))
         if backend_id is not None and self._redirected(item):
             self._start_services(backend_id)
             patches.activate(self.router(item, backend_id))
