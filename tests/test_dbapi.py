@@ -150,7 +150,7 @@ def test_errors_are_the_backends_own(open_facade: Callable[..., Sqlite3Connectio
 
 def test_closed_and_in_process_only(open_facade: Callable[..., Sqlite3Connection]) -> None:
     conn = open_facade("libsql-local")
-    with pytest.raises(sqlite3.NotSupportedError, match="runs Python inside the SQLite library.*libsql-local"):
+    with pytest.raises(sqlite3.NotSupportedError, match=r"runs Python inside the SQLite library.*libsql-local"):
         conn.create_collation("nocase2", lambda a, b: 0)
     conn.create_function("twice", 1, lambda v: v * 2)  # kept (SQLAlchemy registers functions on connect)
     with pytest.raises(ValueError) as info:
