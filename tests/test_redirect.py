@@ -200,3 +200,31 @@ def test_existing_database_file_is_copied_to_the_backend(pytester: pytest.Pytest
     )
     result = pytester.runpytest("-v", "--backends=sqlalchemy-sqlite,libsql-local", "--traceparity-redirect")
     result.assert_outcomes(passed=2)
+
+
+def test_module_level_engine_follows_each_test_to_its_backend(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import sqlalchemy as sa
+
+        engine = sa.create_engine("sqlite:///shared.db")  # pooled connections outlive each test
+
+        def check(value):
+            with engine.begin() as conn:
+                conn.execute(sa.text("CREATE TABLE IF NOT EXISTS t(v)"))
+                conn.execute(sa.text("INSERT INTO t VALUES (:v)"), {"v": value})
+                assert conn.execute(sa.text("SELECT count(*), typeof(max(v)) FROM t")).one() == (1, "integer")
+
+        def test_first():
+            check(2**40)
+
+        def test_second():
+            check(2**41)
+        """
+    )
+    result = pytester.runpytest("-v", "--backends=sqlalchemy-sqlite,libsql-local", "--traceparity-redirect")
+    result.assert_outcomes(passed=2, failed=2)  # a fresh database per test; libsql's REAL shows each time
+    result.stdout.fnmatch_lines(["*test_first?sqlalchemy-sqlite? PASSED*", "*test_first?libsql-local? FAILED*",
+                                 "*test_second?sqlalchemy-sqlite? PASSED*", "*test_second?libsql-local? FAILED*"])
+    assert result.stdout.str().count("(1, 'real')") >= 2
+    assert (pytester.path / "shared.db").stat().st_size == 0  # nothing ran on the real file

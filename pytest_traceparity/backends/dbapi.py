@@ -319,6 +319,9 @@ class Sqlite3Connection:
         self._functions: dict[str, Callable[..., Any]] = {}
         self._row_shaper_conn: sqlite3.Connection | None = None
         self.closed_because: str | None = None
+        # Set by whoever closed it on the caller's behalf (redirect, at the end of a test): a
+        # later use reconnects through it instead of failing (pooled connections of an engine).
+        self.reopen: Callable[[], SQLConnection | None] | None = None
 
     # -- sqlite3 API ---------------------------------------------------------------------
     def cursor(self, factory: Any = None) -> Any:
@@ -353,7 +356,7 @@ class Sqlite3Connection:
             self._run(lambda c: c.rollback())
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self.reopen = self._conn, None, None
         shaper, self._row_shaper_conn = self._row_shaper_conn, None
         if shaper is not None:
             shaper.close()
@@ -424,6 +427,10 @@ class Sqlite3Connection:
 
     # -- internals ---------------------------------------------------------------------------
     def _check(self) -> SQLConnection:
+        if self._conn is None and self.reopen is not None:
+            conn = self.reopen()
+            if conn is not None:
+                self._conn, self.backend_id, self.closed_because, self.reopen = conn, conn.backend_id, None, None
         if self._conn is None:
             raise sqlite3.ProgrammingError(self.closed_because or "Cannot operate on a closed database.")
         return self._conn

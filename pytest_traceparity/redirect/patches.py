@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backends.adbapi import AioConnection
-from .router import ItemRouter
+from .router import ACTIVE, ItemRouter
 
 # Callers that keep their own SQLite files (coverage data...): never redirected.
 EXEMPT_MODULES = ("coverage", "pytest_cov", "_pytest", "pluggy")
@@ -27,7 +27,6 @@ _LIBRARIES = ("sqlite3", "aiosqlite", "sqlalchemy", "pytest_traceparity", "async
 
 
 class _State:
-    router: ItemRouter | None = None
     originals: list[tuple[Any, str, Any]] = []
 
 
@@ -37,16 +36,16 @@ def original_sqlite3_connect() -> Callable[..., Any]:
 
 
 def activate(router: ItemRouter) -> None:
-    _State.router = router
+    ACTIVE.router = router
 
 
 def deactivate() -> ItemRouter | None:
-    router, _State.router = _State.router, None
+    router, ACTIVE.router = ACTIVE.router, None
     return router
 
 
 def active() -> ItemRouter | None:
-    return _State.router
+    return ACTIVE.router
 
 
 def installed() -> bool:
@@ -72,7 +71,7 @@ def uninstall() -> None:
     for owner, name, original in reversed(_State.originals):
         setattr(owner, name, original)
     _State.originals = []
-    _State.router = None
+    ACTIVE.router = None
 
 
 def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
@@ -84,7 +83,7 @@ def _patch(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
 
 
 def _route(database: Any) -> ItemRouter | None:
-    router = _State.router
+    router = ACTIVE.router
     if router is None or router.passthrough(database) or _exempt_caller():
         return None
     return router

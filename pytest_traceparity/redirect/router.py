@@ -11,6 +11,7 @@ a ``connect`` imported before the plugin patched it) and the test fails saying s
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -29,6 +30,15 @@ from .shadow import ShadowedConnection, StepLog, Verdict
 SQLITE_HEADER = b"SQLite format 3\x00"
 MAX_SCANNED = 2000
 _OPTIONS = "timeout", "detect_types", "isolation_level", "check_same_thread", "factory", "cached_statements", "uri"
+
+
+class _Active:
+    """The router of the test running now (set by the pytest glue around each test)."""
+
+    router: ItemRouter | None = None
+
+
+ACTIVE = _Active()
 
 
 class RedirectError(TraceparityError):
@@ -64,7 +74,7 @@ class ItemRouter:
                                settings.registry or DivergenceRegistry())
         self._targets: dict[str, _Target] = {}
         self._all: list[_Target] = []
-        self._conns: list[Sqlite3Connection] = []
+        self._conns: list[tuple[Sqlite3Connection, tuple[Any, bool] | None]] = []
         self._lock = threading.RLock()
         self._nconn = 0
         self._watched: dict[Path, dict[Path, tuple[int, int]]] = {}
@@ -103,14 +113,33 @@ class ItemRouter:
                 "without --traceparity-redirect, or mark it @pytest.mark.traceparity_no_redirect"
             )
         level = options.get("isolation_level", "")
-        target = self._target(database, bool(options.get("uri")))
-        return self._open(target, level)
+        uri = bool(options.get("uri"))
+        facade = Sqlite3Connection(self._connect(self._target(database, uri)), isolation_level=level)
+        self._adopt(facade, (database, uri))
+        return facade
 
     def fresh(self, label: str) -> Sqlite3Connection:
         """A connection to a new, private database (the ``dbapi``/``adbapi`` fixtures)."""
-        return self._open(self._new_target(label), "")
+        facade = Sqlite3Connection(self._connect(self._new_target(label)))
+        self._adopt(facade, None)
+        return facade
 
-    def _open(self, target: _Target, level: str | None) -> Sqlite3Connection:
+    def _adopt(self, facade: Sqlite3Connection, opened_as: tuple[Any, bool] | None) -> None:
+        facade.label = _text(opened_as[0]) if opened_as else facade.label
+        with self._lock:
+            self._conns.append((facade, opened_as))
+
+    def reopen(self, facade: Sqlite3Connection, opened_as: tuple[Any, bool]) -> SQLConnection | None:
+        """A pooled connection (a module-level engine) used by a later test follows that test's backend."""
+        router = ACTIVE.router
+        if router is None or router is self or router.closed:
+            return None
+        conn = router._connect(router._target(*opened_as))
+        with router._lock:
+            router._conns.append((facade, opened_as))
+        return conn
+
+    def _connect(self, target: _Target) -> SQLConnection:
         with self._lock:
             if self.closed:
                 raise RedirectError(
@@ -122,15 +151,11 @@ class ItemRouter:
             number = self._nconn
         try:
             primary: Connection = target.primary.connect()
-            conn: SQLConnection = primary
             if self.log is not None and target.shadow is not None:
-                conn = ShadowedConnection(primary, target.shadow.connect(), self.log, number, target.label)
+                return ShadowedConnection(primary, target.shadow.connect(), self.log, number, target.label)
         except TraceparityError as exc:
             raise RedirectError(f"[{self.backend_id}] cannot connect to {target.label}: {exc}") from None
-        facade = Sqlite3Connection(conn, isolation_level=level, label=target.label)
-        with self._lock:
-            self._conns.append(facade)
-        return facade
+        return primary
 
     def _target(self, database: Any, uri: bool) -> _Target:
         text = _text(database)
@@ -154,7 +179,10 @@ class ItemRouter:
             self.watch(real.parent)
             seed = real.is_file() and real.stat().st_size > 0
             if not real.exists():
-                real.touch()  # sqlite3.connect leaves an empty file; code may check it exists
+                try:
+                    real.touch()  # sqlite3.connect leaves an empty file; code may check it exists
+                except OSError:
+                    raise sqlite3.OperationalError("unable to open database file") from None
             target = self._shared(str(real), _label(real))
             if seed:
                 self._seed(real, target)
@@ -272,13 +300,16 @@ class ItemRouter:
             conns, self._conns = self._conns, []
             targets, self._all = self._all, []
             self._targets.clear()
-        for conn in conns:
+        for conn, opened_as in conns:
             with contextlib.suppress(Exception):  # a connection the test broke must not hide the others
                 conn.close()
-            conn.closed_because = (
-                f"this connection was opened by {self.settings.subject} on backend {self.backend_id!r}, which has "
-                "finished; under --traceparity-redirect a connection cannot outlive its test (make the fixture "
-                "that holds it function-scoped)"
+            if opened_as is not None:
+                conn.reopen = functools.partial(self.reopen, conn, opened_as)
+            conn.closed_because = (  # sqlite3's own words first: SQLAlchemy's pool treats them as a disconnect
+                f"Cannot operate on a closed database. This connection was opened by {self.settings.subject} on "
+                f"backend {self.backend_id!r}, which has finished; under --traceparity-redirect a connection follows "
+                "the test that uses it, and this use is outside any redirected test (in a wider-scoped fixture's "
+                "setup or teardown?): make that fixture function-scoped"
             )
         for target in targets:
             for database in (target.primary, target.shadow):
