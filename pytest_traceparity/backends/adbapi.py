@@ -17,7 +17,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from typing import Any, Generic, TypeVar
 
-from .dbapi import Sqlite3Connection, Sqlite3Cursor, call_site_as, user_call_site
+from .callsite import call_site_as, user_call_site
+from .dbapi import Sqlite3Connection, Sqlite3Cursor
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Connection, Params
-from ..backends.dbapi import call_site
+from ..backends.callsite import call_site
 from ..backends.values import Result, display
 from ..compare import Difference, Outcome, compare_outcomes
 from ..divergences import DivergenceRegistry
