@@ -228,3 +228,32 @@ def test_module_level_engine_follows_each_test_to_its_backend(pytester: pytest.P
                                  "*test_second?sqlalchemy-sqlite? PASSED*", "*test_second?libsql-local? FAILED*"])
     assert result.stdout.str().count("(1, 'real')") >= 2
     assert (pytester.path / "shared.db").stat().st_size == 0  # nothing ran on the real file
+
+
+def test_connect_imported_by_name_in_conftest_and_module_is_routed(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        from sqlite3 import connect as conftest_connect
+
+        import pytest
+
+        @pytest.fixture
+        def conn(tmp_path):
+            c = conftest_connect(tmp_path / "c.db")
+            yield c
+            c.close()
+        """
+    )
+    pytester.makepyfile(
+        """
+        from sqlite3 import connect
+
+        def test_module_bound(tmp_path, traceparity_backend):
+            assert traceparity_backend in repr(connect(tmp_path / "m.db"))
+
+        def test_conftest_bound(conn, traceparity_backend):
+            assert traceparity_backend in repr(conn)
+        """
+    )
+    result = pytester.runpytest("--backends=sqlalchemy-sqlite,libsql-local", "--traceparity-redirect")
+    result.assert_outcomes(passed=4)
