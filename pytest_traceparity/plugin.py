@@ -46,6 +46,10 @@ _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
                                   "help": "embedded-replica writes locally and sync() pushes them (offline mode)"}),
     ("--sync-url", "traceparity_sync_url", {"help": "primary for embedded-replica (e.g. libsql://...); "
                                                      "default: the sqld server"}),
+    ("--turso-bin", "traceparity_turso_bin", {"help": "tursodb binary for turso-sync (default: tursodb on PATH, "
+                                                       "then ./node_modules)"}),
+    ("--turso-sync", "traceparity_turso_sync",
+     {"help": "when turso-sync calls push()/pull(): auto|after-write|before-read|manual (default: auto)"}),
 )
 
 
