@@ -155,7 +155,9 @@ class TursoSyncDatabase(Database):
         return error
 
     def connect(self) -> Connection:
-        turso = import_turso()
+        import_turso()
+        import turso.sync
+
         try:
             raw = turso.sync.connect(str(self.replica_path), remote_url=self.server.url, isolation_level=None)
         except Exception as exc:
