@@ -84,7 +84,10 @@ def _two_writers(db: DB, database: Any, first: str, second: str) -> tuple[list[A
 def test_writes_with_distinct_keys_from_two_replicas_meet_on_the_server(synced: tuple[DB, Any]) -> None:
     db, database = synced
     mine, theirs, server = _two_writers(
-        db, database, "INSERT INTO t(id, v) VALUES (10, 'from-first')", "INSERT INTO t(id, v) VALUES (20, 'from-second')"
+        db,
+        database,
+        "INSERT INTO t(id, v) VALUES (10, 'from-first')",
+        "INSERT INTO t(id, v) VALUES (20, 'from-second')"
     )
     assert mine == theirs == [("from-first",), ("from-second",)]
     assert server == [["from-first"], ["from-second"]]
