@@ -98,12 +98,15 @@ class SQLAlchemyEngineConnection(Connection):
         result = self._conn.exec_driver_sql(sql, _driver_params(params))
         # libsql_experimental reports description == () (PEP 249: None) for statements without
         # rows, so SQLAlchemy claims returns_rows and fetchall() raises TypeError: look at the columns.
+        # Read the counters before fetching, as an application does (``result.lastrowid`` right
+        # after ``execute``): SQLAlchemy closes the DB-API cursor once the rows are consumed.
+        rowcount, lastrowid = result.rowcount, _lastrowid(result)
         if result.returns_rows and result.cursor is not None and result.cursor.description:
             columns = tuple(result.keys())
             rows = [tuple(plain(v) for v in row) for row in result.fetchall()]
         else:
             columns, rows = (), []
-        return Result(columns=columns, rows=rows, rowcount=result.rowcount, lastrowid=_lastrowid(result))
+        return Result(columns=columns, rows=rows, rowcount=rowcount, lastrowid=lastrowid)
 
     def _executemany(self, sql: str, batch: list[Params]) -> Result:
         if not batch:
