@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -58,6 +59,22 @@ class ReplicaSettings:
             self.sync_url, self.sync_token = split_token(self.sync_url)
         if self.sync not in REPLICA_SYNC_MODES:
             raise UsageError(f"--replica-sync={self.sync!r} is not one of: {', '.join(REPLICA_SYNC_MODES)}")
+
+
+TURSO_SYNC_MODES = REPLICA_SYNC_MODES
+
+
+@dataclass
+class TursoSettings:
+    """``turso-sync``: where ``tursodb`` is (``--turso-bin``) and when push/pull happen (``--turso-sync``)."""
+
+    bin: str | None = None
+    sync: str = "auto"
+    search_dirs: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.sync not in TURSO_SYNC_MODES:
+            raise UsageError(f"--turso-sync={self.sync!r} is not one of: {', '.join(TURSO_SYNC_MODES)}")
 
 
 _TOKEN_KEYS = ("authToken", "auth_token", "jwt")

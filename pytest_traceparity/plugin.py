@@ -54,6 +54,10 @@ _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("--traceparity-compare", None, {"action": "store_true", "default": False,
                                      "help": "compare every statement a test runs on a backend with the "
                                              "reference backend (redirected connections, dbapi, adbapi)"}),
+    ("--turso-bin", "traceparity_turso_bin", {"help": "tursodb binary for turso-sync (default: tursodb on PATH, "
+                                                       "then ./node_modules)"}),
+    ("--turso-sync", "traceparity_turso_sync",
+     {"help": "when turso-sync calls push()/pull(): auto|after-write|before-read|manual (default: auto)"}),
 )
 
 

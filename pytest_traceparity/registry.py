@@ -58,6 +58,18 @@ class BackendRegistry:
     def __len__(self) -> int:
         return len(self._backends)
 
+    @staticmethod
+    def in_all(backend: Backend) -> bool:
+        """Whether ``--backends=all`` takes ``backend``.
+
+        Every backend unless it says otherwise (``in_all = False``) or is ``optional`` (an
+        extra or an external binary) and cannot run here; naming it explicitly still works,
+        and fails with what to install.
+        """
+        if not getattr(backend, "in_all", True):
+            return False
+        return not (getattr(backend, "optional", False) and backend.unavailable_reason())
+
     def select(self, spec: str | Iterable[str] | None, reference: str) -> list[str]:
         """Resolve ``--backends``: ``all``, a comma list, or nothing (the reference only)."""
         self.get(reference)
@@ -66,7 +78,7 @@ class BackendRegistry:
         items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
         items = [s for s in items if s]
         if items == ["all"]:
-            return self.ids()
+            return [backend.id for backend in self if self.in_all(backend)]
         if "all" in items:
             raise UsageError("--backends=all cannot be combined with other ids")
         chosen: list[str] = []

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .config import ReplicaSettings
+from .config import ReplicaSettings, TursoSettings
 
 if TYPE_CHECKING:
     from .servers.launcher import SqldConfig, SqldEndpoint
+
+T = TypeVar("T")
 
 
 class HarnessServices:
     """Owns the sqld endpoint for one process (one pytest worker or one CLI run)."""
 
-    def __init__(self, sqld: SqldConfig, replica: ReplicaSettings, workdir: Path) -> None:
+    def __init__(
+        self, sqld: SqldConfig, replica: ReplicaSettings, workdir: Path, turso: TursoSettings | None = None
+    ) -> None:
         self.sqld_settings = sqld
         self.replica_settings = replica
+        self.turso_settings = turso or TursoSettings()
         self.workdir = workdir
+        self._shared: dict[str, Any] = {}
         self._handle: Any = None
         self._failure: str | None = None  # a server that could not start is not retried per test
 
@@ -50,7 +57,17 @@ class HarnessServices:
         """pid of the sqld/stand-in process this harness started (``None`` for a URL or none yet)."""
         return getattr(self._handle, "pid", None)
 
+    def shared(self, key: str, factory: Callable[[], T]) -> T:
+        """A per-process resource a backend needs besides sqld (made once; its ``close()`` runs in :meth:`close`)."""
+        if key not in self._shared:
+            self._shared[key] = factory()
+        return self._shared[key]  # type: ignore[no-any-return]
+
     def close(self) -> None:
+        shared, self._shared = list(self._shared.values()), {}
+        for resource in shared:
+            with contextlib.suppress(Exception):
+                resource.close()
         handle, self._handle = self._handle, None
         if handle is not None:
             with contextlib.suppress(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 
 from .backends.base import BackendContext, safe_name
 from .backends.errors import UsageError
-from .config import ReplicaSettings, sqld_config
+from .config import ReplicaSettings, TursoSettings, sqld_config
 from .divergences import DivergenceRegistry, load_registry, project_settings
 from .registry import DEFAULT_REFERENCE, BackendRegistry
 from .report import ParityReport
@@ -69,6 +69,7 @@ class TraceparityState:
             "sync_url": replica.sync_url,
             "replica_offline": replica.offline,
             "sync_auth_token": replica.sync_token or self.services.sqld_settings.auth_token,
+            "turso_sync": self.services.turso_settings.sync,
         }
         return BackendContext(workdir=workdir, name=unique, options=options, services=self.services)
 
@@ -87,6 +88,13 @@ def build_state(
     reference = get("--reference-backend") or settings.get("reference_backend") or DEFAULT_REFERENCE
     if reference not in registry:
         raise UsageError(f"--reference-backend: unknown backend {reference!r}; valid ids: {', '.join(registry.ids())}")
+    turso = TursoSettings(
+        bin=get("--turso-bin"), sync=get("--turso-sync") or "auto", search_dirs=(Path.cwd(), rootdir)
+    )
+    for backend in registry:  # backends whose availability depends on options (turso-sync: --turso-bin)
+        configure = getattr(backend, "configure", None)
+        if callable(configure):
+            configure(turso)
     selected = registry.select(get("--backends"), reference)
     for backend_id in selected:
         reason = registry.get(backend_id).unavailable_reason()
@@ -130,7 +138,7 @@ def build_state(
         selected=selected,
         reference=reference,
         divergences=load_registry(rootdir),
-        services=HarnessServices(sqld, replica, workdir),
+        services=HarnessServices(sqld, replica, workdir, turso),
         rootdir=rootdir,
         workdir=workdir,
         update_golden=bool(get("--update-golden")),

@@ -18,9 +18,33 @@ BUILTIN_BACKENDS = (
     ("embedded_replica", "EmbeddedReplicaBackend"),
 )
 
+# Backends behind an optional extra (``[turso]``, ``[sqlalchemy-libsql]``) or an external
+# binary (``tursodb``). They are registered always (so ``--backends=ID`` can say what to
+# install), but ``--backends=all`` takes one only when it can run here.
+OPTIONAL_BACKENDS = (
+    ("turso_local", "TursoLocalBackend"),
+    ("sqlalchemy_libsql", "SQLAlchemyLibsqlBackend"),
+    ("sqlalchemy_libsql", "SQLAlchemyLibsqlHttpBackend"),
+    ("sqlalchemy_turso", "SQLAlchemyTursoBackend"),
+    ("turso_sync", "TursoSyncBackend"),
+)
+
+# >>> MERGE SWITCH (issue 14) <<<
+# False: the optional backends are left out of ``--backends=all`` (still selectable by id),
+# because their differences are not yet covered by root-cause rules in the divergence
+# registry and the Quick start parity job would fail on them. Flip to True once the rules
+# from notes/issue-14-divergences.md are in the registry.
+OPTIONAL_BACKENDS_IN_ALL = False
+
 
 @hookimpl
 def pytest_traceparity_register_backends(registry: BackendRegistry) -> None:
     for module_name, class_name in BUILTIN_BACKENDS:
         module = importlib.import_module(f"{__package__}.{module_name}")
         registry.register(getattr(module, class_name)())
+    for module_name, class_name in OPTIONAL_BACKENDS:
+        module = importlib.import_module(f"{__package__}.{module_name}")
+        backend = getattr(module, class_name)()
+        backend.optional = True
+        backend.in_all = OPTIONAL_BACKENDS_IN_ALL
+        registry.register(backend)

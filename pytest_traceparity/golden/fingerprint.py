@@ -154,7 +154,7 @@ def diff_schemas(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
 
 def _differences_by_name(want: dict[str, Any], got: dict[str, Any]) -> Iterator[tuple[str, str, Any, Any]]:
     """``(name, "missing" | "unexpected" | "differs", expected, actual)`` for every name that differs."""
-    for name in sorted(set(want) | set(got)):
+    for name in sorted(set(want) | set(got), key=str):  # expression index columns have no name (None)
         if name not in got:
             yield name, "missing", want[name], None
         elif name not in want:

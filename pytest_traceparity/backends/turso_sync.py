@@ -1,0 +1,243 @@
+"""``turso-sync``: pyturso's sync client (``turso.sync.connect``) against a real ``tursodb --sync-server``.
+
+Every connection of a database opens the same local replica file (reads and writes run
+on it, in Turso's engine); ``push()`` sends the local changes to the server and ``pull()``
+brings back what others pushed. Each test gets a fresh server (one ``tursodb`` process on
+a new database file, see :mod:`pytest_traceparity.servers.tursodb`) and a fresh replica.
+
+When the harness calls ``push()`` / ``pull()`` (``--turso-sync``, same names as
+``--replica-sync``):
+
+``auto`` (default)
+    push after every statement that changed data outside a transaction (or ended one),
+    and pull before a read outside a transaction whenever another replica of the same
+    server pushed since this one last pulled. Every write reaches the server at once and
+    every read is fresh: a difference from SQLite is the engine's or the sync's, not staleness.
+``after-write``
+    push and then pull right after each such write; other replicas read what they last pulled.
+``before-read``
+    push after each write; pull before every read outside a transaction.
+``manual``
+    neither, except one pull when a connection opens; only explicit ``sync()`` calls
+    (push, then pull) and ``sync`` trace steps. Shows the raw staleness.
+
+Inside a transaction the harness never pushes or pulls. A failed push is raised from the
+statement that triggered it: the write happened locally but the server refused it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import TURSO_SYNC_MODES, TursoSettings
+from .base import (
+    CAP_FILE,
+    CAP_MULTI_CONNECTION,
+    CAP_NAMED_PARAMS,
+    CAP_REMOTE,
+    CAP_SYNC,
+    BackendContext,
+    Connection,
+    Database,
+    Params,
+    safe_name,
+)
+from .embedded_replica import statement_kind
+from .errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError, wrap_error
+from .libsql_local import DBAPIConnection
+from .turso_local import PytursoBackend, import_turso, pyturso_version
+from .values import Result
+
+BACKEND_ID = "turso-sync"
+
+
+@dataclass
+class ServerClock:
+    """Pushes the harness made to one server, shared by all replicas of it."""
+
+    ticks: int = 0
+
+
+class TursoSyncConnection(DBAPIConnection):
+    """One ``turso.sync.connect`` of the replica file, pushing and pulling as ``--turso-sync`` says."""
+
+    def __init__(self, raw: Any, database: TursoSyncDatabase) -> None:
+        super().__init__(raw, BACKEND_ID)
+        self.database = database
+
+    def _policy(self, sql: str, moment: str) -> None:
+        db = self.database
+        if db.mode == "manual" or self.raw.in_transaction:
+            return
+        kind = statement_kind(sql)
+        if moment == "before":
+            if kind == "read" and (db.mode == "before-read" or (db.mode == "auto" and db.clock.ticks > db.file_seen)):
+                self._pull(sql)
+            return
+        if kind != "write":
+            return
+        self._push(sql)
+        if db.mode == "after-write":
+            self._pull(sql)
+
+    def _push(self, sql: str | None) -> None:
+        db = self.database
+        try:
+            self.raw.push()
+        except Exception as exc:
+            raise db.failure(exc, "push()", sql) from exc
+        db.pushes += 1
+        db.clock.ticks += 1
+        db.file_seen = db.clock.ticks  # this replica already holds what it pushed
+
+    def _pull(self, sql: str | None) -> None:
+        db = self.database
+        try:
+            self.raw.pull()
+        except Exception as exc:
+            raise db.failure(exc, "pull()", sql) from exc
+        db.pulls += 1
+        db.file_seen = db.clock.ticks
+
+    def sync(self) -> int | None:
+        """Push local changes, then pull the server's (``None``: the protocol has no frame numbers)."""
+        self._push(None)
+        self._pull(None)
+        return None
+
+    def _run(self, sql: str, action: Any) -> Any:
+        self._policy(sql, "before")
+        result = action()
+        self._policy(sql, "after")
+        return result
+
+    def _execute(self, sql: str, params: Params) -> Result:
+        return self._run(sql, lambda: DBAPIConnection._execute(self, sql, params))  # type: ignore[no-any-return]
+
+    def _executemany(self, sql: str, batch: list[Params]) -> Result:
+        return self._run(sql, lambda: DBAPIConnection._executemany(self, sql, batch))  # type: ignore[no-any-return]
+
+    def _executescript(self, script: str) -> None:
+        self._run(script, lambda: DBAPIConnection._executescript(self, script))
+
+
+class TursoSyncDatabase(Database):
+    """A replica file of one fresh ``tursodb --sync-server`` database."""
+
+    backend_id = BACKEND_ID
+
+    def __init__(self, replica_path: Path, server: Any, mode: str, *, servers: Any = None,
+                 clock: ServerClock | None = None) -> None:
+        self.replica_path = replica_path
+        self.server = server
+        self.mode = mode
+        self._servers = servers  # set when this database owns (and stops) the server
+        self.clock = clock or ServerClock()
+        self.file_seen = 0
+        self.pushes = 0
+        self.pulls = 0
+        self._connections: list[TursoSyncConnection] = []
+
+    @property
+    def served_by(self) -> str:
+        return str(self.server.label)
+
+    def failure(self, exc: BaseException, during: str, sql: str | None) -> DatabaseError:
+        """A sync error that says which server, and what its log shows if it died."""
+        error = wrap_error(exc, backend=BACKEND_ID, sql=sql)
+        if self.server.proc.poll() is not None:
+            error.args = (f"{during} failed: {exc}; {self.server.diagnose()}",)
+        else:
+            error.args = (f"{during} to {self.server.label} at {self.server.url} failed: {exc}",)
+        return error
+
+    def connect(self) -> Connection:
+        import_turso()
+        import turso.sync
+
+        try:
+            raw = turso.sync.connect(str(self.replica_path), remote_url=self.server.url, isolation_level=None)
+        except Exception as exc:
+            raise self.failure(exc, "turso.sync.connect()", None) from exc
+        conn = TursoSyncConnection(raw, self)
+        conn._pull(None)  # start from the server's latest state, whatever the mode
+        self._connections.append(conn)
+        return conn
+
+    def another_replica(self, name: str = "second", *, mode: str | None = None) -> TursoSyncDatabase:
+        """A second replica file of the same server (closing it leaves the server running)."""
+        return TursoSyncDatabase(
+            self.replica_path.with_name(f"{safe_name(name, 40)}.replica.db"),
+            self.server,
+            mode or self.mode,
+            clock=self.clock,
+        )
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "served_by": self.served_by,
+            "client": f"pyturso {pyturso_version()} (sync)",
+            "turso_sync": self.mode,
+            "pushes": self.pushes,
+            "pulls": self.pulls,
+            "server_log": str(self.server.log_path),
+        }
+
+    def close(self) -> None:
+        for conn in self._connections:
+            with contextlib.suppress(TraceparityError):
+                conn.close()
+        self._connections.clear()
+        if self._servers is not None:
+            self._servers.stop(self.server)
+
+
+class TursoSyncBackend(PytursoBackend):
+    id = BACKEND_ID
+    description = "turso.sync.connect(path, remote_url=...) (pyturso) against tursodb --sync-server"
+    capabilities = frozenset({CAP_FILE, CAP_SYNC, CAP_REMOTE, CAP_MULTI_CONNECTION, CAP_NAMED_PARAMS})
+
+    def __init__(self) -> None:
+        self.settings = TursoSettings(search_dirs=(Path.cwd(),))
+
+    def configure(self, settings: TursoSettings) -> None:
+        """Called by the harness with ``--turso-bin`` / ``--turso-sync`` before selection."""
+        self.settings = settings
+
+    def binary(self) -> str | None:
+        from ..servers.tursodb import find_tursodb
+
+        return find_tursodb(self.settings.bin, self.settings.search_dirs)
+
+    def unavailable_reason(self) -> str | None:
+        reason = super().unavailable_reason()
+        if reason:
+            return reason
+        if self.binary() is None:
+            from ..servers.tursodb import missing_tursodb
+
+            return missing_tursodb(self.settings.bin)
+        return None
+
+    def create_database(self, ctx: BackendContext) -> Database:
+        from ..servers.tursodb import TursoServers, missing_tursodb
+
+        mode = str(ctx.options.get("turso_sync") or self.settings.sync)
+        if mode not in TURSO_SYNC_MODES:
+            raise UsageError(f"--turso-sync={mode!r} is not one of: {', '.join(TURSO_SYNC_MODES)}")
+        binary = self.binary()
+        if binary is None:
+            raise BackendUnavailable(f"{BACKEND_ID}: {missing_tursodb(self.settings.bin)}")
+        services: Any = ctx.services
+        base = Path(getattr(services, "workdir", ctx.workdir)) / "tursodb"
+        shared = getattr(services, "shared", None)
+        if callable(shared):
+            servers = shared(f"tursodb:{binary}", lambda: TursoServers(binary, base))
+        else:  # no harness services (a bare BackendContext): this database owns its own
+            servers = TursoServers(binary, ctx.workdir / "tursodb")
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        server = servers.start(safe_name(ctx.name, 40))
+        return TursoSyncDatabase(ctx.workdir / "replica.db", server, mode, servers=servers)

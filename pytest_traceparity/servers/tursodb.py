@@ -1,0 +1,199 @@
+"""``tursodb --sync-server``: a real Turso sync server for the ``turso-sync`` backend.
+
+The npm package ``turso`` (0.6.x) ships the ``tursodb`` binary; ``tursodb --sync-server
+127.0.0.1:PORT FILE`` serves Turso's sync protocol for the one database FILE (and a
+subset of Hrana on ``/v2/pipeline``: ``execute`` and ``batch`` only).
+
+It serves exactly one database and has no namespaces, admin API or health endpoint, and
+the sync metadata it keeps cannot be reset through its Hrana subset. A fresh server
+database therefore means a fresh ``tursodb`` process on a new file: it starts in ~15 ms.
+:class:`TursoServers` (one per harness process, so one per xdist worker) starts them on
+free loopback ports, each in its own process group with a parent-death signal and a log
+file that is kept, and reaps every one of them by pid when its database closes and again
+when the session ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..backends.errors import BackendUnavailable
+from .launcher import free_port, spawn, terminate
+
+TURSODB_INSTALL = "npm install --prefix DIR turso  (then --turso-bin DIR/node_modules/@tursodatabase/cli-*/tursodb)"
+
+
+def find_tursodb(explicit: str | None = None, search_dirs: Iterable[Path] = ()) -> str | None:
+    """``--turso-bin``, else ``tursodb`` on PATH, else ``node_modules`` (``.bin``, or npm's platform package)."""
+    if explicit:
+        found = shutil.which(explicit) or (explicit if os.access(explicit, os.X_OK) else None)
+        return found
+    on_path = shutil.which("tursodb")
+    if on_path:
+        return on_path
+    for directory in search_dirs:
+        modules = Path(directory) / "node_modules"
+        candidates = [modules / ".bin" / "tursodb", *sorted(modules.glob("@tursodatabase/cli-*/tursodb"))]
+        for candidate in candidates:
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    return None
+
+
+def missing_tursodb(explicit: str | None) -> str:
+    """Why no ``tursodb`` was found, and what to do."""
+    if explicit:
+        return f"--turso-bin {explicit!r} is not an executable file; install tursodb with: {TURSODB_INSTALL}"
+    return (
+        "no tursodb binary: not given with --turso-bin, not on PATH, not under ./node_modules; "
+        f"install it with: {TURSODB_INSTALL}"
+    )
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def tursodb_version(binary: str) -> str:
+    """``X.Y.Z`` from ``tursodb --version`` (``Turso 0.6.0``); cached per binary."""
+    if binary not in _VERSIONS:
+        try:
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BackendUnavailable(f"{binary} --version failed: {exc}") from None
+        match = re.search(r"(\d+\.\d+(?:\.\d+)?\S*)", out.stdout + out.stderr)
+        _VERSIONS[binary] = match.group(1) if match else "?"
+    return _VERSIONS[binary]
+
+
+def _log_tail(path: Path, lines: int = 10) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@dataclass
+class TursoSyncServer:
+    """One running ``tursodb --sync-server`` serving one fresh database file."""
+
+    url: str
+    label: str
+    database: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def diagnose(self) -> str:
+        """What happened to the server, for an error message (exit code, log tail)."""
+        code = self.proc.poll()
+        state = "still running" if code is None else f"exited with code {code}"
+        tail = _log_tail(self.log_path)
+        return f"{self.label} (pid {self.pid}) {state}; log {self.log_path}" + (f":\n{tail}" if tail else "")
+
+    def execute(self, sql: str) -> list[list[object]]:
+        """Run one statement on the server database over its Hrana subset (``/v2/pipeline``)."""
+        body = json.dumps({"baton": None, "requests": [{"type": "execute", "stmt": {"sql": sql}}]}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/v2/pipeline", data=body, headers={"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                payload = json.loads(response.read())
+        except (OSError, urllib.error.URLError) as exc:
+            raise BackendUnavailable(f"{self.label} at {self.url}: {exc}; {self.diagnose()}") from None
+        result = payload["results"][0]
+        if result.get("type") != "ok":
+            raise BackendUnavailable(f"{self.label}: {sql!r} failed on the server: {result.get('error')}")
+        rows = result["response"]["result"]["rows"]
+        return [[cell.get("value") for cell in row] for row in rows]
+
+    def stop(self) -> None:
+        terminate(self.proc)
+
+
+class TursoServers:
+    """Starts one ``tursodb --sync-server`` per fresh database and reaps them all by pid."""
+
+    def __init__(self, binary: str, workdir: Path, startup_timeout: float = 20.0) -> None:
+        self.binary = binary
+        self.version = tursodb_version(binary)
+        self.label = f"tursodb {self.version} (sync server)"
+        self.workdir = workdir
+        self.startup_timeout = startup_timeout
+        self._running: dict[int, TursoSyncServer] = {}
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def start(self, name: str) -> TursoSyncServer:
+        with self._lock:
+            self._count += 1
+            serial = self._count
+        directory = self.workdir / f"{name}-{serial}"
+        directory.mkdir(parents=True, exist_ok=True)
+        database = directory / "server.db"
+        log_path = directory / "tursodb.log"
+        last_error = ""
+        for _ in range(3):  # a free port can be taken between probe and bind; retry on a new one
+            port = free_port()
+            proc = spawn([self.binary, "--sync-server", f"127.0.0.1:{port}", str(database)], log_path)
+            server = TursoSyncServer(f"http://127.0.0.1:{port}", self.label, database, log_path, proc)
+            with self._lock:
+                self._running[proc.pid] = server
+            try:
+                self._wait_ready(server)
+                return server
+            except BackendUnavailable as exc:
+                last_error = str(exc)
+                self.stop(server)
+        raise BackendUnavailable(last_error)
+
+    def _wait_ready(self, server: TursoSyncServer) -> None:
+        """Ready when ``/v2/pipeline`` answers ``SELECT 1`` (it has no health endpoint)."""
+        deadline = time.monotonic() + self.startup_timeout
+        port = int(server.url.rsplit(":", 1)[1])
+        while time.monotonic() < deadline:
+            if server.proc.poll() is not None:
+                raise BackendUnavailable(f"{self.binary} --sync-server did not start: {server.diagnose()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    pass
+            except OSError:
+                time.sleep(0.01)
+                continue
+            server.execute("SELECT 1")
+            return
+        raise BackendUnavailable(f"{self.label} did not answer within {self.startup_timeout:.0f}s: {server.diagnose()}")
+
+    def stop(self, server: TursoSyncServer) -> None:
+        with self._lock:
+            self._running.pop(server.pid, None)
+        server.stop()
+
+    @property
+    def pids(self) -> list[int]:
+        with self._lock:
+            return list(self._running)
+
+    def close(self) -> None:
+        """Stop every server still running (a test that did not close its database)."""
+        with self._lock:
+            servers, self._running = list(self._running.values()), {}
+        for server in servers:
+            with contextlib.suppress(Exception):
+                server.stop()
