@@ -443,17 +443,39 @@ def start_binary(config: SqldConfig) -> SqldHandle:
     return SqldHandle(endpoint, stop, log_path=log_path, pid=proc.pid)
 
 
+def kept_log_dir() -> Path:
+    """Where logs of servers that died mid-run are copied: outside the run's temp dirs,
+    which are removed at exit (``TRACEPARITY_LOG_DIR`` overrides)."""
+    return Path(os.environ.get("TRACEPARITY_LOG_DIR") or Path(tempfile.gettempdir()) / "traceparity-logs")
+
+
 def process_diagnosis(proc: subprocess.Popen[bytes], what: str, log_path: Path) -> Callable[[], str]:
-    """Explains a silent server: has our child exited, with which code, and what did it log."""
+    """Explains a silent server: has our child exited, with which code, and what did it log.
+
+    The first test that finds the server dead gets the log tail and the path of a copy kept
+    after the run; every later test gets one line naming the same crash and the same copy.
+    """
+    kept: list[Path] = []
+    lock = threading.Lock()
 
     def diagnose() -> str:
         code = proc.poll()
         if code is None:
             return f"{what} (pid {proc.pid}) is still running; its log: {log_path}"
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        tail = _tail(log_path).strip()
-        return f"{what} (pid {proc.pid}) {how}; " + (
-            f"last lines of {log_path}:\n{tail}" if tail else f"its log {log_path} is empty"
+        with lock:
+            if kept:
+                return f"{what} (pid {proc.pid}) {how} earlier in this run; its log is kept at {kept[0]}"
+            target = log_path
+            with contextlib.suppress(OSError):
+                folder = kept_log_dir()
+                folder.mkdir(parents=True, exist_ok=True)
+                target = folder / f"{log_path.stem}-{proc.pid}-{int(time.time())}.log"
+                shutil.copyfile(log_path, target)
+            kept.append(target)
+        tail = _tail(target).strip()
+        return f"{what} (pid {proc.pid}) {how}; its log is kept at {target}" + (
+            f"; last lines:\n{tail}" if tail else " (empty)"
         )
 
     return diagnose

@@ -94,6 +94,9 @@ class Database:
         self.lock = threading.RLock()
         self.write_listeners: list[Callable[[Database, ffi.Connection], None]] = []
         self.deleted = False
+        # Serializes "is it deleted?" + open against mark_deleted(), so a request racing
+        # a namespace delete can never re-create the database file after it is removed.
+        self._life = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
         try:
@@ -103,13 +106,27 @@ class Database:
 
     def connect(self) -> ffi.Connection:
         """A new connection for a stream (or for housekeeping)."""
-        if self.deleted:
-            raise ProtocolError(f"Namespace `{self.name}` doesn't exist", "NAMESPACE_DOESNT_EXIST", 404)
-        conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
-        conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
-        # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
-        conn.execute_simple("PRAGMA foreign_keys=ON")
+        with self._life:
+            if self.deleted:
+                raise self.gone()
+            conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
+        try:
+            conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
+            # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
+            conn.execute_simple("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def gone(self) -> ProtocolError:
+        """The error a request on this namespace gets once it is deleted."""
+        return ProtocolError(f"Namespace `{self.name}` doesn't exist", "NAMESPACE_DOESNT_EXIST", 404)
+
+    def mark_deleted(self) -> None:
+        """From now on no connection to this namespace can be opened."""
+        with self._life:
+            self.deleted = True
 
     def after_write(self, conn: ffi.Connection) -> None:
         """Called under :attr:`lock` after each statement that may have written or committed.
@@ -131,7 +148,7 @@ class Database:
 
     def destroy(self) -> None:
         """Remove the files; streams must already be closed."""
-        self.deleted = True
+        self.mark_deleted()
         for suffix in ("", "-wal", "-shm", "-journal"):
             target = Path(str(self.path) + suffix)
             with contextlib.suppress(FileNotFoundError):

@@ -146,6 +146,7 @@ def _bind(lib: ctypes.CDLL) -> None:
         "sqlite3_stmt_readonly": (c_int, [vp]),
         "sqlite3_stmt_isexplain": (c_int, [vp]),
         "sqlite3_libversion": (c_char_p, []),
+        "sqlite3_interrupt": (None, [vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -262,6 +263,8 @@ class Statement:
 
     def step(self) -> bool:
         """Advance; True when a row is available, False when done."""
+        if not self.handle or self.conn.closed:
+            raise SqliteError("statement used after its connection was closed", 21, 21)
         rc = self.conn.lib.sqlite3_step(self.handle)
         if rc == SQLITE_ROW:
             return True
@@ -292,11 +295,25 @@ class Statement:
         return out
 
 
+class ConnectionClosed(SqliteError):
+    """The connection was closed (by its owner or by a namespace delete)."""
+
+    def __init__(self) -> None:
+        super().__init__("database connection is closed", 21, 21)
+
+
 class Connection:
-    """One SQLite connection (a Hrana stream owns exactly one)."""
+    """One SQLite connection (a Hrana stream owns exactly one).
+
+    Only one thread uses a connection at a time (the stand-in's stream ownership
+    guarantees it); :meth:`close` and :meth:`interrupt` are the two calls another thread
+    may make, and they are serialized on ``_life`` so that neither ever touches a freed
+    handle, and a second close is a no-op instead of a double free.
+    """
 
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.lib = library()
+        self._life = threading.Lock()
         self.handle = ctypes.c_void_p()
         flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI
         rc = self.lib.sqlite3_open_v2(os.fsencode(path), ctypes.byref(self.handle), flags, None)
@@ -308,13 +325,27 @@ class Connection:
         self.lib.sqlite3_busy_timeout(self.handle, busy_timeout_ms)
 
     def close(self) -> None:
-        if self.handle:
-            self.lib.sqlite3_close_v2(self.handle)
-            self.handle = ctypes.c_void_p()
+        with self._life:
+            handle, self.handle = self.handle, ctypes.c_void_p()
+            if handle:
+                # close_v2: statements still alive keep a zombie connection until finalized
+                self.lib.sqlite3_close_v2(handle)
+
+    def interrupt(self) -> None:
+        """Make the statement running on this connection (in another thread) stop soon."""
+        with self._life:
+            if self.handle:
+                self.lib.sqlite3_interrupt(self.handle)
 
     @property
     def closed(self) -> bool:
         return not self.handle
+
+    def _live(self) -> ctypes.c_void_p:
+        handle = self.handle
+        if not handle:
+            raise ConnectionClosed()
+        return handle
 
     def error(self, rc: int) -> SqliteError:
         if not self.handle:
@@ -334,7 +365,7 @@ class Connection:
         handle = ctypes.c_void_p()
         tail = ctypes.c_void_p()
         rc = self.lib.sqlite3_prepare_v2(
-            self.handle, base + start, len(data) - start, ctypes.byref(handle), ctypes.byref(tail)
+            self._live(), base + start, len(data) - start, ctypes.byref(handle), ctypes.byref(tail)
         )
         if rc != SQLITE_OK:
             raise self.error(rc)
@@ -359,17 +390,17 @@ class Connection:
         return ranges
 
     def changes(self) -> int:
-        return int(self.lib.sqlite3_changes(self.handle))
+        return int(self.lib.sqlite3_changes(self._live()))
 
     def total_changes(self) -> int:
-        return int(self.lib.sqlite3_total_changes(self.handle))
+        return int(self.lib.sqlite3_total_changes(self._live()))
 
     def last_insert_rowid(self) -> int:
-        return int(self.lib.sqlite3_last_insert_rowid(self.handle))
+        return int(self.lib.sqlite3_last_insert_rowid(self._live()))
 
     @property
     def autocommit(self) -> bool:
-        return bool(self.lib.sqlite3_get_autocommit(self.handle))
+        return bool(self.lib.sqlite3_get_autocommit(self._live()))
 
     def execute_simple(self, sql: str, params: Sequence[Any] = ()) -> list[list[Any]]:
         """Run one statement to completion and return its rows (for internal housekeeping)."""

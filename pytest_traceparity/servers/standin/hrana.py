@@ -293,17 +293,29 @@ def decode_cursor(body: Any) -> tuple[str | None, list[RawStep]]:
 
 @dataclass
 class Stream:
-    """Server side of a Hrana stream: one SQLite connection plus stored SQL texts."""
+    """Server side of a Hrana stream: one SQLite connection plus stored SQL texts.
+
+    Ownership: while ``state == "acquired"`` exactly one request thread owns the stream and
+    is the only thread that touches ``conn`` (and the only one that may close it). An
+    ``available`` stream belongs to the manager; whoever removes it from the manager
+    (expiry, namespace delete, shutdown) owns it and closes it. Other threads may only
+    set ``cancelled`` and :meth:`ffi.Connection.interrupt` the connection.
+    """
 
     stream_id: int
     seq: int
     db: Database
     conn: ffi.Connection | None
     sqls: dict[int, str] = field(default_factory=dict)
-    state: str = "acquired"  # acquired | available | expired
+    state: str = "acquired"  # acquired | available
     expires_at: float = 0.0
+    cancelled: bool = False  # the namespace is being deleted / the server is stopping
 
     def get_conn(self) -> ffi.Connection:
+        if self.cancelled:
+            raise self.db.gone() if self.db.deleted else ProtocolError(
+                "The server is shutting down", "SERVER_SHUTTING_DOWN", 503
+            )
         if self.conn is None:
             raise ProtocolError("Stream for this baton was closed", "BATON_STREAM_CLOSED")
         return self.conn
@@ -320,18 +332,24 @@ class Stream:
         return self.sqls[sql_id]
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        """Close the connection (rolling back any open transaction); owner only."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.close()
 
 
 class StreamManager:
-    """Hands out streams by baton; batons are HMAC-signed and single-use (like sqld)."""
+    """Hands out streams by baton; batons are HMAC-signed and single-use (like sqld).
+
+    Every transition happens under one condition lock; connections are closed outside
+    it by the thread that took the stream out of the table (see :class:`Stream`).
+    """
 
     def __init__(self, expiry: float = DEFAULT_STREAM_EXPIRY) -> None:
         self.expiry = expiry
         self._key = os.urandom(32)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._streams: dict[int, Stream] = {}
         self._expired: dict[int, float] = {}
 
@@ -356,6 +374,9 @@ class StreamManager:
         if baton is None:
             conn = db.connect()
             with self._lock:
+                if db.deleted:  # deleted between connect() and here: close_for has run
+                    conn.close()
+                    raise db.gone()
                 stream_id = int.from_bytes(os.urandom(8), "big")
                 while stream_id in self._streams or stream_id in self._expired:
                     stream_id = int.from_bytes(os.urandom(8), "big")
@@ -363,35 +384,46 @@ class StreamManager:
                 self._streams[stream_id] = stream
             return stream
         stream_id, seq = self._decode(baton)
-        with self._lock:
-            self._expire_due_locked(time.monotonic())
-            if stream_id in self._expired:
-                raise ProtocolError("The stream has expired due to inactivity", "STREAM_EXPIRED")
-            found = self._streams.get(stream_id)
-            if found is None:
-                raise ProtocolError("Received an invalid baton", "BATON_INVALID")
-            stream = found
-            if stream.state != "available" or stream.seq != seq:
-                raise ProtocolError("Received a baton that has already been used", "BATON_REUSED")
-            if stream.db is not db:
-                raise ProtocolError("Received a baton that belongs to another namespace", "BATON_INVALID")
-            stream.state = "acquired"
-            stream.seq = (stream.seq + 1) % 2**64
-            return stream
+        gone: list[Stream] = []
+        try:
+            with self._lock:
+                gone = self._expire_due_locked(time.monotonic())
+                if stream_id in self._expired:
+                    raise ProtocolError("The stream has expired due to inactivity", "STREAM_EXPIRED")
+                found = self._streams.get(stream_id)
+                if found is None:
+                    raise ProtocolError("Received an invalid baton", "BATON_INVALID")
+                stream = found
+                if stream.state != "available" or stream.seq != seq:
+                    raise ProtocolError("Received a baton that has already been used", "BATON_REUSED")
+                if stream.db is not db:
+                    raise ProtocolError("Received a baton that belongs to another namespace", "BATON_INVALID")
+                if db.deleted:
+                    raise db.gone()
+                stream.state = "acquired"
+                stream.seq = (stream.seq + 1) % 2**64
+                return stream
+        finally:
+            for victim in gone:  # whoever notices an expiry closes the connection
+                victim.close()
 
     def release(self, stream: Stream) -> str | None:
-        """Make the stream available again; None when it was closed."""
+        """Make the stream available again; None when it was closed (or cancelled)."""
         with self._lock:
-            if stream.conn is None:
-                self._streams.pop(stream.stream_id, None)
-                return None
-            stream.state = "available"
-            stream.expires_at = time.monotonic() + self.expiry
-            return self._encode(stream)
+            if stream.conn is not None and not stream.cancelled:
+                stream.state = "available"
+                stream.expires_at = time.monotonic() + self.expiry
+                return self._encode(stream)
+            self._streams.pop(stream.stream_id, None)
+            self._changed.notify_all()
+        stream.close()
+        return None
 
     def discard(self, stream: Stream) -> None:
+        """The owner gives the stream up (a protocol error): close it."""
         with self._lock:
             self._streams.pop(stream.stream_id, None)
+            self._changed.notify_all()
         stream.close()
 
     def _expire_due_locked(self, now: float) -> list[Stream]:
@@ -414,14 +446,31 @@ class StreamManager:
             stream.close()
         return len(gone)
 
-    def close_for(self, db: Database | None = None) -> None:
-        """Close every stream (of one namespace, or all)."""
+    def close_for(self, db: Database | None = None, wait: float = 30.0) -> int:
+        """Close every stream (of one namespace, or all), waiting for requests in flight.
+
+        Idle streams are closed here. A stream a request is using is cancelled: its running
+        statement is interrupted and its owner closes it when the request ends; we wait
+        (up to ``wait`` seconds) for that. Returns how many streams were still busy then.
+        """
+        deadline = time.monotonic() + wait
         with self._lock:
-            victims = [s for s in self._streams.values() if db is None or s.db is db]
-            for stream in victims:
+            idle = [s for s in self._streams.values() if (db is None or s.db is db) and s.state == "available"]
+            for stream in idle:
                 del self._streams[stream.stream_id]
-        for stream in victims:
+        for stream in idle:
             stream.close()
+        while True:
+            with self._lock:
+                busy = [s for s in self._streams.values() if db is None or s.db is db]
+                for stream in busy:
+                    stream.cancelled = True
+                    if stream.conn is not None:
+                        stream.conn.interrupt()
+                remaining = deadline - time.monotonic()
+                if not busy or remaining <= 0:
+                    return len(busy)
+                self._changed.wait(min(remaining, 0.1))
 
     def count(self) -> int:
         with self._lock:

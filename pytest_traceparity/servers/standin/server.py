@@ -174,6 +174,8 @@ class NamespaceStore:
             return db
 
     def delete(self, name: str) -> Database:
+        if name == DEFAULT_NAMESPACE:
+            raise HttpError(400, "the `default` namespace cannot be deleted", "NAMESPACE_DEFAULT")
         with self._lock:
             db = self._dbs.pop(name, None)
         if db is None:
@@ -384,7 +386,7 @@ class StandinServer:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
-        self.streams.close_for(None)
+        self.streams.close_for(None, wait=5.0)
         if self._own_dir:
             shutil.rmtree(self.db_dir, ignore_errors=True)
 
@@ -431,9 +433,15 @@ class StandinServer:
         return self.namespaces.create(name)
 
     def delete_namespace(self, name: str) -> None:
+        """Remove a namespace: no new work starts, work in flight is interrupted and
+        awaited, every stream's connection is closed, then the files go."""
         db = self.namespaces.delete(name)
-        self.streams.close_for(db)
-        db.destroy()
+        db.mark_deleted()
+        busy = self.streams.close_for(db)
+        if busy:
+            log.warning("stand-in: namespace %s deleted while %d request(s) still ran on it", name, busy)
+        with db.lock:
+            db.destroy()
 
     # ------------------------------------------------------------ routing
 
