@@ -205,6 +205,13 @@ def _bind_args(stmt: ffi.Statement, spec: StmtSpec) -> None:
 
 def check_supported(sql: str) -> None:
     """Refuse what sqld's statement analysis refuses (temp tables, VACUUM, most PRAGMA writes)."""
+    namespace = sqltext.attach_namespace(sql)
+    if namespace is not None:  # sqld's permission check fails the whole request (401)
+        raise ProtocolError(
+            f"Not authorized to execute query: Namespace `{namespace}` doesn't allow attach",
+            "NOT_AUTHORIZED",
+            401,
+        )
     if sqltext.sqld_unsupported(sql):
         raise StmtError(
             f"SQL string could not be parsed: unsupported statement: {sql.strip()}", "SQL_PARSE_ERROR"

@@ -26,6 +26,7 @@ SQLITE_OPEN_CREATE = 0x4
 SQLITE_OPEN_URI = 0x40
 SQLITE_OPEN_FULLMUTEX = 0x10000
 SQLITE_TRANSIENT = ctypes.c_void_p(-1)
+SQLITE_LIMIT_ATTACHED = 7
 
 # Primary result codes, named the way sqld names them in Hrana errors.
 PRIMARY_CODE_NAMES = {
@@ -147,6 +148,7 @@ def _bind(lib: ctypes.CDLL) -> None:
         "sqlite3_stmt_isexplain": (c_int, [vp]),
         "sqlite3_libversion": (c_char_p, []),
         "sqlite3_interrupt": (None, [vp]),
+        "sqlite3_limit": (c_int, [vp, c_int, c_int]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -323,6 +325,8 @@ class Connection:
             raise err
         self.lib.sqlite3_extended_result_codes(self.handle, 1)
         self.lib.sqlite3_busy_timeout(self.handle, busy_timeout_ms)
+        # Safety net under the SQL gate: SQLite refuses any ATTACH before opening a file.
+        self.lib.sqlite3_limit(self.handle, SQLITE_LIMIT_ATTACHED, 0)
 
     def close(self) -> None:
         with self._life:

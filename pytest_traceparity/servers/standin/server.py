@@ -546,7 +546,32 @@ class StandinServer:
             return self.namespaces.get(DEFAULT_NAMESPACE)
         return self.namespaces.get(NamespaceStore.check_name(label))
 
+    @staticmethod
+    def _check_cross_site(method: str, headers: Any) -> None:
+        """Refuse what a web page on another site could send without a CORS preflight.
+
+        A browser sends ``text/plain`` or form POSTs cross-site without asking first; a
+        JSON ``Content-Type`` forces a preflight we never grant. So a POST needs a JSON
+        ``Content-Type``, or an ``Origin`` that is absent (not a browser) or loopback.
+        """
+        if method != "POST":
+            return
+        ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype == "application/json" or ctype.endswith("+json"):
+            return
+        origin = headers.get("Origin")
+        if origin is None:
+            return
+        try:
+            host = urlsplit(origin.strip()).hostname if "://" in origin else None
+        except ValueError:
+            host = None
+        if host is not None and is_loopback(host):
+            return
+        raise HttpError(403, "cross-origin POST refused: send Content-Type: application/json", "FORBIDDEN")
+
     def dispatch(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
+        self._check_cross_site(method, headers)
         parts = urlsplit(raw_path)
         path = parts.path or "/"
         path_ns: str | None = None
