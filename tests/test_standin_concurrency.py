@@ -88,6 +88,7 @@ def test_delete_close_expiry_and_requests_race_without_harm(server: StandinServe
             for _ in range(3):
                 record("new stream", *post(f"{url}/dev/{ns}/v3/pipeline",
                                            {"baton": None, "requests": [ex("SELECT count(*) FROM t")]}))
+                record("sync info", *post(f"{url}/dev/{ns}/info", None, method="GET"))
 
         def cursor(b: str = baton, ns: str = name) -> None:
             record("cursor", *post(f"{url}/dev/{ns}/v3/cursor", {"baton": b, "batch": {"steps": []}}))

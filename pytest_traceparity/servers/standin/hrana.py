@@ -103,7 +103,10 @@ def decode_value(raw: Any, what: str = "value") -> Any:
         raw_number = obj.get("value")
         if isinstance(raw_number, bool) or not isinstance(raw_number, (int, float)):
             raise _fail(f"{what}.value: expected a number")
-        result = float(raw_number)
+        try:
+            result = float(raw_number)
+        except OverflowError:  # a JSON integer beyond any double
+            raise _fail(f"{what}.value: number out of range for a float") from None
         if not math.isfinite(result):
             raise _fail(f"{what}.value: expected a finite number")
         return result

@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -44,6 +45,10 @@ from .engine import Database, ProtocolError
 STANDIN_VERSION = "0.1"
 DEFAULT_NAMESPACE = "default"
 MAX_BODY = 32 * 1024 * 1024
+# A body that stops arriving for this long is treated as shorter than its Content-Length
+# (a client that sent less waits for our answer; 120 s of silence helps nobody).
+BODY_IDLE_TIMEOUT = 2.0
+_QUERY_RE = re.compile(r"\?[^\s\"']*")  # query strings may carry tokens: never logged
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 log = logging.getLogger("pytest_traceparity.standin")
@@ -89,7 +94,11 @@ class Response:
 
     @classmethod
     def json(cls, payload: Any, status: int = 200) -> Response:
-        return cls(status, json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+        text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
+        try:
+            return cls(status, text.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: JSON escapes are still valid JSON
+            return cls(status, json.dumps(payload, ensure_ascii=True, allow_nan=False).encode("ascii"))
 
     @classmethod
     def text(cls, text: str, status: int = 200) -> Response:
@@ -104,13 +113,33 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON number {name}")
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    return False
+
+
 def parse_json(body: bytes) -> Any:
+    """Decode a request body; like serde_json, a lone UTF-16 surrogate escape is an error."""
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(
             f"Cannot deserialize client message from JSON: {exc}", "JSON_DESERIALIZE"
         ) from None
+    if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(value):
+        raise ProtocolError(
+            "Cannot deserialize client message from JSON: lone surrogate in hex escape", "JSON_DESERIALIZE"
+        )
+    return value
 
 
 Handler = Callable[[Request], Response]
@@ -173,9 +202,14 @@ class NamespaceStore:
             self._dbs[name] = db
             return db
 
-    def delete(self, name: str) -> Database:
+    @staticmethod
+    def check_deletable(name: str) -> None:
+        """``default`` is where un-namespaced requests go: it always exists."""
         if name == DEFAULT_NAMESPACE:
             raise HttpError(400, "the `default` namespace cannot be deleted", "NAMESPACE_DEFAULT")
+
+    def delete(self, name: str) -> Database:
+        self.check_deletable(name)
         with self._lock:
             db = self._dbs.pop(name, None)
         if db is None:
@@ -193,6 +227,10 @@ class _HttpServer(ThreadingHTTPServer):
     standin: StandinServer
 
 
+class _HttpServer6(_HttpServer):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Reads one request fully, dispatches it, always answers with a JSON body on errors."""
 
@@ -207,7 +245,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # Only method/path/status reach the log; headers (and so tokens) never do.
         if self.server.standin.log_requests:
-            log.info("%s %s", self.address_string(), format % args)
+            log.info("%s %s", self.address_string(), _QUERY_RE.sub("", format % args))
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Method, path without its query string (it may carry a token), status."""
+        path = (getattr(self, "path", "") or "-").split("?", 1)[0].split("#", 1)[0]
+        status = code.value if isinstance(code, HTTPStatus) else code
+        self.log_message('"%s %s" %s %s', getattr(self, "command", None) or "-", path, status, size)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP (bad request line, oversized headers): JSON instead of HTML."""
@@ -249,7 +293,14 @@ class _Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY:
             self.close_connection = True
             raise HttpError(413, f"request body larger than {MAX_BODY} bytes", "BODY_TOO_LARGE")
-        body = self.rfile.read(length)
+        try:
+            self.connection.settimeout(BODY_IDLE_TIMEOUT)
+            body = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            body = b""
+        finally:
+            with contextlib.suppress(OSError):
+                self.connection.settimeout(self.timeout)
         if len(body) != length:
             self.close_connection = True
             raise HttpError(400, "request body shorter than Content-Length", "HTTP_ERROR")
@@ -329,7 +380,7 @@ class StandinServer:
                 f"the stand-in binds to loopback addresses only (127.0.0.1, ::1, localhost), not {host!r}: "
                 "it is a test fixture, not a server to expose"
             )
-        self.host = host
+        self.host = host.strip("[]")
         self.requested_port = port
         self._own_dir = db_dir is None
         self.db_dir = Path(db_dir) if db_dir is not None else Path(tempfile.mkdtemp(prefix="standin-"))
@@ -359,7 +410,9 @@ class StandinServer:
         if self._httpd is not None:
             return self
         try:
-            httpd = _HttpServer((self.host, self.requested_port), _Handler)
+            bind_host = self.host.strip("[]")
+            server_class = _HttpServer6 if ":" in bind_host else _HttpServer
+            httpd = server_class((bind_host, self.requested_port), _Handler)
         except OSError as exc:
             raise OSError(
                 exc.errno,
@@ -537,7 +590,10 @@ class StandinServer:
         if path_ns is not None:
             return self.namespaces.get(NamespaceStore.check_name(path_ns))
         host = (headers.get("Host") or "").strip()
-        hostname = urlsplit(f"//{host}").hostname or ""
+        try:
+            hostname = urlsplit(f"//{host}").hostname or ""
+        except ValueError:
+            raise HttpError(400, f"Invalid host header: `{host[:100]}`", "INVALID_HOST") from None
         with contextlib.suppress(ValueError):
             ipaddress.ip_address(hostname)
             return self.namespaces.get(DEFAULT_NAMESPACE)
@@ -581,6 +637,9 @@ class StandinServer:
         if len(path) > 1:
             path = path.rstrip("/")
         method = "GET" if method == "HEAD" else method
+        public = any(not r.auth and r.method == method and r.pattern.fullmatch(path) for r in self.routes)
+        if not public:
+            self._check_auth(headers)  # before routing: no 404/405 tells a stranger what exists
         allowed: list[str] = []
         for route in self.routes:
             match = route.pattern.fullmatch(path)
@@ -589,8 +648,6 @@ class StandinServer:
             if route.method != method:
                 allowed.append(route.method)
                 continue
-            if route.auth:
-                self._check_auth(headers)
             request = Request(method, path, parts.query, headers, body, match, self)
             if route.namespaced:
                 request.namespace = self._namespace_for(headers, path_ns)
