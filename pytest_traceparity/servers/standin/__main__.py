@@ -54,6 +54,11 @@ def build_parser(prog: str = "traceparity serve") -> argparse.ArgumentParser:
         help=f"the token itself: visible to every user in `ps`; prefer ${TOKEN_ENV} or --auth-token-file",
     )
     parser.add_argument("--stream-expiry", type=float, default=10.0, help="idle seconds before a stream expires")
+    parser.add_argument(
+        "--txn-timeout", type=float, default=5.0,
+        help="seconds a write transaction may hold the lock before a waiting writer takes it over "
+        "and the holder gets TRANSACTION_TIMEOUT (sqld: 5)",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log method, path and status to stderr")
     return parser
 
@@ -76,6 +81,7 @@ def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -
             args.db_dir,
             token,
             stream_expiry=args.stream_expiry,
+            txn_timeout=args.txn_timeout,
             log_requests=args.log_requests,
         ).start()
     except OSError as exc:

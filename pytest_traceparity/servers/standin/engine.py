@@ -14,12 +14,13 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import ffi, sqltext
+from .txn import DEFAULT_TXN_TIMEOUT, TxnArbiter
 
 
 class ProtocolError(Exception):
@@ -87,8 +88,11 @@ class Database:
 
     busy_timeout_ms = 5000
 
-    def __init__(self, name: str, path: Path, *, wal_autocheckpoint: int = 0) -> None:
+    def __init__(
+        self, name: str, path: Path, *, wal_autocheckpoint: int = 0, txn_timeout: float = DEFAULT_TXN_TIMEOUT
+    ) -> None:
         self.name = name
+        self.txn = TxnArbiter(txn_timeout)
         self.path = Path(path)
         self.wal_autocheckpoint = wal_autocheckpoint
         self.lock = threading.RLock()
@@ -111,6 +115,7 @@ class Database:
                 raise self.gone()
             conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
         try:
+            self.txn.install(conn)
             conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
             # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
             conn.execute_simple("PRAGMA foreign_keys=ON")
@@ -234,9 +239,36 @@ def prepare_single(conn: ffi.Connection, sql: str) -> ffi.Statement:
     return stmt
 
 
-def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec) -> StmtOutcome:
+def transaction_timeout() -> StmtError:
+    return StmtError("Transaction timed out", "TRANSACTION_TIMEOUT")
+
+
+class Program:
+    """One sqld program (an ``execute``, a ``batch`` or a ``sequence``): once its write
+    transaction has timed out, every later step fails with ``TRANSACTION_TIMEOUT``."""
+
+    def __init__(self, db: Database, conn: ffi.Connection) -> None:
+        self.db, self.conn, self.timed_out = db, conn, False
+
+    def check(self) -> None:
+        if self.timed_out or self.db.txn.timed_out(self.conn):
+            self.timed_out = True
+            raise transaction_timeout()
+
+
+def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec, program: Program | None = None) -> StmtOutcome:
     """Run one statement on a stream's connection; the only path SQL takes to SQLite."""
     started = time.perf_counter()
+    (program or Program(db, conn)).check()
+    state_before = conn.txn_state()
+    try:
+        return _run_prepared(db, conn, spec, started)
+    finally:
+        if not conn.closed:
+            db.txn.after_step(conn, state_before)
+
+
+def _run_prepared(db: Database, conn: ffi.Connection, spec: StmtSpec, started: float) -> StmtOutcome:
     stmt = prepare_single(conn, spec.sql)
     with stmt:
         cols = stmt.columns()
@@ -281,6 +313,15 @@ def _may_write(stmt: ffi.Statement, sql: str) -> bool:
     return not stmt.readonly or sqltext.main_keyword(sql) in _TXN_END
 
 
+@contextlib.contextmanager
+def _after_step(db: Database, conn: ffi.Connection, state_before: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            db.txn.after_step(conn, state_before)
+
+
 def _notify(db: Database, conn: ffi.Connection) -> None:
     with db.lock:
         db.after_write(conn)
@@ -293,16 +334,19 @@ def run_sequence(db: Database, conn: ffi.Connection, sql: str) -> None:
     """
     for piece in sqltext.split_statements(sql):
         check_supported(piece)
+    program = Program(db, conn)
     data = sql.encode("utf-8", "surrogatepass")
     pos = 0
     while pos < len(data):
+        program.check()
+        state_before = conn.txn_state()
         try:
             stmt = conn.prepare(sql, pos)
         except ffi.SqliteError as err:
             raise stmt_error_from_sqlite(err, preparing=True) from err
         if stmt is None:
             return
-        with stmt:
+        with stmt, _after_step(db, conn, state_before):
             piece = data[pos : stmt.tail_offset].decode("utf-8", "replace")
             writes = _may_write(stmt, piece)
             try:

@@ -149,6 +149,7 @@ def _bind(lib: ctypes.CDLL) -> None:
         "sqlite3_libversion": (c_char_p, []),
         "sqlite3_interrupt": (None, [vp]),
         "sqlite3_limit": (c_int, [vp, c_int, c_int]),
+        "sqlite3_busy_handler": (c_int, [vp, vp, vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -157,6 +158,12 @@ def _bind(lib: ctypes.CDLL) -> None:
     if hasattr(lib, "sqlite3_error_offset"):
         lib.sqlite3_error_offset.restype = c_int
         lib.sqlite3_error_offset.argtypes = [vp]
+    if hasattr(lib, "sqlite3_txn_state"):  # SQLite 3.34+
+        lib.sqlite3_txn_state.restype = c_int
+        lib.sqlite3_txn_state.argtypes = [vp, c_char_p]
+
+
+BUSY_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
 
 
 def library() -> ctypes.CDLL:
@@ -316,6 +323,11 @@ class Connection:
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.lib = library()
         self._life = threading.Lock()
+        # Held by whoever runs statements on this connection (a request, or a thief rolling
+        # back an expired write transaction); reentrant so the owner may close it.
+        self.use_lock = threading.RLock()
+        self.txn_slot: Any = None  # the write-lock slot this connection holds (txn.py)
+        self._busy_cb: Any = None
         self.handle = ctypes.c_void_p()
         flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI
         rc = self.lib.sqlite3_open_v2(os.fsencode(path), ctypes.byref(self.handle), flags, None)
@@ -329,11 +341,30 @@ class Connection:
         self.lib.sqlite3_limit(self.handle, SQLITE_LIMIT_ATTACHED, 0)
 
     def close(self) -> None:
-        with self._life:
+        with self.use_lock, self._life:
             handle, self.handle = self.handle, ctypes.c_void_p()
             if handle:
                 # close_v2: statements still alive keep a zombie connection until finalized
                 self.lib.sqlite3_close_v2(handle)
+
+    def set_busy_handler(self, handler: Any) -> None:
+        """``handler(retries) -> int`` replaces the busy timeout (1 = retry, 0 = SQLITE_BUSY)."""
+
+        def trampoline(_arg: Any, retries: int) -> int:
+            try:
+                return int(handler(retries))
+            except Exception:  # never let an exception cross the C boundary
+                return 0
+
+        self._busy_cb = BUSY_HANDLER(trampoline)  # kept alive as long as the connection
+        self.lib.sqlite3_busy_handler(self._live(), ctypes.cast(self._busy_cb, ctypes.c_void_p), None)
+
+    def txn_state(self) -> int:
+        """0 none, 1 read, 2 write (``sqlite3_txn_state`` on ``main``); -1 if unknown."""
+        fn = getattr(self.lib, "sqlite3_txn_state", None)
+        if fn is None:
+            return -1
+        return int(fn(self._live(), b"main"))
 
     def interrupt(self) -> None:
         """Make the statement running on this connection (in another thread) stop soon."""

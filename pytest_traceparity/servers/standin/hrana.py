@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import math
@@ -19,7 +20,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from . import ffi
 from .engine import (
     Cond,
     Database,
+    Program,
     ProtocolError,
     StmtError,
     StmtOutcome,
@@ -36,6 +38,7 @@ from .engine import (
     eval_cond,
     run_sequence,
     run_statement,
+    transaction_timeout,
 )
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
@@ -323,6 +326,16 @@ class Stream:
             raise ProtocolError("Stream for this baton was closed", "BATON_STREAM_CLOSED")
         return self.conn
 
+    @contextlib.contextmanager
+    def using(self) -> Iterator[None]:
+        """Hold the connection's use lock for a request (a lock thief never touches it then)."""
+        conn = self.conn
+        if conn is None:
+            yield
+            return
+        with conn.use_lock:
+            yield
+
     def resolve_sql(self, sql: str | None, sql_id: int | None) -> str:
         if sql is not None and sql_id is not None:
             raise ProtocolError("Either `sql` or `sql_id` are required, but not both", "SQL_ID_AND_SQL_GIVEN")
@@ -338,6 +351,7 @@ class Stream:
         """Close the connection (rolling back any open transaction); owner only."""
         conn, self.conn = self.conn, None
         if conn is not None:
+            self.db.txn.forget(conn)  # a writer waiting for this stream's lock may go on
             conn.close()
 
 
@@ -520,13 +534,20 @@ def run_batch(
     for spec in specs:  # sqld parses the whole batch first: one bad statement fails it all
         check_supported(spec.sql)
     outcomes: list[bool | None] = []
+    program = Program(stream.db, conn)
     for i, step in enumerate(steps):
+        if program.timed_out:  # sqld fails every later step of a timed-out program
+            outcomes.append(False)
+            on_step(i, None, transaction_timeout())
+            continue
         enabled = step.cond is None or eval_cond(step.cond, outcomes, conn.autocommit)
         if not enabled:
-            outcomes.append(None)
+            # sqld records a skipped step like a failed one (connection/program.rs pushes
+            # `enabled`), so `error` on a skipped step is true and `ok` is false.
+            outcomes.append(False)
             continue
         try:
-            outcome = run_statement(stream.db, conn, specs[i])
+            outcome = run_statement(stream.db, conn, specs[i], program)
         except StmtError as err:
             outcomes.append(False)
             on_step(i, None, err)
@@ -606,7 +627,8 @@ def pipeline(manager: StreamManager, db: Database, body: Any, version: int) -> d
     baton, requests = decode_pipeline(body, version)
     stream = manager.acquire(baton, db)
     try:
-        results = [handle_request(stream, req) for req in requests]
+        with stream.using():
+            results = [handle_request(stream, req) for req in requests]
     except BaseException:
         manager.discard(stream)
         raise
@@ -638,7 +660,11 @@ def cursor(manager: StreamManager, db: Database, body: Any) -> list[dict[str, An
             entries.append({"type": "step_error", "step": i, "error": err.to_json()})
 
     try:
-        run_batch(stream, steps, record)
+        with stream.using():
+            run_batch(stream, steps, record)
+        # sqld's cursor ends with the replication index (hrana/cursor.rs, `finish`); a
+        # primary without replication reports null.
+        entries.append({"type": "replication_index", "replication_index": None})
     except StmtError as err:  # the batch as a whole was refused
         entries.append({"type": "error", "error": err.to_json()})
     except ProtocolError as err:

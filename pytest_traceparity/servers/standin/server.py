@@ -41,6 +41,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import ffi, hrana
 from .engine import Database, ProtocolError
+from .txn import DEFAULT_TXN_TIMEOUT
 
 STANDIN_VERSION = "0.1"
 DEFAULT_NAMESPACE = "default"
@@ -109,6 +110,20 @@ def error_response(status: int, message: str, code: str) -> Response:
     return Response.json({"error": message, "message": message, "code": code}, status)
 
 
+# Hrana protocol errors sqld answers as JSON; every other 400 ProtocolError is plain text.
+_JSON_PROTOCOL_CODES = {"STREAM_EXPIRED"}
+
+
+def protocol_error_response(err: ProtocolError) -> Response:
+    """sqld answers a Hrana protocol violation with 400 and its message as ``text/plain``
+    (libsql-server/src/hrana/http/mod.rs, ``protocol_error_response``); clients then raise
+    e.g. "Server returned HTTP status 400: Received an invalid baton". Errors of the server
+    around the protocol (namespaces, auth) are JSON like sqld's ``{"error": ...}``."""
+    if err.status == 400 and err.code not in _JSON_PROTOCOL_CODES:
+        return Response(400, err.message.encode("utf-8", "replace"), "text/plain")
+    return error_response(err.status, err.message, err.code)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON number {name}")
 
@@ -162,10 +177,12 @@ class NamespaceStore:
         db_dir: Path,
         database_class: type[Database] = Database,
         wal_autocheckpoint: int = 0,
+        txn_timeout: float = DEFAULT_TXN_TIMEOUT,
     ) -> None:
         self.db_dir = db_dir
         self.database_class = database_class
         self.wal_autocheckpoint = wal_autocheckpoint
+        self.txn_timeout = txn_timeout
         self._lock = threading.Lock()
         self._dbs: dict[str, Database] = {}
         for existing in sorted((db_dir / "dbs").glob("*/data")):
@@ -177,7 +194,8 @@ class NamespaceStore:
 
     def _open(self, name: str) -> Database:
         return self.database_class(
-            name, self.db_dir / "dbs" / name / "data", wal_autocheckpoint=self.wal_autocheckpoint
+            name, self.db_dir / "dbs" / name / "data", wal_autocheckpoint=self.wal_autocheckpoint,
+            txn_timeout=self.txn_timeout,
         )
 
     @staticmethod
@@ -335,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
         except HttpError as err:
             resp = error_response(err.status, err.message, err.code)
         except ProtocolError as err:
-            resp = error_response(err.status, err.message, err.code)
+            resp = protocol_error_response(err)
         except Exception as exc:  # a bug: answer 500, keep serving, say where to look
             log.exception("stand-in: internal error on %s %s", self.command, urlsplit(self.path).path)
             resp = error_response(500, f"internal stand-in error: {type(exc).__name__}: {exc}", "INTERNAL")
@@ -370,6 +388,7 @@ class StandinServer:
         *,
         stream_expiry: float = hrana.DEFAULT_STREAM_EXPIRY,
         wal_autocheckpoint: int = 0,
+        txn_timeout: float = DEFAULT_TXN_TIMEOUT,
         database_class: type[Database] = Database,
         log_requests: bool = False,
         extensions: Iterable[Callable[[StandinServer], None]] = (),
@@ -388,7 +407,7 @@ class StandinServer:
         self._auth_token = auth_token
         self.log_requests = log_requests
         ffi.library()  # fail early, with a clear message, if SQLite cannot be loaded
-        self.namespaces = NamespaceStore(self.db_dir, database_class, wal_autocheckpoint)
+        self.namespaces = NamespaceStore(self.db_dir, database_class, wal_autocheckpoint, txn_timeout)
         self.streams = hrana.StreamManager(stream_expiry)
         self.routes: list[Route] = []
         self._httpd: _HttpServer | None = None
