@@ -22,7 +22,8 @@ import pytest
 
 from pytest_traceparity.servers.standin import StandinServer
 from pytest_traceparity.servers.standin.engine import Database
-from pytest_traceparity.servers.standin.hrana import StreamManager, pipeline
+from pytest_traceparity.servers.standin.hrana import pipeline
+from pytest_traceparity.servers.standin.streams import StreamManager
 
 SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) SELECT count(*) FROM c"
 

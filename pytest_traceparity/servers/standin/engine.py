@@ -332,8 +332,11 @@ def run_sequence(db: Database, conn: ffi.Connection, sql: str) -> None:
 
     Like sqld, every statement is vetted before the first one runs.
     """
-    for piece in sqltext.split_statements(sql):
+    pieces = sqltext.split_statements(sql)
+    for piece in pieces:
         check_supported(piece)
+    for piece in pieces:
+        check_syntax(piece)
     program = Program(db, conn)
     data = sql.encode("utf-8", "surrogatepass")
     pos = 0
@@ -360,6 +363,30 @@ def run_sequence(db: Database, conn: ffi.Connection, sql: str) -> None:
             if stmt.tail_offset <= pos:
                 return
             pos = stmt.tail_offset
+
+
+_scratch = threading.local()
+
+
+def check_syntax(sql: str) -> None:
+    """Fail with SQL_PARSE_ERROR if SQLite's parser rejects ``sql``, without running it.
+
+    sqld parses a whole ``sequence`` before the first statement runs, so a syntax error
+    in the last statement means nothing ran. SQLite has no parse-only call; preparing on
+    an empty in-memory database reports syntax errors and, for statements that name
+    tables created earlier in the same text, "no such table" (ignored here).
+    """
+    conn = getattr(_scratch, "conn", None)
+    if conn is None:
+        conn = _scratch.conn = ffi.Connection(":memory:")
+    try:
+        stmt = conn.prepare(sql)
+    except ffi.SqliteError as err:
+        if any(marker in err.message for marker in _PARSE_MARKERS):
+            raise stmt_error_from_sqlite(err, preparing=True) from err
+        return
+    if stmt is not None:
+        stmt.finalize()
 
 
 def describe(conn: ffi.Connection, sql: str) -> dict[str, Any]:

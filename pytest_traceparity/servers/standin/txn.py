@@ -10,7 +10,7 @@ times out the same way even when nobody waited.
 
 The stand-in mirrors that with one :class:`TxnArbiter` per namespace. Rolling back a
 holder from another thread is safe because every stream's connection is used under its
-``use_lock`` (see ``hrana.Stream``): the thief only touches a connection it could lock.
+``use_lock`` (see ``streams.Stream``): the thief only touches a connection it could lock.
 """
 
 from __future__ import annotations
