@@ -59,6 +59,10 @@ def build_parser(prog: str = "traceparity serve") -> argparse.ArgumentParser:
         help="seconds a write transaction may hold the lock before a waiting writer takes it over "
         "and the holder gets TRANSACTION_TIMEOUT (sqld: 5)",
     )
+    parser.add_argument(
+        "--max-response-size", type=int, default=10_000_000,
+        help="bytes one execute/batch response may hold before RESPONSE_TOO_LARGE (sqld: 10MB)",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log method, path and status to stderr")
     return parser
 
@@ -82,6 +86,7 @@ def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -
             token,
             stream_expiry=args.stream_expiry,
             txn_timeout=args.txn_timeout,
+            max_response_size=args.max_response_size,
             log_requests=args.log_requests,
         ).start()
     except OSError as exc:

@@ -22,6 +22,8 @@ from typing import Any
 from . import ffi, sqltext
 from .txn import DEFAULT_TXN_TIMEOUT, TxnArbiter
 
+DEFAULT_MAX_RESPONSE_SIZE = 10_000_000  # sqld's --max-response-size default, "10MB"
+
 
 class ProtocolError(Exception):
     """The client broke the protocol: answer 4xx with an Error body, drop the stream."""
@@ -87,6 +89,7 @@ class Database:
     """
 
     busy_timeout_ms = 5000
+    max_response_size = DEFAULT_MAX_RESPONSE_SIZE  # per execute/batch response (RESPONSE_TOO_LARGE)
 
     def __init__(
         self, name: str, path: Path, *, wal_autocheckpoint: int = 0, txn_timeout: float = DEFAULT_TXN_TIMEOUT
@@ -243,12 +246,41 @@ def transaction_timeout() -> StmtError:
     return StmtError("Transaction timed out", "TRANSACTION_TIMEOUT")
 
 
+def response_too_large() -> StmtError:
+    return StmtError("Response is too large", "RESPONSE_TOO_LARGE")
+
+
+def _value_size(value: Any) -> int:
+    """sqld's estimate of a value's JSON size (libsql-server/src/hrana/result_builder.rs)."""
+    if value is None:
+        return 15
+    if isinstance(value, int):
+        return 29 + len(str(value))
+    if isinstance(value, float):
+        return 26 + len(repr(value))
+    if isinstance(value, str):
+        return 26 + len(value.encode("utf-8", "surrogatepass"))
+    return len(value)
+
+
+def _cols_size(cols: list[ffi.Column]) -> int:
+    return sum(25 + len((c.name or "").encode()) + len((c.decltype or "null").encode()) for c in cols)
+
+
 class Program:
     """One sqld program (an ``execute``, a ``batch`` or a ``sequence``): once its write
-    transaction has timed out, every later step fails with ``TRANSACTION_TIMEOUT``."""
+    transaction has timed out, every later step fails with ``TRANSACTION_TIMEOUT``; its
+    results share one response budget (``limit_response``; cursors stream, unlimited)."""
 
-    def __init__(self, db: Database, conn: ffi.Connection) -> None:
+    def __init__(self, db: Database, conn: ffi.Connection, *, limit_response: bool = True) -> None:
         self.db, self.conn, self.timed_out = db, conn, False
+        self.budget: int | None = db.max_response_size if limit_response else None
+
+    def spend(self, size: int) -> None:
+        if self.budget is not None:
+            self.budget -= size
+            if self.budget < 0:
+                raise response_too_large()
 
     def check(self) -> None:
         if self.timed_out or self.db.txn.timed_out(self.conn):
@@ -259,19 +291,23 @@ class Program:
 def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec, program: Program | None = None) -> StmtOutcome:
     """Run one statement on a stream's connection; the only path SQL takes to SQLite."""
     started = time.perf_counter()
-    (program or Program(db, conn)).check()
+    program = program or Program(db, conn)
+    program.check()
     state_before = conn.txn_state()
     try:
-        return _run_prepared(db, conn, spec, started)
+        return _run_prepared(db, conn, spec, started, program)
     finally:
         if not conn.closed:
             db.txn.after_step(conn, state_before)
 
 
-def _run_prepared(db: Database, conn: ffi.Connection, spec: StmtSpec, started: float) -> StmtOutcome:
+def _run_prepared(
+    db: Database, conn: ffi.Connection, spec: StmtSpec, started: float, program: Program
+) -> StmtOutcome:
     stmt = prepare_single(conn, spec.sql)
     with stmt:
         cols = stmt.columns()
+        program.spend(_cols_size(cols))
         try:
             _bind_args(stmt, spec)
         except StmtError as error:
@@ -284,7 +320,10 @@ def _run_prepared(db: Database, conn: ffi.Connection, spec: StmtSpec, started: f
             while stmt.step():
                 stepped += 1
                 if spec.want_rows:
-                    rows.append(stmt.row(len(cols)))
+                    row = stmt.row(len(cols))
+                    if program.budget is not None:
+                        program.spend(sum(_value_size(v) for v in row))
+                    rows.append(row)
         except ffi.SqliteError as err:
             failure = stmt_error_from_sqlite(err, preparing=False)
             failure.partial = (cols, rows)

@@ -319,6 +319,8 @@ def run_batch(
     stream: Stream,
     steps: list[RawStep],
     on_step: Callable[[int, StmtOutcome | None, StmtError | None], None],
+    *,
+    limit_response: bool = True,
 ) -> None:
     """Run the steps in order; ``on_step`` sees each executed step's outcome or error."""
     conn = stream.get_conn()
@@ -326,7 +328,7 @@ def run_batch(
     for spec in specs:  # sqld parses the whole batch first: one bad statement fails it all
         check_supported(spec.sql)
     outcomes: list[bool | None] = []
-    program = Program(stream.db, conn)
+    program = Program(stream.db, conn, limit_response=limit_response)
     for i, step in enumerate(steps):
         if program.timed_out:  # sqld fails every later step of a timed-out program
             outcomes.append(False)
@@ -341,6 +343,8 @@ def run_batch(
         try:
             outcome = run_statement(stream.db, conn, specs[i], program)
         except StmtError as err:
+            if err.code == "RESPONSE_TOO_LARGE":  # sqld aborts the whole batch
+                raise
             outcomes.append(False)
             on_step(i, None, err)
         else:
@@ -453,7 +457,7 @@ def cursor(manager: StreamManager, db: Database, body: Any) -> list[dict[str, An
 
     try:
         with stream.using():
-            run_batch(stream, steps, record)
+            run_batch(stream, steps, record, limit_response=False)
         # sqld's cursor ends with the replication index (hrana/cursor.rs, `finish`); a
         # primary without replication reports null.
         entries.append({"type": "replication_index", "replication_index": None})

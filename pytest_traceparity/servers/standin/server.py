@@ -84,7 +84,9 @@ class NamespaceStore:
         database_class: type[Database] = Database,
         wal_autocheckpoint: int = 0,
         txn_timeout: float = DEFAULT_TXN_TIMEOUT,
+        max_response_size: int | None = None,
     ) -> None:
+        self.max_response_size = max_response_size
         self.db_dir = db_dir
         self.database_class = database_class
         self.wal_autocheckpoint = wal_autocheckpoint
@@ -99,10 +101,13 @@ class NamespaceStore:
             self._dbs[DEFAULT_NAMESPACE] = self._open(DEFAULT_NAMESPACE)
 
     def _open(self, name: str) -> Database:
-        return self.database_class(
+        db = self.database_class(
             name, self.db_dir / "dbs" / name / "data", wal_autocheckpoint=self.wal_autocheckpoint,
             txn_timeout=self.txn_timeout,
         )
+        if self.max_response_size is not None:
+            db.max_response_size = self.max_response_size
+        return db
 
     @staticmethod
     def check_name(name: str) -> str:
@@ -172,6 +177,7 @@ class StandinServer:
         stream_expiry: float = streams.DEFAULT_STREAM_EXPIRY,
         wal_autocheckpoint: int = 0,
         txn_timeout: float = DEFAULT_TXN_TIMEOUT,
+        max_response_size: int | None = None,
         database_class: type[Database] = Database,
         log_requests: bool = False,
         extensions: Iterable[Callable[[StandinServer], None]] = (),
@@ -190,7 +196,9 @@ class StandinServer:
         self._auth_token = auth_token
         self.log_requests = log_requests
         ffi.library()  # fail early, with a clear message, if SQLite cannot be loaded
-        self.namespaces = NamespaceStore(self.db_dir, database_class, wal_autocheckpoint, txn_timeout)
+        self.namespaces = NamespaceStore(
+            self.db_dir, database_class, wal_autocheckpoint, txn_timeout, max_response_size
+        )
         self.streams = streams.StreamManager(stream_expiry)
         self.routes: list[Route] = []
         self._httpd: _HttpServer | None = None
