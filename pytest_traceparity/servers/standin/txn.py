@@ -91,11 +91,11 @@ class TxnArbiter:
 
     # ------------------------------------------------------------ waiter side
 
-    def busy(self, retries: int) -> int:
+    def busy(self, retries: int, waiter: ffi.Connection | None = None) -> int:
         """SQLite busy handler: 1 = try again, 0 = give up with SQLITE_BUSY."""
         with self._cond:
             slot = self._slot
-            if slot is None:  # the lock holder is no stream (a checkpoint, a sync push)
+            if slot is None or slot.conn is waiter:  # the holder is no stream (a checkpoint, a sync push)
                 self._cond.wait(NO_SLOT_POLL)
                 return 1 if retries * NO_SLOT_POLL < NO_SLOT_GIVE_UP else 0
             remaining = slot.expires_at - time.monotonic()
@@ -124,7 +124,7 @@ class TxnArbiter:
 
     def install(self, conn: ffi.Connection) -> None:
         """Make ``conn`` wait for (and steal from) this namespace's lock holder."""
-        conn.set_busy_handler(self.busy)
+        conn.set_busy_handler(lambda retries: self.busy(retries, conn))
 
 
 def _rollback(conn: ffi.Connection) -> None:
