@@ -202,23 +202,24 @@ class StreamManager:
         (up to ``wait`` seconds) for that. Returns how many streams were still busy then.
         """
         deadline = time.monotonic() + wait
-        with self._lock:
-            idle = [s for s in self._streams.values() if (db is None or s.db is db) and s.state == "available"]
-            for stream in idle:
-                del self._streams[stream.stream_id]
-        for stream in idle:
-            stream.close()
         while True:
             with self._lock:
-                busy = [s for s in self._streams.values() if db is None or s.db is db]
+                mine = [s for s in self._streams.values() if db is None or s.db is db]
+                idle = [s for s in mine if s.state == "available"]
+                for stream in idle:  # ours now: closed below, outside the lock
+                    del self._streams[stream.stream_id]
+                busy = [s for s in mine if s.state != "available"]
                 for stream in busy:
                     stream.cancelled = True
                     if stream.conn is not None:
                         stream.conn.interrupt()
                 remaining = deadline - time.monotonic()
-                if not busy or remaining <= 0:
-                    return len(busy)
-                self._changed.wait(min(remaining, 0.1))
+                if not idle:
+                    if not busy or remaining <= 0:
+                        return len(busy)
+                    self._changed.wait(min(remaining, 0.1))
+            for stream in idle:
+                stream.close()
 
     def count(self) -> int:
         with self._lock:
