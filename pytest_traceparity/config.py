@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .backends.errors import UsageError
+from .secret import Secret, as_secret, reveal
 
 if TYPE_CHECKING:
     from .servers.launcher import SqldConfig
@@ -24,7 +25,7 @@ def sqld_config(
     binary: str | None = None,
     image: str | None = None,
     url: str | None = None,
-    auth_token: str | None = None,
+    auth_token: str | Secret | None = None,
     allow_reset: bool = False,
 ) -> SqldConfig:
     """Validated launcher settings from user options (one line per mistake, naming the option)."""
@@ -42,7 +43,7 @@ def sqld_config(
         sqld_bin=binary,
         image=image or DEFAULT_SQLD_IMAGE,
         url=url,
-        auth_token=auth_token or os.environ.get("TURSO_AUTH_TOKEN") or None,
+        auth_token=as_secret(auth_token or os.environ.get("TURSO_AUTH_TOKEN")),
         allow_reset=allow_reset,
     )
 
@@ -52,7 +53,7 @@ class ReplicaSettings:
     sync: str = "auto"
     sync_url: str | None = None
     offline: bool = False
-    sync_token: str | None = field(default=None, repr=False)
+    sync_token: Secret | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.sync_url:
@@ -80,7 +81,7 @@ class TursoSettings:
 _TOKEN_KEYS = ("authToken", "auth_token", "jwt")
 
 
-def split_token(url: str) -> tuple[str, str | None]:
+def split_token(url: str) -> tuple[str, Secret | None]:
     """Move a token out of a URL (``?authToken=...`` or ``user:TOKEN@``) so it is never printed.
 
     libsql URLs may carry their token inline; the harness passes it as ``auth_token`` instead
@@ -99,12 +100,13 @@ def split_token(url: str) -> tuple[str, str | None]:
         userinfo, netloc = netloc.rsplit("@", 1)
         if ":" in userinfo:
             token = token or userinfo.split(":", 1)[1] or None
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment)), token
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment)), as_secret(token)
 
 
-def redact(text: str, *secrets: str | None) -> str:
+def redact(text: str, *secrets: str | Secret | None) -> str:
     """Remove every secret from ``text`` before it reaches output or a report."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        plain = reveal(secret)
+        if plain:
+            text = text.replace(plain, "***")
     return text

@@ -217,7 +217,7 @@ class _ReportHooks:
             path = path if path.is_absolute() else config.rootpath / path
         lines = collect.finish(
             state.report,
-            secrets=(state.services.sqld_settings.auth_token,),
+            secrets=state.secrets(),
             path=path,
             blanket_reasons={e.reason for e in state.divergences.entries if not e.strict},
         )

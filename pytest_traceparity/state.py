@@ -22,6 +22,7 @@ from .config import ReplicaSettings, TursoSettings, sqld_config
 from .divergences import DivergenceRegistry, load_registry, project_settings
 from .registry import DEFAULT_REFERENCE, BackendRegistry
 from .report import ParityReport
+from .secret import Secret, as_secret
 from .services import HarnessServices
 
 _STATE_KEY: Any = None
@@ -72,6 +73,10 @@ class TraceparityState:
             "turso_sync": self.services.turso_settings.sync,
         }
         return BackendContext(workdir=workdir, name=unique, options=options, services=self.services)
+
+    def secrets(self) -> tuple[Secret | None, ...]:
+        """Every token this run holds, for last-line redaction of reports."""
+        return (as_secret(self.services.sqld_settings.auth_token), self.services.replica_settings.sync_token)
 
     def close(self) -> None:
         self.services.close()

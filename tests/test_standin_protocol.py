@@ -189,10 +189,10 @@ def test_baton_rules(ns: str) -> None:
     ok(c.execute("SELECT 2"))
     assert c.baton != old
     status, body, ctype = http("POST", f"{ns}/v3/pipeline", {"baton": old, "requests": []})
-    assert status == 400 and ctype.startswith("application/json")
-    assert json.loads(body)["code"] == "BATON_REUSED"
+    assert status == 400 and ctype == "text/plain"  # like sqld: libsql-server/src/hrana/http/mod.rs
+    assert body.decode() == "Received a baton that has already been used"
     status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": "not-a-baton", "requests": []})
-    assert status == 400 and json.loads(body)["code"] == "BATON_INVALID"
+    assert status == 400 and body.decode() == "Received an invalid baton"
     [closed] = c.send({"type": "close"})
     assert ok(closed) == {"type": "close"} and c.baton is None
 
@@ -200,7 +200,7 @@ def test_baton_rules(ns: str) -> None:
 def test_requests_after_close_in_same_pipeline_fail_the_request(ns: str) -> None:
     status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": None, "requests": [
         {"type": "close"}, {"type": "execute", "stmt": {"sql": "SELECT 1"}}]})
-    assert status == 400 and json.loads(body)["code"] == "BATON_STREAM_CLOSED"
+    assert status == 400 and body.decode() == "Stream for this baton was closed"
 
 
 def test_stream_expiry_rolls_back_and_reports_expired(ns: str) -> None:
@@ -255,7 +255,7 @@ def test_batch_condition_on_later_step_is_a_protocol_error(ns: str) -> None:
     status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": None, "requests": [
         {"type": "batch", "batch": {"steps": [
             {"condition": {"type": "ok", "step": 0}, "stmt": {"sql": "SELECT 1"}}]}}]})
-    assert status == 400 and json.loads(body)["code"] == "BATCH_COND_BAD_STEP"
+    assert status == 400 and body.decode() == "Invalid reference to step in a batch condition"
 
 
 def test_hrana2_rejects_v3_only_features(ns: str) -> None:
@@ -267,7 +267,7 @@ def test_hrana2_rejects_v3_only_features(ns: str) -> None:
                                                 "stmt": {"sql": "SELECT 1"}}]}}],
     ):
         status, body, _ = http("POST", f"{ns}/v2/pipeline", {"baton": None, "requests": requests})
-        assert status == 400 and json.loads(body)["code"] == "NOT_SUPPORTED"
+        assert status == 400 and "only supported in protocol version hrana3" in body.decode()
 
 
 def test_cursor_streams_entries(ns: str) -> None:
@@ -291,7 +291,9 @@ def test_cursor_streams_entries(ns: str) -> None:
         ("step_begin", 1), ("row", None), ("row", None), ("step_end", None),
         ("step_begin", 3), ("step_error", 3),
         ("step_error", 4),
+        ("replication_index", None),  # sqld ends a cursor so: libsql-server/src/hrana/cursor.rs, `finish`
     ]
+    assert entries[-1] == {"type": "replication_index", "replication_index": None}
     assert entries[1] == {"type": "step_end", "affected_row_count": 2, "last_insert_rowid": 2}
     assert entries[2]["cols"] == [{"name": "x", "decltype": "INTEGER"}]
     assert entries[3]["row"] == [value(1)]
@@ -333,7 +335,7 @@ def test_sequence_describe_and_stored_sql(ns: str) -> None:
     assert ok(results[1])["result"]["rows"] == [[value("1")], [value("2")]]
     status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": c.baton, "requests": [
         {"type": "execute", "stmt": {"sql_id": 7}}]})
-    assert status == 400 and json.loads(body)["code"] == "SQL_NOT_FOUND"
+    assert status == 400 and body.decode() == "SQL text 7 not found"
 
 
 def test_statement_count_errors(ns: str) -> None:
@@ -344,7 +346,7 @@ def test_statement_count_errors(ns: str) -> None:
     assert c.execute("SELEC 1")["error"]["code"] == "SQL_PARSE_ERROR"
     status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": None, "requests": [
         {"type": "execute", "stmt": {"sql": "SELECT 1", "sql_id": 1}}]})
-    assert status == 400 and json.loads(body)["code"] == "SQL_ID_AND_SQL_GIVEN"
+    assert status == 400 and body.decode() == "Either `sql` or `sql_id` are required, but not both"
 
 
 def test_namespaces_admin_and_routing(server: StandinServer) -> None:

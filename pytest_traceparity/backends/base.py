@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from ..secret import as_secret
 from .errors import BackendUnavailable, DatabaseError, TraceparityError, no_sync_error, wrap_error
 from .values import Result, plain
 
@@ -58,6 +59,14 @@ class BackendContext:
     name: str = "db"
     options: Mapping[str, Any] = field(default_factory=dict)
     services: Services = field(default_factory=NoServices)
+
+    def __post_init__(self) -> None:
+        # Any ``*token*`` option is held as a Secret: tracebacks print this mapping.
+        if any("token" in key and isinstance(value, str) for key, value in self.options.items()):
+            self.options = {
+                key: as_secret(value) if "token" in key and isinstance(value, str) else value
+                for key, value in self.options.items()
+            }
 
 
 def safe_name(text: str, limit: int = 48) -> str:

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import REPLICA_SYNC_MODES, redact
+from ..secret import Secret, as_secret, reveal
 from .base import (
     CAP_FILE,
     CAP_MULTI_CONNECTION,
@@ -107,11 +108,11 @@ class PrimaryPosition:
     max_frame_no: int | None  # None when the primary does not tell (Turso Cloud)
 
 
-def probe_primary(sync_url: str, token: str | None, timeout: float = 10.0) -> PrimaryPosition:
+def probe_primary(sync_url: str, token: Secret | str | None, timeout: float = 10.0) -> PrimaryPosition:
     """``GET /info`` as the client does at bootstrap; explains each way it can fail."""
     url = f"{http_url(sync_url)}/info"
     req = urllib.request.Request(url, method="GET")
-    req.add_header("Authorization", f"Bearer {token or ''}")
+    req.add_header("Authorization", f"Bearer {reveal(token) or ''}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             body = resp.read()
@@ -176,7 +177,7 @@ def read_replica_meta(path: Path) -> dict[str, int] | None:
         return None
 
 
-def explain_client_error(exc: BaseException, *, replica: Path, sync_url: str, token: str | None,
+def explain_client_error(exc: BaseException, *, replica: Path, sync_url: str, token: Secret | str | None,
                          during: str) -> DatabaseError | None:
     """A clear error for the replica/sync failures of the libsql client, or None for SQL errors."""
     message = redact(str(exc), token)
@@ -335,7 +336,7 @@ class EmbeddedReplicaDatabase(Database):
         *,
         replica_path: Path,
         sync_url: str,
-        token: str | None,
+        token: Secret | str | None,
         mode: str,
         primary_label: str,
         offline: bool = False,
@@ -382,7 +383,7 @@ class EmbeddedReplicaDatabase(Database):
             raw = libsql.connect(
                 str(self.replica_path),
                 sync_url=self.sync_url,
-                auth_token=self._token or "",
+                auth_token=reveal(self._token) or "",
                 offline=self.offline,
                 isolation_level=None,
             )
@@ -462,7 +463,7 @@ class EmbeddedReplicaBackend(LibsqlClientBackend):
                 os.unlink(f"{replica}{suffix}")
         sync_url = ctx.options.get("sync_url")
         if sync_url:
-            token = ctx.options.get("sync_auth_token") or os.environ.get("TURSO_AUTH_TOKEN") or None
+            token = as_secret(ctx.options.get("sync_auth_token") or os.environ.get("TURSO_AUTH_TOKEN"))
             sync_url = str(sync_url).rstrip("/")
             if not re.match(r"(libsql|https?)://", sync_url):
                 raise UsageError(f"--sync-url {sync_url!r}: expected libsql://HOST, https://HOST or http://HOST:PORT")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from ..secret import reveal
 from .base import CAP_MULTI_CONNECTION, CAP_REMOTE, BackendContext, Connection, Database, safe_name
 from .errors import BackendUnavailable
 from .libsql_local import DBAPIConnection, LibsqlClientBackend, import_libsql, libsql_version
@@ -35,7 +36,7 @@ class SqldHttpDatabase(Database):
 
     def connect(self) -> Connection:
         libsql = import_libsql()
-        raw = libsql.connect(self.url, auth_token=self.endpoint.auth_token or "", isolation_level=None)
+        raw = libsql.connect(self.url, auth_token=reveal(self.endpoint.auth_token) or "", isolation_level=None)
         return DBAPIConnection(raw, self.backend_id)
 
     def info(self) -> dict[str, object]:

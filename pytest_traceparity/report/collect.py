@@ -60,7 +60,7 @@ def absorb(report: ParityReport, test_report: Any) -> None:
 def finish(
     report: ParityReport,
     *,
-    secrets: tuple[str | None, ...],
+    secrets: tuple[Any, ...],
     path: Path | None,
     blanket_reasons: set[str] | None = None,
 ) -> list[str]:

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..backends.errors import BackendUnavailable
 from ..config import DEFAULT_SQLD_IMAGE, SQLD_STRATEGIES, redact
+from ..secret import Secret, as_secret, reveal
 
 STRATEGIES = SQLD_STRATEGIES
 DEFAULT_IMAGE = DEFAULT_SQLD_IMAGE
@@ -62,7 +63,7 @@ def _http(
     method: str,
     url: str,
     *,
-    token: str | None = None,
+    token: Secret | str | None = None,
     body: Any = None,
     timeout: float = 10.0,
     host: str | None = None,
@@ -72,7 +73,7 @@ def _http(
     if data is not None:
         req.add_header("Content-Type", "application/json")
     if token:
-        req.add_header("Authorization", f"Bearer {token}")
+        req.add_header("Authorization", f"Bearer {reveal(token)}")
     if host:
         req.add_header("Host", host)
     try:
@@ -102,7 +103,7 @@ def wait_healthy(url: str, timeout: float, *, alive: Callable[[], str | None] | 
     raise SqldUnavailable(f"sqld at {url} did not become healthy within {timeout:.0f}s (last: {last})")
 
 
-def server_version(url: str, token: str | None = None) -> str:
+def server_version(url: str, token: Secret | str | None = None) -> str:
     try:
         status, body = _http("GET", f"{url}/version", token=token, timeout=5.0)
     except (OSError, urllib.error.URLError):
@@ -147,7 +148,7 @@ class SqldEndpoint:
     url: str
     label: str
     strategy: str
-    auth_token: str | None = field(default=None, repr=False)
+    auth_token: Secret | None = field(default=None, repr=False)
     supports_namespaces: bool = False
     namespace_routing: str = "none"  # "path" (/dev/NAME), "host" (NAME.localhost) or "none"
     admin_url: str | None = None
@@ -155,6 +156,9 @@ class SqldEndpoint:
     allow_reset: bool = False
     # Says what happened to a server the harness started (exit code, log tail) when it stops answering.
     diagnose: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.auth_token = as_secret(self.auth_token)
 
     def _request(self, method: str, url: str, body: Any = None) -> tuple[int, bytes]:
         try:
@@ -259,7 +263,7 @@ class SqldConfig:
     sqld_bin: str | None = None
     image: str = DEFAULT_IMAGE
     url: str | None = None
-    auth_token: str | None = field(default=None, repr=False)
+    auth_token: Secret | str | None = field(default=None, repr=False)
     admin_url: str | None = None
     allow_reset: bool = False
     workdir: Path | None = None
@@ -267,9 +271,9 @@ class SqldConfig:
     namespaces: bool = True
     env: Mapping[str, str] | None = None
 
-    def token(self) -> str | None:
+    def token(self) -> Secret | None:
         env = os.environ if self.env is None else self.env
-        return self.auth_token or env.get("TURSO_AUTH_TOKEN") or None
+        return as_secret(self.auth_token or env.get("TURSO_AUTH_TOKEN"))
 
 
 class SqldHandle:
@@ -443,24 +447,46 @@ def start_binary(config: SqldConfig) -> SqldHandle:
     return SqldHandle(endpoint, stop, log_path=log_path, pid=proc.pid)
 
 
+def kept_log_dir() -> Path:
+    """Where logs of servers that died mid-run are copied: outside the run's temp dirs,
+    which are removed at exit (``TRACEPARITY_LOG_DIR`` overrides)."""
+    return Path(os.environ.get("TRACEPARITY_LOG_DIR") or Path(tempfile.gettempdir()) / "traceparity-logs")
+
+
 def process_diagnosis(proc: subprocess.Popen[bytes], what: str, log_path: Path) -> Callable[[], str]:
-    """Explains a silent server: has our child exited, with which code, and what did it log."""
+    """Explains a silent server: has our child exited, with which code, and what did it log.
+
+    The first test that finds the server dead gets the log tail and the path of a copy kept
+    after the run; every later test gets one line naming the same crash and the same copy.
+    """
+    kept: list[Path] = []
+    lock = threading.Lock()
 
     def diagnose() -> str:
         code = proc.poll()
         if code is None:
             return f"{what} (pid {proc.pid}) is still running; its log: {log_path}"
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        tail = _tail(log_path).strip()
-        return f"{what} (pid {proc.pid}) {how}; " + (
-            f"last lines of {log_path}:\n{tail}" if tail else f"its log {log_path} is empty"
+        with lock:
+            if kept:
+                return f"{what} (pid {proc.pid}) {how} earlier in this run; its log is kept at {kept[0]}"
+            target = log_path
+            with contextlib.suppress(OSError):
+                folder = kept_log_dir()
+                folder.mkdir(parents=True, exist_ok=True)
+                target = folder / f"{log_path.stem}-{proc.pid}-{int(time.time())}.log"
+                shutil.copyfile(log_path, target)
+            kept.append(target)
+        tail = _tail(target).strip()
+        return f"{what} (pid {proc.pid}) {how}; its log is kept at {target}" + (
+            f"; last lines:\n{tail}" if tail else " (empty)"
         )
 
     return diagnose
 
 
 def spawn_standin(
-    db_dir: Path, log_path: Path, token: str | None = None, timeout: float = 30.0
+    db_dir: Path, log_path: Path, token: Secret | str | None = None, timeout: float = 30.0
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start a stand-in process serving ``db_dir``; returns it and its URL once it listens.
 
@@ -469,7 +495,7 @@ def spawn_standin(
     env = dict(os.environ)
     env.pop("TRACEPARITY_STANDIN_AUTH_TOKEN", None)
     if token:
-        env["TRACEPARITY_STANDIN_AUTH_TOKEN"] = token  # not on the command line (ps shows argv)
+        env["TRACEPARITY_STANDIN_AUTH_TOKEN"] = reveal(token)  # not on the command line (ps shows argv)
     cmd = [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0", "--db-dir", str(db_dir)]
     proc = spawn(cmd, log_path, env=env, stdout_pipe=True)
     assert proc.stdout is not None

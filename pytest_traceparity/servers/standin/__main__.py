@@ -11,6 +11,28 @@ from types import FrameType
 
 from .server import STANDIN_VERSION, StandinServer
 
+TOKEN_ENV = "TRACEPARITY_STANDIN_AUTH_TOKEN"
+
+
+def read_token(args: argparse.Namespace) -> str | None:
+    """The token from --auth-token-file, --auth-token or the environment (in that order)."""
+    if args.auth_token_file:
+        try:
+            with open(args.auth_token_file, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        except OSError as exc:
+            raise ValueError(f"--auth-token-file {args.auth_token_file}: {exc.strerror or exc}") from None
+        if not token:
+            raise ValueError(f"--auth-token-file {args.auth_token_file} is empty")
+        return token
+    if args.auth_token:
+        print(
+            f"traceparity serve: warning: --auth-token is visible in `ps`; use ${TOKEN_ENV} or --auth-token-file",
+            file=sys.stderr,
+        )
+        return str(args.auth_token)
+    return os.environ.get(TOKEN_ENV) or None
+
 
 def build_parser(prog: str = "traceparity serve") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -21,18 +43,37 @@ def build_parser(prog: str = "traceparity serve") -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080, help="port (0 = any free port; default 8080)")
     parser.add_argument("--db-dir", default=None, help="where namespace databases live (default: a temp dir)")
     parser.add_argument(
+        "--auth-token-file",
+        default=None,
+        help="require 'Authorization: Bearer TOKEN' with TOKEN read from this file "
+        f"(or set ${TOKEN_ENV}; default: no auth)",
+    )
+    parser.add_argument(
         "--auth-token",
         default=None,
-        help="require 'Authorization: Bearer TOKEN' (default: $TRACEPARITY_STANDIN_AUTH_TOKEN, else none)",
+        help=f"the token itself: visible to every user in `ps`; prefer ${TOKEN_ENV} or --auth-token-file",
     )
     parser.add_argument("--stream-expiry", type=float, default=10.0, help="idle seconds before a stream expires")
+    parser.add_argument(
+        "--txn-timeout", type=float, default=5.0,
+        help="seconds a write transaction may hold the lock before a waiting writer takes it over "
+        "and the holder gets TRANSACTION_TIMEOUT (sqld: 5)",
+    )
+    parser.add_argument(
+        "--max-response-size", type=int, default=10_000_000,
+        help="bytes one execute/batch response may hold before RESPONSE_TOO_LARGE (sqld: 10MB)",
+    )
     parser.add_argument("--log-requests", action="store_true", help="log method, path and status to stderr")
     return parser
 
 
 def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -> int:
     args = build_parser(prog).parse_args(argv)
-    token = args.auth_token or os.environ.get("TRACEPARITY_STANDIN_AUTH_TOKEN") or None
+    try:
+        token = read_token(args)
+    except ValueError as exc:
+        print(f"traceparity serve: {exc}", file=sys.stderr)
+        return 2
     if args.log_requests:
         import logging
 
@@ -44,6 +85,8 @@ def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -
             args.db_dir,
             token,
             stream_expiry=args.stream_expiry,
+            txn_timeout=args.txn_timeout,
+            max_response_size=args.max_response_size,
             log_requests=args.log_requests,
         ).start()
     except OSError as exc:

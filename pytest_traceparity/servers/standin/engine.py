@@ -14,12 +14,15 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import ffi, sqltext
+from .txn import DEFAULT_TXN_TIMEOUT, TxnArbiter
+
+DEFAULT_MAX_RESPONSE_SIZE = 10_000_000  # sqld's --max-response-size default, "10MB"
 
 
 class ProtocolError(Exception):
@@ -86,14 +89,21 @@ class Database:
     """
 
     busy_timeout_ms = 5000
+    max_response_size = DEFAULT_MAX_RESPONSE_SIZE  # per execute/batch response (RESPONSE_TOO_LARGE)
 
-    def __init__(self, name: str, path: Path, *, wal_autocheckpoint: int = 0) -> None:
+    def __init__(
+        self, name: str, path: Path, *, wal_autocheckpoint: int = 0, txn_timeout: float = DEFAULT_TXN_TIMEOUT
+    ) -> None:
         self.name = name
+        self.txn = TxnArbiter(txn_timeout)
         self.path = Path(path)
         self.wal_autocheckpoint = wal_autocheckpoint
         self.lock = threading.RLock()
         self.write_listeners: list[Callable[[Database, ffi.Connection], None]] = []
         self.deleted = False
+        # Serializes "is it deleted?" + open against mark_deleted(), so a request racing
+        # a namespace delete can never re-create the database file after it is removed.
+        self._life = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
         try:
@@ -103,13 +113,28 @@ class Database:
 
     def connect(self) -> ffi.Connection:
         """A new connection for a stream (or for housekeeping)."""
-        if self.deleted:
-            raise ProtocolError(f"Namespace `{self.name}` doesn't exist", "NAMESPACE_DOESNT_EXIST", 404)
-        conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
-        conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
-        # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
-        conn.execute_simple("PRAGMA foreign_keys=ON")
+        with self._life:
+            if self.deleted:
+                raise self.gone()
+            conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
+        try:
+            self.txn.install(conn)
+            conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
+            # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
+            conn.execute_simple("PRAGMA foreign_keys=ON")
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def gone(self) -> ProtocolError:
+        """The error a request on this namespace gets once it is deleted."""
+        return ProtocolError(f"Namespace `{self.name}` doesn't exist", "NAMESPACE_DOESNT_EXIST", 404)
+
+    def mark_deleted(self) -> None:
+        """From now on no connection to this namespace can be opened."""
+        with self._life:
+            self.deleted = True
 
     def after_write(self, conn: ffi.Connection) -> None:
         """Called under :attr:`lock` after each statement that may have written or committed.
@@ -131,7 +156,7 @@ class Database:
 
     def destroy(self) -> None:
         """Remove the files; streams must already be closed."""
-        self.deleted = True
+        self.mark_deleted()
         for suffix in ("", "-wal", "-shm", "-journal"):
             target = Path(str(self.path) + suffix)
             with contextlib.suppress(FileNotFoundError):
@@ -188,6 +213,13 @@ def _bind_args(stmt: ffi.Statement, spec: StmtSpec) -> None:
 
 def check_supported(sql: str) -> None:
     """Refuse what sqld's statement analysis refuses (temp tables, VACUUM, most PRAGMA writes)."""
+    namespace = sqltext.attach_namespace(sql)
+    if namespace is not None:  # sqld's permission check fails the whole request (401)
+        raise ProtocolError(
+            f"Not authorized to execute query: Namespace `{namespace}` doesn't allow attach",
+            "NOT_AUTHORIZED",
+            401,
+        )
     if sqltext.sqld_unsupported(sql):
         raise StmtError(
             f"SQL string could not be parsed: unsupported statement: {sql.strip()}", "SQL_PARSE_ERROR"
@@ -210,12 +242,72 @@ def prepare_single(conn: ffi.Connection, sql: str) -> ffi.Statement:
     return stmt
 
 
-def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec) -> StmtOutcome:
+def transaction_timeout() -> StmtError:
+    return StmtError("Transaction timed out", "TRANSACTION_TIMEOUT")
+
+
+def response_too_large() -> StmtError:
+    return StmtError("Response is too large", "RESPONSE_TOO_LARGE")
+
+
+def _value_size(value: Any) -> int:
+    """sqld's estimate of a value's JSON size (libsql-server/src/hrana/result_builder.rs)."""
+    if value is None:
+        return 15
+    if isinstance(value, int):
+        return 29 + len(str(value))
+    if isinstance(value, float):
+        return 26 + len(repr(value))
+    if isinstance(value, str):
+        return 26 + len(value.encode("utf-8", "surrogatepass"))
+    return len(value)
+
+
+def _cols_size(cols: list[ffi.Column]) -> int:
+    return sum(25 + len((c.name or "").encode()) + len((c.decltype or "null").encode()) for c in cols)
+
+
+class Program:
+    """One sqld program (an ``execute``, a ``batch`` or a ``sequence``): once its write
+    transaction has timed out, every later step fails with ``TRANSACTION_TIMEOUT``; its
+    results share one response budget (``limit_response``; cursors stream, unlimited)."""
+
+    def __init__(self, db: Database, conn: ffi.Connection, *, limit_response: bool = True) -> None:
+        self.db, self.conn, self.timed_out = db, conn, False
+        self.budget: int | None = db.max_response_size if limit_response else None
+
+    def spend(self, size: int) -> None:
+        if self.budget is not None:
+            self.budget -= size
+            if self.budget < 0:
+                raise response_too_large()
+
+    def check(self) -> None:
+        if self.timed_out or self.db.txn.timed_out(self.conn):
+            self.timed_out = True
+            raise transaction_timeout()
+
+
+def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec, program: Program | None = None) -> StmtOutcome:
     """Run one statement on a stream's connection; the only path SQL takes to SQLite."""
     started = time.perf_counter()
+    program = program or Program(db, conn)
+    program.check()
+    state_before = conn.txn_state()
+    try:
+        return _run_prepared(db, conn, spec, started, program)
+    finally:
+        if not conn.closed:
+            db.txn.after_step(conn, state_before)
+
+
+def _run_prepared(
+    db: Database, conn: ffi.Connection, spec: StmtSpec, started: float, program: Program
+) -> StmtOutcome:
     stmt = prepare_single(conn, spec.sql)
     with stmt:
         cols = stmt.columns()
+        program.spend(_cols_size(cols))
         try:
             _bind_args(stmt, spec)
         except StmtError as error:
@@ -228,7 +320,10 @@ def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec) -> StmtOut
             while stmt.step():
                 stepped += 1
                 if spec.want_rows:
-                    rows.append(stmt.row(len(cols)))
+                    row = stmt.row(len(cols))
+                    if program.budget is not None:
+                        program.spend(sum(_value_size(v) for v in row))
+                    rows.append(row)
         except ffi.SqliteError as err:
             failure = stmt_error_from_sqlite(err, preparing=False)
             failure.partial = (cols, rows)
@@ -257,6 +352,15 @@ def _may_write(stmt: ffi.Statement, sql: str) -> bool:
     return not stmt.readonly or sqltext.main_keyword(sql) in _TXN_END
 
 
+@contextlib.contextmanager
+def _after_step(db: Database, conn: ffi.Connection, state_before: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if not conn.closed:
+            db.txn.after_step(conn, state_before)
+
+
 def _notify(db: Database, conn: ffi.Connection) -> None:
     with db.lock:
         db.after_write(conn)
@@ -267,18 +371,24 @@ def run_sequence(db: Database, conn: ffi.Connection, sql: str) -> None:
 
     Like sqld, every statement is vetted before the first one runs.
     """
-    for piece in sqltext.split_statements(sql):
+    pieces = sqltext.split_statements(sql)
+    for piece in pieces:
         check_supported(piece)
+    for piece in pieces:
+        check_syntax(piece)
+    program = Program(db, conn)
     data = sql.encode("utf-8", "surrogatepass")
     pos = 0
     while pos < len(data):
+        program.check()
+        state_before = conn.txn_state()
         try:
             stmt = conn.prepare(sql, pos)
         except ffi.SqliteError as err:
             raise stmt_error_from_sqlite(err, preparing=True) from err
         if stmt is None:
             return
-        with stmt:
+        with stmt, _after_step(db, conn, state_before):
             piece = data[pos : stmt.tail_offset].decode("utf-8", "replace")
             writes = _may_write(stmt, piece)
             try:
@@ -292,6 +402,30 @@ def run_sequence(db: Database, conn: ffi.Connection, sql: str) -> None:
             if stmt.tail_offset <= pos:
                 return
             pos = stmt.tail_offset
+
+
+_scratch = threading.local()
+
+
+def check_syntax(sql: str) -> None:
+    """Fail with SQL_PARSE_ERROR if SQLite's parser rejects ``sql``, without running it.
+
+    sqld parses a whole ``sequence`` before the first statement runs, so a syntax error
+    in the last statement means nothing ran. SQLite has no parse-only call; preparing on
+    an empty in-memory database reports syntax errors and, for statements that name
+    tables created earlier in the same text, "no such table" (ignored here).
+    """
+    conn = getattr(_scratch, "conn", None)
+    if conn is None:
+        conn = _scratch.conn = ffi.Connection(":memory:")
+    try:
+        stmt = conn.prepare(sql)
+    except ffi.SqliteError as err:
+        if any(marker in err.message for marker in _PARSE_MARKERS):
+            raise stmt_error_from_sqlite(err, preparing=True) from err
+        return
+    if stmt is not None:
+        stmt.finalize()
 
 
 def describe(conn: ffi.Connection, sql: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ SQLITE_OPEN_CREATE = 0x4
 SQLITE_OPEN_URI = 0x40
 SQLITE_OPEN_FULLMUTEX = 0x10000
 SQLITE_TRANSIENT = ctypes.c_void_p(-1)
+SQLITE_LIMIT_ATTACHED = 7
 
 # Primary result codes, named the way sqld names them in Hrana errors.
 PRIMARY_CODE_NAMES = {
@@ -146,6 +147,9 @@ def _bind(lib: ctypes.CDLL) -> None:
         "sqlite3_stmt_readonly": (c_int, [vp]),
         "sqlite3_stmt_isexplain": (c_int, [vp]),
         "sqlite3_libversion": (c_char_p, []),
+        "sqlite3_interrupt": (None, [vp]),
+        "sqlite3_limit": (c_int, [vp, c_int, c_int]),
+        "sqlite3_busy_handler": (c_int, [vp, vp, vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -154,6 +158,12 @@ def _bind(lib: ctypes.CDLL) -> None:
     if hasattr(lib, "sqlite3_error_offset"):
         lib.sqlite3_error_offset.restype = c_int
         lib.sqlite3_error_offset.argtypes = [vp]
+    if hasattr(lib, "sqlite3_txn_state"):  # SQLite 3.34+
+        lib.sqlite3_txn_state.restype = c_int
+        lib.sqlite3_txn_state.argtypes = [vp, c_char_p]
+
+
+BUSY_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
 
 
 def library() -> ctypes.CDLL:
@@ -262,6 +272,8 @@ class Statement:
 
     def step(self) -> bool:
         """Advance; True when a row is available, False when done."""
+        if not self.handle or self.conn.closed:
+            raise SqliteError("statement used after its connection was closed", 21, 21)
         rc = self.conn.lib.sqlite3_step(self.handle)
         if rc == SQLITE_ROW:
             return True
@@ -292,11 +304,30 @@ class Statement:
         return out
 
 
+class ConnectionClosed(SqliteError):
+    """The connection was closed (by its owner or by a namespace delete)."""
+
+    def __init__(self) -> None:
+        super().__init__("database connection is closed", 21, 21)
+
+
 class Connection:
-    """One SQLite connection (a Hrana stream owns exactly one)."""
+    """One SQLite connection (a Hrana stream owns exactly one).
+
+    Only one thread uses a connection at a time (the stand-in's stream ownership
+    guarantees it); :meth:`close` and :meth:`interrupt` are the two calls another thread
+    may make, and they are serialized on ``_life`` so that neither ever touches a freed
+    handle, and a second close is a no-op instead of a double free.
+    """
 
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.lib = library()
+        self._life = threading.Lock()
+        # Held by whoever runs statements on this connection (a request, or a thief rolling
+        # back an expired write transaction); reentrant so the owner may close it.
+        self.use_lock = threading.RLock()
+        self.txn_slot: Any = None  # the write-lock slot this connection holds (txn.py)
+        self._busy_cb: Any = None
         self.handle = ctypes.c_void_p()
         flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI
         rc = self.lib.sqlite3_open_v2(os.fsencode(path), ctypes.byref(self.handle), flags, None)
@@ -306,15 +337,50 @@ class Connection:
             raise err
         self.lib.sqlite3_extended_result_codes(self.handle, 1)
         self.lib.sqlite3_busy_timeout(self.handle, busy_timeout_ms)
+        # Safety net under the SQL gate: SQLite refuses any ATTACH before opening a file.
+        self.lib.sqlite3_limit(self.handle, SQLITE_LIMIT_ATTACHED, 0)
 
     def close(self) -> None:
-        if self.handle:
-            self.lib.sqlite3_close_v2(self.handle)
-            self.handle = ctypes.c_void_p()
+        with self.use_lock, self._life:
+            handle, self.handle = self.handle, ctypes.c_void_p()
+            if handle:
+                # close_v2: statements still alive keep a zombie connection until finalized
+                self.lib.sqlite3_close_v2(handle)
+
+    def set_busy_handler(self, handler: Any) -> None:
+        """``handler(retries) -> int`` replaces the busy timeout (1 = retry, 0 = SQLITE_BUSY)."""
+
+        def trampoline(_arg: Any, retries: int) -> int:
+            try:
+                return int(handler(retries))
+            except Exception:  # never let an exception cross the C boundary
+                return 0
+
+        self._busy_cb = BUSY_HANDLER(trampoline)  # kept alive as long as the connection
+        self.lib.sqlite3_busy_handler(self._live(), ctypes.cast(self._busy_cb, ctypes.c_void_p), None)
+
+    def txn_state(self) -> int:
+        """0 none, 1 read, 2 write (``sqlite3_txn_state`` on ``main``); -1 if unknown."""
+        fn = getattr(self.lib, "sqlite3_txn_state", None)
+        if fn is None:
+            return -1
+        return int(fn(self._live(), b"main"))
+
+    def interrupt(self) -> None:
+        """Make the statement running on this connection (in another thread) stop soon."""
+        with self._life:
+            if self.handle:
+                self.lib.sqlite3_interrupt(self.handle)
 
     @property
     def closed(self) -> bool:
         return not self.handle
+
+    def _live(self) -> ctypes.c_void_p:
+        handle = self.handle
+        if not handle:
+            raise ConnectionClosed()
+        return handle
 
     def error(self, rc: int) -> SqliteError:
         if not self.handle:
@@ -334,7 +400,7 @@ class Connection:
         handle = ctypes.c_void_p()
         tail = ctypes.c_void_p()
         rc = self.lib.sqlite3_prepare_v2(
-            self.handle, base + start, len(data) - start, ctypes.byref(handle), ctypes.byref(tail)
+            self._live(), base + start, len(data) - start, ctypes.byref(handle), ctypes.byref(tail)
         )
         if rc != SQLITE_OK:
             raise self.error(rc)
@@ -359,17 +425,17 @@ class Connection:
         return ranges
 
     def changes(self) -> int:
-        return int(self.lib.sqlite3_changes(self.handle))
+        return int(self.lib.sqlite3_changes(self._live()))
 
     def total_changes(self) -> int:
-        return int(self.lib.sqlite3_total_changes(self.handle))
+        return int(self.lib.sqlite3_total_changes(self._live()))
 
     def last_insert_rowid(self) -> int:
-        return int(self.lib.sqlite3_last_insert_rowid(self.handle))
+        return int(self.lib.sqlite3_last_insert_rowid(self._live()))
 
     @property
     def autocommit(self) -> bool:
-        return bool(self.lib.sqlite3_get_autocommit(self.handle))
+        return bool(self.lib.sqlite3_get_autocommit(self._live()))
 
     def execute_simple(self, sql: str, params: Sequence[Any] = ()) -> list[list[Any]]:
         """Run one statement to completion and return its rows (for internal housekeeping)."""

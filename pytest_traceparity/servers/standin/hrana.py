@@ -11,14 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import math
-import os
 import re
-import struct
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +21,7 @@ from . import ffi
 from .engine import (
     Cond,
     Database,
+    Program,
     ProtocolError,
     StmtError,
     StmtOutcome,
@@ -36,14 +31,14 @@ from .engine import (
     eval_cond,
     run_sequence,
     run_statement,
+    transaction_timeout,
 )
+from .streams import Stream, StreamManager
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 MAX_SQL_COUNT = 50
 MAX_STORED_SQL_SIZE = 5000
-DEFAULT_STREAM_EXPIRY = 10.0
-CLEANUP_AFTER = 300.0
 _DECIMAL = re.compile(r"[+-]?[0-9]{1,25}")
 
 
@@ -103,7 +98,10 @@ def decode_value(raw: Any, what: str = "value") -> Any:
         raw_number = obj.get("value")
         if isinstance(raw_number, bool) or not isinstance(raw_number, (int, float)):
             raise _fail(f"{what}.value: expected a number")
-        result = float(raw_number)
+        try:
+            result = float(raw_number)
+        except OverflowError:  # a JSON integer beyond any double
+            raise _fail(f"{what}.value: number out of range for a float") from None
         if not math.isfinite(result):
             raise _fail(f"{what}.value: expected a finite number")
         return result
@@ -288,146 +286,6 @@ def decode_cursor(body: Any) -> tuple[str | None, list[RawStep]]:
     return baton, decode_batch(obj["batch"], "batch", 3)
 
 
-# ---------------------------------------------------------------- streams and batons
-
-
-@dataclass
-class Stream:
-    """Server side of a Hrana stream: one SQLite connection plus stored SQL texts."""
-
-    stream_id: int
-    seq: int
-    db: Database
-    conn: ffi.Connection | None
-    sqls: dict[int, str] = field(default_factory=dict)
-    state: str = "acquired"  # acquired | available | expired
-    expires_at: float = 0.0
-
-    def get_conn(self) -> ffi.Connection:
-        if self.conn is None:
-            raise ProtocolError("Stream for this baton was closed", "BATON_STREAM_CLOSED")
-        return self.conn
-
-    def resolve_sql(self, sql: str | None, sql_id: int | None) -> str:
-        if sql is not None and sql_id is not None:
-            raise ProtocolError("Either `sql` or `sql_id` are required, but not both", "SQL_ID_AND_SQL_GIVEN")
-        if sql is not None:
-            return sql
-        if sql_id is None:
-            raise ProtocolError("Either `sql` or `sql_id` are required", "SQL_ID_OR_SQL_NOT_GIVEN")
-        if sql_id not in self.sqls:
-            raise ProtocolError(f"SQL text {sql_id} not found", "SQL_NOT_FOUND")
-        return self.sqls[sql_id]
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-
-class StreamManager:
-    """Hands out streams by baton; batons are HMAC-signed and single-use (like sqld)."""
-
-    def __init__(self, expiry: float = DEFAULT_STREAM_EXPIRY) -> None:
-        self.expiry = expiry
-        self._key = os.urandom(32)
-        self._lock = threading.Lock()
-        self._streams: dict[int, Stream] = {}
-        self._expired: dict[int, float] = {}
-
-    def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()
-
-    def _encode(self, stream: Stream) -> str:
-        payload = struct.pack(">QQ", stream.stream_id, stream.seq)
-        return base64.b64encode(payload + self._mac(payload)).decode("ascii").rstrip("=")
-
-    def _decode(self, baton: str) -> tuple[int, int]:
-        try:
-            data = base64.b64decode(baton + "=" * (-len(baton) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            data = b""
-        if len(data) != 48 or not hmac.compare_digest(self._mac(data[:16]), data[16:]):
-            raise ProtocolError("Received an invalid baton", "BATON_INVALID")
-        stream_id, seq = struct.unpack(">QQ", data[:16])
-        return stream_id, seq
-
-    def acquire(self, baton: str | None, db: Database) -> Stream:
-        if baton is None:
-            conn = db.connect()
-            with self._lock:
-                stream_id = int.from_bytes(os.urandom(8), "big")
-                while stream_id in self._streams or stream_id in self._expired:
-                    stream_id = int.from_bytes(os.urandom(8), "big")
-                stream = Stream(stream_id, int.from_bytes(os.urandom(8), "big"), db, conn)
-                self._streams[stream_id] = stream
-            return stream
-        stream_id, seq = self._decode(baton)
-        with self._lock:
-            self._expire_due_locked(time.monotonic())
-            if stream_id in self._expired:
-                raise ProtocolError("The stream has expired due to inactivity", "STREAM_EXPIRED")
-            found = self._streams.get(stream_id)
-            if found is None:
-                raise ProtocolError("Received an invalid baton", "BATON_INVALID")
-            stream = found
-            if stream.state != "available" or stream.seq != seq:
-                raise ProtocolError("Received a baton that has already been used", "BATON_REUSED")
-            if stream.db is not db:
-                raise ProtocolError("Received a baton that belongs to another namespace", "BATON_INVALID")
-            stream.state = "acquired"
-            stream.seq = (stream.seq + 1) % 2**64
-            return stream
-
-    def release(self, stream: Stream) -> str | None:
-        """Make the stream available again; None when it was closed."""
-        with self._lock:
-            if stream.conn is None:
-                self._streams.pop(stream.stream_id, None)
-                return None
-            stream.state = "available"
-            stream.expires_at = time.monotonic() + self.expiry
-            return self._encode(stream)
-
-    def discard(self, stream: Stream) -> None:
-        with self._lock:
-            self._streams.pop(stream.stream_id, None)
-        stream.close()
-
-    def _expire_due_locked(self, now: float) -> list[Stream]:
-        gone = []
-        for stream in list(self._streams.values()):
-            if stream.state == "available" and stream.expires_at <= now:
-                del self._streams[stream.stream_id]
-                self._expired[stream.stream_id] = now + CLEANUP_AFTER
-                gone.append(stream)
-        for stream_id, cleanup_at in list(self._expired.items()):
-            if cleanup_at <= now:
-                del self._expired[stream_id]
-        return gone
-
-    def reap(self) -> int:
-        """Expire idle streams (rolling back their transactions); returns how many."""
-        with self._lock:
-            gone = self._expire_due_locked(time.monotonic())
-        for stream in gone:
-            stream.close()
-        return len(gone)
-
-    def close_for(self, db: Database | None = None) -> None:
-        """Close every stream (of one namespace, or all)."""
-        with self._lock:
-            victims = [s for s in self._streams.values() if db is None or s.db is db]
-            for stream in victims:
-                del self._streams[stream.stream_id]
-        for stream in victims:
-            stream.close()
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self._streams)
-
-
 # ---------------------------------------------------------------- execution
 
 
@@ -461,6 +319,8 @@ def run_batch(
     stream: Stream,
     steps: list[RawStep],
     on_step: Callable[[int, StmtOutcome | None, StmtError | None], None],
+    *,
+    limit_response: bool = True,
 ) -> None:
     """Run the steps in order; ``on_step`` sees each executed step's outcome or error."""
     conn = stream.get_conn()
@@ -468,14 +328,23 @@ def run_batch(
     for spec in specs:  # sqld parses the whole batch first: one bad statement fails it all
         check_supported(spec.sql)
     outcomes: list[bool | None] = []
+    program = Program(stream.db, conn, limit_response=limit_response)
     for i, step in enumerate(steps):
+        if program.timed_out:  # sqld fails every later step of a timed-out program
+            outcomes.append(False)
+            on_step(i, None, transaction_timeout())
+            continue
         enabled = step.cond is None or eval_cond(step.cond, outcomes, conn.autocommit)
         if not enabled:
-            outcomes.append(None)
+            # sqld records a skipped step like a failed one (connection/program.rs pushes
+            # `enabled`), so `error` on a skipped step is true and `ok` is false.
+            outcomes.append(False)
             continue
         try:
-            outcome = run_statement(stream.db, conn, specs[i])
+            outcome = run_statement(stream.db, conn, specs[i], program)
         except StmtError as err:
+            if err.code == "RESPONSE_TOO_LARGE":  # sqld aborts the whole batch
+                raise
             outcomes.append(False)
             on_step(i, None, err)
         else:
@@ -554,7 +423,8 @@ def pipeline(manager: StreamManager, db: Database, body: Any, version: int) -> d
     baton, requests = decode_pipeline(body, version)
     stream = manager.acquire(baton, db)
     try:
-        results = [handle_request(stream, req) for req in requests]
+        with stream.using():
+            results = [handle_request(stream, req) for req in requests]
     except BaseException:
         manager.discard(stream)
         raise
@@ -586,7 +456,11 @@ def cursor(manager: StreamManager, db: Database, body: Any) -> list[dict[str, An
             entries.append({"type": "step_error", "step": i, "error": err.to_json()})
 
     try:
-        run_batch(stream, steps, record)
+        with stream.using():
+            run_batch(stream, steps, record, limit_response=False)
+        # sqld's cursor ends with the replication index (hrana/cursor.rs, `finish`); a
+        # primary without replication reports null.
+        entries.append({"type": "replication_index", "replication_index": None})
     except StmtError as err:  # the batch as a whole was refused
         entries.append({"type": "error", "error": err.to_json()})
     except ProtocolError as err:

@@ -31,19 +31,29 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from . import ffi, hrana
-from .engine import Database, ProtocolError
+from . import ffi, hrana, streams
+from .engine import Database
+from .txn import DEFAULT_TXN_TIMEOUT
+from .wire import (  # noqa: F401  (HttpError, Response: the API extensions such as sync use)
+    MAX_BODY,
+    HttpError,
+    Request,
+    Response,
+    _Handler,
+    _HttpServer,
+    _HttpServer6,
+    error_response,
+    parse_json,
+    protocol_error_response,
+)
 
 STANDIN_VERSION = "0.1"
 DEFAULT_NAMESPACE = "default"
-MAX_BODY = 32 * 1024 * 1024
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 log = logging.getLogger("pytest_traceparity.standin")
@@ -51,66 +61,6 @@ log = logging.getLogger("pytest_traceparity.standin")
 
 def version_string() -> str:
     return f"traceparity-standin {STANDIN_VERSION} (sqlite {ffi.sqlite_version()})"
-
-
-class HttpError(Exception):
-    """An HTTP-level failure rendered as sqld does: ``{"error": ...}`` (plus Hrana keys)."""
-
-    def __init__(self, status: int, message: str, code: str = "HTTP_ERROR") -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-
-
-@dataclass
-class Request:
-    """What a route handler sees."""
-
-    method: str
-    path: str
-    query: str
-    headers: Any
-    body: bytes
-    match: re.Match[str]
-    server: StandinServer
-    namespace: Database | None = None
-
-    def json(self) -> Any:
-        return parse_json(self.body)
-
-
-@dataclass
-class Response:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, payload: Any, status: int = 200) -> Response:
-        return cls(status, json.dumps(payload, ensure_ascii=False, allow_nan=False).encode("utf-8"))
-
-    @classmethod
-    def text(cls, text: str, status: int = 200) -> Response:
-        return cls(status, text.encode("utf-8"), "text/plain; charset=utf-8")
-
-
-def error_response(status: int, message: str, code: str) -> Response:
-    return Response.json({"error": message, "message": message, "code": code}, status)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"invalid JSON number {name}")
-
-
-def parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolError(
-            f"Cannot deserialize client message from JSON: {exc}", "JSON_DESERIALIZE"
-        ) from None
 
 
 Handler = Callable[[Request], Response]
@@ -133,10 +83,14 @@ class NamespaceStore:
         db_dir: Path,
         database_class: type[Database] = Database,
         wal_autocheckpoint: int = 0,
+        txn_timeout: float = DEFAULT_TXN_TIMEOUT,
+        max_response_size: int | None = None,
     ) -> None:
+        self.max_response_size = max_response_size
         self.db_dir = db_dir
         self.database_class = database_class
         self.wal_autocheckpoint = wal_autocheckpoint
+        self.txn_timeout = txn_timeout
         self._lock = threading.Lock()
         self._dbs: dict[str, Database] = {}
         for existing in sorted((db_dir / "dbs").glob("*/data")):
@@ -147,9 +101,13 @@ class NamespaceStore:
             self._dbs[DEFAULT_NAMESPACE] = self._open(DEFAULT_NAMESPACE)
 
     def _open(self, name: str) -> Database:
-        return self.database_class(
-            name, self.db_dir / "dbs" / name / "data", wal_autocheckpoint=self.wal_autocheckpoint
+        db = self.database_class(
+            name, self.db_dir / "dbs" / name / "data", wal_autocheckpoint=self.wal_autocheckpoint,
+            txn_timeout=self.txn_timeout,
         )
+        if self.max_response_size is not None:
+            db.max_response_size = self.max_response_size
+        return db
 
     @staticmethod
     def check_name(name: str) -> str:
@@ -173,7 +131,14 @@ class NamespaceStore:
             self._dbs[name] = db
             return db
 
+    @staticmethod
+    def check_deletable(name: str) -> None:
+        """``default`` is where un-namespaced requests go: it always exists."""
+        if name == DEFAULT_NAMESPACE:
+            raise HttpError(400, "the `default` namespace cannot be deleted", "NAMESPACE_DEFAULT")
+
     def delete(self, name: str) -> Database:
+        self.check_deletable(name)
         with self._lock:
             db = self._dbs.pop(name, None)
         if db is None:
@@ -183,112 +148,6 @@ class NamespaceStore:
     def names(self) -> list[str]:
         with self._lock:
             return sorted(self._dbs)
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    standin: StandinServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Reads one request fully, dispatches it, always answers with a JSON body on errors."""
-
-    server: _HttpServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
-    # delayed ACK (~40 ms per statement). TCP_NODELAY removes that stall.
-    disable_nagle_algorithm = True
-    timeout = 120  # longer than hyper's 90 s pool idle timeout: the client closes first
-    error_content_type = "application/json"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Only method/path/status reach the log; headers (and so tokens) never do.
-        if self.server.standin.log_requests:
-            log.info("%s %s", self.address_string(), format % args)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Malformed HTTP (bad request line, oversized headers): JSON instead of HTML."""
-        self.close_connection = True
-        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
-            self.request_version = "HTTP/1.0"  # answer with a status line, not bare 0.9 bytes
-        text = message or HTTPStatus(code).phrase
-        self._send(error_response(code, text, "HTTP_ERROR"))
-
-    def _send(self, resp: Response) -> None:
-        try:
-            self.send_response(resp.status)
-            self.send_header("Content-Type", resp.content_type)
-            self.send_header("Content-Length", str(len(resp.body)))
-            for key, value in resp.headers.items():
-                self.send_header(key, value)
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(resp.body)
-        except (TimeoutError, BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked()
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            return b""
-        try:
-            length = int(length_header)
-        except ValueError:
-            self.close_connection = True
-            raise HttpError(400, "invalid Content-Length header", "HTTP_ERROR") from None
-        if length < 0:
-            self.close_connection = True
-            raise HttpError(400, "invalid Content-Length header", "HTTP_ERROR")
-        if length > MAX_BODY:
-            self.close_connection = True
-            raise HttpError(413, f"request body larger than {MAX_BODY} bytes", "BODY_TOO_LARGE")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self.close_connection = True
-            raise HttpError(400, "request body shorter than Content-Length", "HTTP_ERROR")
-        return body
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                self.close_connection = True
-                raise HttpError(400, "malformed chunked body", "HTTP_ERROR") from None
-            if size < 0 or total + size > MAX_BODY:
-                self.close_connection = True
-                raise HttpError(413, f"request body larger than {MAX_BODY} bytes", "BODY_TOO_LARGE")
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
-            total += size
-
-    def _handle(self) -> None:
-        standin = self.server.standin
-        try:
-            body = self._read_body()
-            resp = standin.dispatch(self.command, self.path, self.headers, body)
-        except HttpError as err:
-            resp = error_response(err.status, err.message, err.code)
-        except ProtocolError as err:
-            resp = error_response(err.status, err.message, err.code)
-        except Exception as exc:  # a bug: answer 500, keep serving, say where to look
-            log.exception("stand-in: internal error on %s %s", self.command, urlsplit(self.path).path)
-            resp = error_response(500, f"internal stand-in error: {type(exc).__name__}: {exc}", "INTERNAL")
-        self._send(resp)
-
-    do_GET = do_POST = do_DELETE = do_PUT = do_HEAD = do_PATCH = _handle
 
 
 def is_loopback(host: str) -> bool:
@@ -315,8 +174,10 @@ class StandinServer:
         db_dir: str | Path | None = None,
         auth_token: str | None = None,
         *,
-        stream_expiry: float = hrana.DEFAULT_STREAM_EXPIRY,
+        stream_expiry: float = streams.DEFAULT_STREAM_EXPIRY,
         wal_autocheckpoint: int = 0,
+        txn_timeout: float = DEFAULT_TXN_TIMEOUT,
+        max_response_size: int | None = None,
         database_class: type[Database] = Database,
         log_requests: bool = False,
         extensions: Iterable[Callable[[StandinServer], None]] = (),
@@ -327,7 +188,7 @@ class StandinServer:
                 f"the stand-in binds to loopback addresses only (127.0.0.1, ::1, localhost), not {host!r}: "
                 "it is a test fixture, not a server to expose"
             )
-        self.host = host
+        self.host = host.strip("[]")
         self.requested_port = port
         self._own_dir = db_dir is None
         self.db_dir = Path(db_dir) if db_dir is not None else Path(tempfile.mkdtemp(prefix="standin-"))
@@ -335,8 +196,10 @@ class StandinServer:
         self._auth_token = auth_token
         self.log_requests = log_requests
         ffi.library()  # fail early, with a clear message, if SQLite cannot be loaded
-        self.namespaces = NamespaceStore(self.db_dir, database_class, wal_autocheckpoint)
-        self.streams = hrana.StreamManager(stream_expiry)
+        self.namespaces = NamespaceStore(
+            self.db_dir, database_class, wal_autocheckpoint, txn_timeout, max_response_size
+        )
+        self.streams = streams.StreamManager(stream_expiry)
         self.routes: list[Route] = []
         self._httpd: _HttpServer | None = None
         self._threads: list[threading.Thread] = []
@@ -357,7 +220,9 @@ class StandinServer:
         if self._httpd is not None:
             return self
         try:
-            httpd = _HttpServer((self.host, self.requested_port), _Handler)
+            bind_host = self.host.strip("[]")
+            server_class = _HttpServer6 if ":" in bind_host else _HttpServer
+            httpd = server_class((bind_host, self.requested_port), _Handler)
         except OSError as exc:
             raise OSError(
                 exc.errno,
@@ -384,7 +249,7 @@ class StandinServer:
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
-        self.streams.close_for(None)
+        self.streams.close_for(None, wait=5.0)
         if self._own_dir:
             shutil.rmtree(self.db_dir, ignore_errors=True)
 
@@ -431,9 +296,15 @@ class StandinServer:
         return self.namespaces.create(name)
 
     def delete_namespace(self, name: str) -> None:
+        """Remove a namespace: no new work starts, work in flight is interrupted and
+        awaited, every stream's connection is closed, then the files go."""
         db = self.namespaces.delete(name)
-        self.streams.close_for(db)
-        db.destroy()
+        db.mark_deleted()
+        busy = self.streams.close_for(db)
+        if busy:
+            log.warning("stand-in: namespace %s deleted while %d request(s) still ran on it", name, busy)
+        with db.lock:
+            db.destroy()
 
     # ------------------------------------------------------------ routing
 
@@ -529,7 +400,10 @@ class StandinServer:
         if path_ns is not None:
             return self.namespaces.get(NamespaceStore.check_name(path_ns))
         host = (headers.get("Host") or "").strip()
-        hostname = urlsplit(f"//{host}").hostname or ""
+        try:
+            hostname = urlsplit(f"//{host}").hostname or ""
+        except ValueError:
+            raise HttpError(400, f"Invalid host header: `{host[:100]}`", "INVALID_HOST") from None
         with contextlib.suppress(ValueError):
             ipaddress.ip_address(hostname)
             return self.namespaces.get(DEFAULT_NAMESPACE)
@@ -538,7 +412,32 @@ class StandinServer:
             return self.namespaces.get(DEFAULT_NAMESPACE)
         return self.namespaces.get(NamespaceStore.check_name(label))
 
+    @staticmethod
+    def _check_cross_site(method: str, headers: Any) -> None:
+        """Refuse what a web page on another site could send without a CORS preflight.
+
+        A browser sends ``text/plain`` or form POSTs cross-site without asking first; a
+        JSON ``Content-Type`` forces a preflight we never grant. So a POST needs a JSON
+        ``Content-Type``, or an ``Origin`` that is absent (not a browser) or loopback.
+        """
+        if method != "POST":
+            return
+        ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype == "application/json" or ctype.endswith("+json"):
+            return
+        origin = headers.get("Origin")
+        if origin is None:
+            return
+        try:
+            host = urlsplit(origin.strip()).hostname if "://" in origin else None
+        except ValueError:
+            host = None
+        if host is not None and is_loopback(host):
+            return
+        raise HttpError(403, "cross-origin POST refused: send Content-Type: application/json", "FORBIDDEN")
+
     def dispatch(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
+        self._check_cross_site(method, headers)
         parts = urlsplit(raw_path)
         path = parts.path or "/"
         path_ns: str | None = None
@@ -548,6 +447,9 @@ class StandinServer:
         if len(path) > 1:
             path = path.rstrip("/")
         method = "GET" if method == "HEAD" else method
+        public = any(not r.auth and r.method == method and r.pattern.fullmatch(path) for r in self.routes)
+        if not public:
+            self._check_auth(headers)  # before routing: no 404/405 tells a stranger what exists
         allowed: list[str] = []
         for route in self.routes:
             match = route.pattern.fullmatch(path)
@@ -556,8 +458,6 @@ class StandinServer:
             if route.method != method:
                 allowed.append(route.method)
                 continue
-            if route.auth:
-                self._check_auth(headers)
             request = Request(method, path, parts.query, headers, body, match, self)
             if route.namespaced:
                 request.namespace = self._namespace_for(headers, path_ns)

@@ -174,10 +174,41 @@ def sqld_unsupported(sql: str) -> bool:
     if head == "CREATE" and len(toks) > 1 and toks[1] in ("TEMP", "TEMPORARY"):
         return True
     if head == "ATTACH":
-        rest = toks[1:]
-        if rest[:1] == ["DATABASE"]:
-            rest = rest[1:]
-        return not rest or rest[0] in ("'", "(")
+        return attach_namespace(sql) is None
     if head in ("INSERT", "REPLACE", "UPDATE", "DELETE", "DROP", "ALTER"):
         return any(t in _RESERVED_TABLES for t in toks[1:6])
     return False
+
+
+# Literal keywords sqld's parser reads as values, not identifiers, in ATTACH's expression.
+_LITERAL_WORDS = {"NULL", "TRUE", "FALSE", "CURRENT_DATE", "CURRENT_TIME", "CURRENT_TIMESTAMP"}
+
+
+def attach_namespace(sql: str) -> str | None:
+    """For ``ATTACH``: the namespace name sqld would try to attach, else None.
+
+    sqld (libsql-server/src/query_analysis.rs) classifies ``ATTACH`` only when its
+    expression is a lone identifier — bare, ``"double"``, `` `back` `` or ``[bracket]``
+    quoted; it strips double quotes only — and then refuses it unless that namespace
+    allows attach (never, on the stand-in). Every other form (``'file'``, ``x'..'``,
+    ``CAST(..)``, ``printf(..)``, ``(..)``) is an "unsupported statement".
+    """
+    seq = [(tok, sql[start:end]) for tok, start, end in spans(sql)]
+    while seq and seq[0][0] == ";":
+        seq.pop(0)
+    if not seq or seq[0][0] != "ATTACH":
+        return None
+    rest = seq[1:]
+    if rest[:1] and rest[0][0] == "DATABASE":
+        rest = rest[1:]
+    if len(rest) < 2 or rest[1][0] != "AS":
+        return None
+    tok, raw = rest[0]
+    if tok == "'" and raw.startswith("'"):
+        return None  # a string literal
+    if tok == '"':
+        name = raw[1:-1] if raw.startswith('"') and raw.endswith('"') and len(raw) > 1 else raw
+        return name or None
+    if (tok[:1].isalpha() or tok[:1] == "_" or ord(tok[:1] or "a") > 127) and tok not in _LITERAL_WORDS:
+        return raw
+    return None

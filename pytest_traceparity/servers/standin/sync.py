@@ -616,6 +616,8 @@ _PRIMARIES_LOCK = threading.Lock()
 def primary_for(db: Any) -> SyncPrimary:
     """The sync primary of a stand-in namespace, created on first use."""
     with _PRIMARIES_LOCK:
+        if getattr(db, "deleted", False):  # never re-create the files of a deleted namespace
+            raise SyncProtocolError(404, f"Namespace `{db.name}` doesn't exist")
         primary = _PRIMARIES.get(db)
         if primary is None or primary._closed:
             primary = SyncPrimary(db.path, db.lock)
@@ -647,7 +649,9 @@ def register_routes(server: Any) -> None:
         from urllib.parse import unquote
 
         name = unquote(req.match["ns"])
+        server.namespaces.check_deletable(name)
         db = server.namespaces.get(name)
+        db.mark_deleted()  # before the primary goes: no request can start a new one
         with _PRIMARIES_LOCK:
             primary = _PRIMARIES.pop(db, None)
         if primary is not None:
