@@ -250,7 +250,8 @@ def value_relation(want: Any, got: Any) -> str | None:
         scale = max(abs(want), abs(got))
         if abs(want - got) <= 1e-12 * scale:
             return "float-last-digits"
-        decimals = max(_decimals(want), _decimals(got))
+        places = (_decimals(want), _decimals(got))
+        decimals = max(places) if None not in places else None  # type: ignore[type-var]
         if decimals is not None and abs(want - got) <= 1.0000001 * 10.0 ** (-decimals):
             return "float-last-decimal"
     return None

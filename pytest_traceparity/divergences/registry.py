@@ -99,7 +99,7 @@ class DivergenceRegistry:
 
     # -- judging ----------------------------------------------------------------------------
     def severity_of(self, diff: Difference, rule: Rule | None) -> str:
-        default = rule.severity if rule is not None else aspect_severity(diff.aspect, diff.relation)
+        default = rule.severity if rule is not None and rule.severity else aspect_severity(diff.aspect, diff.relation)
         return overridden(self.severity_overrides, rule.id if rule else None, diff.aspect, default)
 
     def attribute(self, backend: str, subject: str, diff: Difference) -> Attribution:
@@ -159,7 +159,7 @@ def summarize(attributions: Iterable[Attribution]) -> str:
         if not group:
             continue
         unknown = sum(1 for a in group if a.rule is None)
-        known = list(dict.fromkeys(a.rule_id for a in group if a.rule is not None))
+        known = list(dict.fromkeys(a.rule.id for a in group if a.rule is not None))
         notes = ([f"{unknown} unknown"] if unknown else []) + ([f"known: {', '.join(known)}"] if known else [])
         parts.append(f"{len(group)} {severity}" + (f" ({'; '.join(notes)})" if notes else ""))
     return ", ".join(parts)

@@ -5,7 +5,7 @@ A rule matches one :class:`~pytest_traceparity.compare.Difference` and its step 
     [[rule]]                                   # [[tool.traceparity.rules]] in pyproject.toml
     id = "libsql.int-outside-i32-bound-as-real" # stable; reports count hits by it
     backend = ["libsql-local", "sqld-*"]       # globs on backend ids
-    severity = "data"                          # see severity.SCALE (default: from the aspects)
+    severity = "data"                          # see severity.SCALE (default: each difference's aspect)
     aspects = ["rows.storage_class"]           # globs on Difference.aspect
     expected = ["integer"]                     # globs on the reference's observation
     actual = ["real"]                          # globs on the backend's observation
@@ -41,7 +41,7 @@ from typing import Any
 
 from ..backends.errors import UsageError
 from ..compare import Difference
-from .severity import RANK, aspect_severity, check_severity
+from .severity import check_severity
 
 # "[" is not a wildcard here: pytest node ids contain "[backend]".
 _GLOB_CHARS = set("*?")
@@ -64,7 +64,7 @@ class Rule:
     id: str
     backends: tuple[str, ...]
     reason: str
-    severity: str
+    severity: str | None  # None: the severity of each difference's aspect
     aspects: tuple[str, ...] = ("*",)
     expected: tuple[str, ...] | None = None
     actual: tuple[str, ...] | None = None
@@ -212,11 +212,6 @@ def _common(item: Mapping[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
-def _default_severity(aspects: Sequence[str]) -> str:
-    found = [aspect_severity(a) for a in aspects if "*" not in a] or ["data"]
-    return min(found, key=RANK.__getitem__)
-
-
 def parse_rules(raw: Any, origin: str, *, project: bool = False, start: int = 0) -> list[Rule]:
     """Validate ``[[rule]]`` tables; errors name the file, the index and the id."""
     if not isinstance(raw, list):
@@ -262,8 +257,7 @@ def parse_rules(raw: Any, origin: str, *, project: bool = False, start: int = 0)
         in_tx = item.get("in_transaction")
         if in_tx is not None and not isinstance(in_tx, bool):
             raise UsageError(f"{where}: in_transaction must be true or false")
-        severity = (check_severity(item["severity"], f"{where}.severity") if "severity" in item
-                    else _default_severity(aspects))
+        severity = check_severity(item["severity"], f"{where}.severity") if "severity" in item else None
         rules.append(Rule(id=rule_id, severity=severity, aspects=aspects, expected=expected, actual=actual,
                           relation=relation, kinds=kinds, sql=sql, message=message, params=params, params_over=over,
                           in_transaction=in_tx, subjects=subjects, origin=f"{origin} rule {rule_id}",
@@ -298,7 +292,7 @@ def parse_entries(raw: Any, origin: str, *, project: bool = True, start: int = 0
         aspects = _str_tuple(item.get("aspects", ["*"]), f"{where}.aspects")
         subjects = _str_tuple(item.get("subjects", ["*"]), f"{where}.subjects")
         short = origin.rsplit("/", 1)[-1]
-        rules.append(Rule(id=f"{short}#{index}", severity=_default_severity(aspects), aspects=aspects,
+        rules.append(Rule(id=f"{short}#{index}", severity=None, aspects=aspects,
                           subjects=() if subjects == ("*",) else subjects, origin=f"{origin} #{index}",
                           project=project, index=start + index, legacy=True, **common))
     return rules

@@ -35,7 +35,6 @@ _BY_ASPECT = (
     ("lastrowid.*", "metadata"),
     ("columns", "metadata"),
     ("expect.*", "metadata"),
-    ("trace.params", "environment"),
 )
 
 
