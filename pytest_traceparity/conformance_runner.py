@@ -47,7 +47,7 @@ from .backends.errors import UsageError
 from .backends.facade import DB
 from .backends.values import canonical, decode_value, display
 from .compare import Difference, Outcome, StepContext, compare_outcomes, statement_context, transaction_after
-from .divergences import DivergenceRegistry, Verdict, summarize
+from .divergences import DivergenceRegistry, Verdict, root_causes, summarize
 from .divergences.severity import RANK
 from .registry import BackendRegistry
 
@@ -517,6 +517,20 @@ class CaseVerdict:
     @property
     def passed(self) -> bool:
         return self.status in ("same", "known")
+
+    def triage(self) -> dict[str, Any]:
+        """Same shape as ``traceparity replay --json``; ``seq`` is the case's step number (0 = setup)."""
+        if self.verdict is None or not self.verdict.attributions:
+            return {}
+        flat = [(sd.step, d) for sd in self.step_differences for d in sd.differences]
+        pairs = [(step.index, a) for (step, _), a in zip(flat, self.verdict.attributions)]
+        sql = {step.index: " ".join(step.sql.split())[:200] or step.op for step, _ in flat}
+        return {
+            "differences": [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
+                             "expected": a.difference.expected, "actual": a.difference.actual,
+                             "relation": a.difference.relation, "sql": sql.get(seq)} for seq, a in pairs],
+            "root_causes": root_causes(pairs),
+        }
 
 
 def flatten(step_diffs: Sequence[StepDifference]) -> list[Difference]:
