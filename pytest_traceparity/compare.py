@@ -77,6 +77,11 @@ class StepContext:
     shapes: frozenset[str] = frozenset()
     param_count: int = 0
     in_transaction: bool | None = None
+    db: str | None = None
+    # (kind, parameter shapes, table written) of earlier statements on the same database that had
+    # notable parameters: lets a rule explain a later consequence (a row never written, a REAL stored).
+    prior: frozenset[tuple[str, frozenset[str], str | None]] = frozenset()
+    table: str | None = None  # for final-state differences: the table whose content differs
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,8 @@ def param_shapes(params: Any) -> tuple[frozenset[str], int]:
 
 
 def statement_context(op: str, sql: str | None, params: Any = (), many: Any = None,
-                      in_transaction: bool | None = None) -> StepContext:
+                      in_transaction: bool | None = None, db: str | None = None,
+                      prior: frozenset[tuple[str, frozenset[str], str | None]] = frozenset()) -> StepContext:
     """The :class:`StepContext` of one step (executemany: the union of its parameter sets' shapes)."""
     if many is not None:
         shapes: set[str] = set()
@@ -213,7 +219,34 @@ def statement_context(op: str, sql: str | None, params: Any = (), many: Any = No
     else:
         frozen, count = param_shapes(params)
     return StepContext(op=op, kind=sql_kind(sql or "", op), sql=normalize_sql(sql or ""), shapes=frozen,
-                       param_count=count, in_transaction=in_transaction)
+                       param_count=count, in_transaction=in_transaction, db=db, prior=prior)
+
+
+class History:
+    """Per database, the (kind, shapes) of statements with notable parameters seen so far."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str | None, set[tuple[str, frozenset[str], str | None]]] = {}
+
+    def prior(self, db: str | None) -> frozenset[tuple[str, frozenset[str], str | None]]:
+        return frozenset(self._seen.get(db, ()))
+
+    def note(self, db: str | None, op: str, sql: str | None, params: Any = (), many: Any = None) -> None:
+        if op not in ("execute", "executemany"):
+            return
+        if many is not None:
+            shapes: frozenset[str] = frozenset().union(*(param_shapes(p)[0] for p in many)) if many else frozenset()
+        else:
+            shapes = param_shapes(params)[0]
+        if shapes:
+            match = _WRITTEN.match(_STRIP.sub(" ", sql or ""))
+            table = match.group(1).strip('"`[]').lower() if match else None
+            self._seen.setdefault(db, set()).add((sql_kind(sql or "", op), shapes, table))
+
+
+_WRITTEN = re.compile(
+    r"\s*(?:WITH\b.*?\)\s*)?(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
+    r"\s+((?:\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w.]+))", re.IGNORECASE | re.DOTALL)
 
 
 def transaction_after(sql: str, op: str, before: bool) -> bool:

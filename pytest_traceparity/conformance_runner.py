@@ -46,7 +46,15 @@ from .backends.base import BackendContext, Connection
 from .backends.errors import UsageError
 from .backends.facade import DB
 from .backends.values import canonical, decode_value, display
-from .compare import Difference, Outcome, StepContext, compare_outcomes, statement_context, transaction_after
+from .compare import (
+    Difference,
+    History,
+    Outcome,
+    StepContext,
+    compare_outcomes,
+    statement_context,
+    transaction_after,
+)
 from .divergences import DivergenceRegistry, Verdict, root_causes, summarize
 from .divergences.severity import RANK
 from .registry import BackendRegistry
@@ -389,16 +397,24 @@ class StepDifference:
     differences: list[Difference]
 
 
-def step_context(step: Step, in_transaction: bool | None) -> StepContext:
+def step_context(step: Step, in_transaction: bool | None, history: History | None = None) -> StepContext:
     """What rules may match on besides the difference: statement kind, SQL, parameter shapes."""
     many = step.params if step.op == "executemany" else None
-    return statement_context(step.op, step.sql, step.params if many is None else (), many, in_transaction)
+    prior = history.prior(None) if history is not None else frozenset()
+    return statement_context(step.op, step.sql, step.params if many is None else (), many, in_transaction,
+                             prior=prior)
+
+
+def _note(history: History, step: Step) -> None:
+    many = step.params if step.op == "executemany" else None
+    history.note(None, step.op, step.sql, step.params if many is None else (), many)
 
 
 def compare_runs(reference: CaseRun, actual: CaseRun) -> list[StepDifference]:
     """Step-by-step differences of ``actual`` from ``reference`` (empty when identical)."""
     out: list[StepDifference] = []
     in_tx: dict[int, bool] = {}
+    history = History()
     for want, got in zip(reference.steps, actual.steps):
         diffs = compare_outcomes(
             want.outcome, got.outcome, sql=want.step.sql, executemany=want.step.op == "executemany"
@@ -406,8 +422,9 @@ def compare_runs(reference: CaseRun, actual: CaseRun) -> list[StepDifference]:
         before = in_tx.get(want.step.conn, False)
         in_tx[want.step.conn] = transaction_after(want.step.sql, want.step.op, before)
         if diffs:
-            context = step_context(want.step, before)
+            context = step_context(want.step, before, history)
             out.append(StepDifference(want.step, want.outcome, got.outcome, [d.with_context(context) for d in diffs]))
+        _note(history, want.step)
     return out
 
 

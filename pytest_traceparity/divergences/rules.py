@@ -17,6 +17,8 @@ A rule matches one :class:`~pytest_traceparity.compare.Difference` and its step 
                                                # int-outside-i64, float-nonfinite, text-nul, blob
     params_over = 999                          # more than N parameters
     in_transaction = true
+    after_kind = ["dml"]                       # a consequence: an earlier statement on the same database
+    after_params = ["dict"]                    # of this kind, with these parameter shapes
     subjects = ["conformance::bind.named.dict"] # only where it truly depends on the case
     reason = "what the user sees, and what to do about it"
     until = 2027-03-31                         # plus reference_sqlite_below, reference_sqlalchemy_below,
@@ -50,7 +52,7 @@ KINDS = ("select", "dml", "ddl", "pragma", "transaction", "script", "other")
 SHAPES = ("dict", "int-outside-i32", "int-outside-i64", "float-nonfinite", "text-nul", "blob")
 _RULE_KEYS = {
     "id", "backend", "severity", "aspects", "expected", "actual", "relation", "kind", "sql", "params",
-    "params_over", "in_transaction", "subjects", "reason", "until", "message",
+    "params_over", "in_transaction", "subjects", "reason", "until", "message", "after_kind", "after_params",
     "reference_sqlite_below", "reference_sqlalchemy_below", "python_below",
 }
 _LEGACY_KEYS = {
@@ -75,6 +77,8 @@ class Rule:
     params: frozenset[str] = frozenset()
     params_over: int | None = None
     in_transaction: bool | None = None
+    after_kind: tuple[str, ...] | None = None
+    after_params: frozenset[str] = frozenset()
     subjects: tuple[str, ...] = ()  # empty: any subject
     until: dt.date | None = None
     reference_sqlite_below: tuple[int, ...] | None = None
@@ -103,7 +107,7 @@ class Rule:
         """Lower sorts first: rules with subjects, project rules, more conditions, then file order."""
         conditions = sum(x is not None for x in (self.expected, self.actual, self.relation, self.kinds, self.sql,
                                                  self.message, self.params_over, self.in_transaction))
-        conditions += len(self.params)
+        conditions += len(self.params) + len(self.after_params)
         return (0 if self.subjects else 1, 0 if self.project else 1, -conditions, self.index)
 
     def active(self) -> bool:
@@ -140,7 +144,7 @@ class Rule:
         if self.message is not None and not self.message.search(diff.message):
             return False
         if self.kinds is None and self.sql is None and not self.params and self.params_over is None \
-                and self.in_transaction is None:
+                and self.in_transaction is None and not self.after_params and self.after_kind is None:
             return True
         ctx = diff.context
         if ctx is None:
@@ -153,7 +157,13 @@ class Rule:
             return False
         if self.params_over is not None and ctx.param_count <= self.params_over:
             return False
-        return self.in_transaction is None or ctx.in_transaction is self.in_transaction
+        if self.in_transaction is not None and ctx.in_transaction is not self.in_transaction:
+            return False
+        if self.after_params or self.after_kind is not None:
+            return any((self.after_kind is None or kind in self.after_kind) and self.after_params <= shapes
+                       and (ctx.table is None or table is None or table == ctx.table)
+                       for kind, shapes, table in ctx.prior)
+        return True
 
     def expired(self, today: dt.date | None = None) -> bool:
         return self.until is not None and (today or dt.date.today()) > self.until
@@ -241,15 +251,21 @@ def parse_rules(raw: Any, origin: str, *, project: bool = False, start: int = 0)
                              "the cause with expected/actual/relation/kind/sql/params instead")
         expected, actual, relation = (_str_tuple(item[k], f"{where}.{k}") if k in item else None
                                       for k in ("expected", "actual", "relation"))
-        if expected is None and actual is None and relation is None and not subjects and "params" not in item:
-            raise UsageError(f"{where}: a rule must say what it expects to observe (expected, actual, relation or "
-                             "params) or list exact subjects, so a different wrong value is not taken for this one")
         kinds = _str_tuple(item["kind"], f"{where}.kind") if "kind" in item else None
         if kinds and set(kinds) - set(KINDS):
             raise UsageError(f"{where}: kind must be among {', '.join(KINDS)}, got {list(kinds)}")
-        params = frozenset(_str_tuple(item["params"], f"{where}.params")) if "params" in item else frozenset()
-        if params - set(SHAPES):
-            raise UsageError(f"{where}: params shapes must be among {', '.join(SHAPES)}, got {sorted(params)}")
+        params, after_params = (frozenset(_str_tuple(item[k], f"{where}.{k}")) if k in item else frozenset()
+                                for k in ("params", "after_params"))
+        if (params | after_params) - set(SHAPES):
+            raise UsageError(f"{where}: params shapes must be among {', '.join(SHAPES)}, got "
+                             f"{sorted(params | after_params)}")
+        after_kind = _str_tuple(item["after_kind"], f"{where}.after_kind") if "after_kind" in item else None
+        if after_kind and set(after_kind) - set(KINDS):
+            raise UsageError(f"{where}: after_kind must be among {', '.join(KINDS)}, got {list(after_kind)}")
+        if expected is None and actual is None and relation is None and not subjects and not params \
+                and not after_params:
+            raise UsageError(f"{where}: a rule must say what it expects to observe (expected, actual, relation or "
+                             "params) or list exact subjects, so a different wrong value is not taken for this one")
         sql, message = (_regex(item, key, where) for key in ("sql", "message"))
         over = item.get("params_over")
         if over is not None and (not isinstance(over, int) or isinstance(over, bool) or over < 0):
@@ -259,7 +275,8 @@ def parse_rules(raw: Any, origin: str, *, project: bool = False, start: int = 0)
             raise UsageError(f"{where}: in_transaction must be true or false")
         severity = check_severity(item["severity"], f"{where}.severity") if "severity" in item else None
         rules.append(Rule(id=rule_id, severity=severity, aspects=aspects, expected=expected, actual=actual,
-                          relation=relation, kinds=kinds, sql=sql, message=message, params=params, params_over=over,
+                          relation=relation, kinds=kinds, sql=sql, message=message, params=params,
+                          after_kind=after_kind, after_params=after_params, params_over=over,
                           in_transaction=in_tx, subjects=subjects, origin=f"{origin} rule {rule_id}",
                           project=project, index=start + index, **common))
     return rules

@@ -9,14 +9,23 @@ summary of the rest by severity and rule.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, BackendContext
 from ..backends.values import display
-from ..compare import Difference, compare_outcomes, statement_context, transaction_after, value_relation
+from ..compare import (
+    Difference,
+    History,
+    StepContext,
+    compare_outcomes,
+    statement_context,
+    transaction_after,
+    value_relation,
+)
 from ..divergences import Attribution, DivergenceRegistry, most_severe_first, root_causes, summarize
 from ..divergences.severity import RANK
 from ..trace.format import SQL_OPS, Event, TraceReader
@@ -203,6 +212,7 @@ def verify_trace(
     name = report.name
     reader = TraceReader(trace)
     in_tx: dict[int, bool] = {}
+    history = History()
     with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name) as replayer:
         for event in reader:
             want = expected.next_step()
@@ -223,8 +233,10 @@ def verify_trace(
             before = in_tx.get(event.conn, False)
             in_tx[event.conn] = transaction_after(event.sql or "", event.op, before)
             if diffs:
-                context = statement_context(event.op, event.sql, event.params, event.many, before)
+                context = statement_context(event.op, event.sql, event.params, event.many, before, event.db,
+                                            history.prior(event.db))
                 diffs = [d.with_context(context) for d in diffs]
+            history.note(event.db, event.op, event.sql, event.params, event.many)
 
             def make(event: Event = event, want_summary: str = want.outcome.summary(),
                      got_summary: str = outcome.summary()) -> StepReport:
@@ -242,7 +254,7 @@ def verify_trace(
         actual_final = replayer.final_state()
         report.served_by = dict(replayer.served_by)
         want_final = expected.final or {}
-        diffs = _final_differences(want_final, actual_final)
+        diffs = _final_differences(want_final, actual_final, history)
 
         def make_final() -> StepReport:
             return StepReport(seq="final", conn=None, where=f"final state of every database, {golden}",
@@ -252,9 +264,12 @@ def verify_trace(
     return report
 
 
-def _final_differences(want: dict[str, Any], got: dict[str, Any]) -> list[Difference]:
+def _final_differences(want: dict[str, Any], got: dict[str, Any],
+                       history: History | None = None) -> list[Difference]:
     diffs: list[Difference] = []
     for db_id in sorted(set(want) | set(got)):
+        prior = history.prior(db_id) if history is not None else frozenset()
+        context = StepContext(op="final", kind="final", db=db_id, prior=prior)
         if db_id not in got or db_id not in want:
             diffs.append(Difference("schema", f"database {db_id} is {'missing' if db_id not in got else 'extra'}"))
             continue
@@ -262,9 +277,12 @@ def _final_differences(want: dict[str, Any], got: dict[str, Any]) -> list[Differ
         if w.get("schema_sha256") != g.get("schema_sha256"):
             lines = diff_schemas(w.get("schema", {}), g.get("schema", {})) or ["schema fingerprint differs"]
             relation = "text-spacing" if _only_sql_text(w.get("schema", {}), g.get("schema", {})) else None
-            diffs.extend(Difference("schema", f"{db_id}: {line}", relation=relation) for line in lines)
-        diffs.extend(Difference("content", f"{db_id}: {line}")
-                     for line in diff_content(w.get("content", {}), g.get("content", {})))
+            diffs.extend(Difference("schema", f"{db_id}: {line}", relation=relation, context=context)
+                         for line in lines)
+        for line in diff_content(w.get("content", {}), g.get("content", {})):
+            named = re.match(r"table '([^']+)'", line)
+            where = replace(context, table=named.group(1).lower()) if named else context
+            diffs.append(Difference("content", f"{db_id}: {line}", context=where))
     return diffs
 
 

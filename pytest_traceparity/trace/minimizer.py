@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends.base import Backend, BackendContext
-from ..compare import Difference, compare_outcomes, statement_context, transaction_after
+from ..compare import Difference, History, compare_outcomes, statement_context, transaction_after
 from ..divergences import Attribution, DivergenceRegistry, most_severe_first
 from .format import SQL_OPS, Event, TraceHeader, TraceReader, TraceWriter, encode_event_params
 from .replayer import Replayer
@@ -75,6 +75,7 @@ def run_pair(events: Sequence[Event], reference: Backend, backend: Backend, make
     """Replay ``events`` on both backends and attribute every difference (no golden involved)."""
     out: list[tuple[int | str, Attribution]] = []
     in_tx: dict[int, bool] = {}
+    history = History()
     subject = "trace::minimize"
     with Replayer(reference, make_context, "min-ref") as ref, Replayer(backend, make_context, "min-act") as act:
         for event in events:
@@ -86,12 +87,14 @@ def run_pair(events: Sequence[Event], reference: Backend, backend: Backend, make
             before = in_tx.get(event.conn, False)
             in_tx[event.conn] = transaction_after(event.sql or "", event.op, before)
             if diffs:
-                context = statement_context(event.op, event.sql, event.params, event.many, before)
+                context = statement_context(event.op, event.sql, event.params, event.many, before, event.db,
+                                            history.prior(event.db))
                 out += [(event.seq, registry.attribute(backend.id, subject, d.with_context(context))) for d in diffs]
+            history.note(event.db, event.op, event.sql, event.params, event.many)
         if final:
             from ..golden.verify import _final_differences
 
-            diffs = _final_differences(ref.final_state(), act.final_state())
+            diffs = _final_differences(ref.final_state(), act.final_state(), history)
             out += [("final", registry.attribute(backend.id, subject, d)) for d in diffs]
     return out
 
