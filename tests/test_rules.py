@@ -100,7 +100,7 @@ def test_precedence_one_rule_per_difference() -> None:
     reg = DivergenceRegistry(package + project)
     diff = Difference("rows.value", "m", expected="a", actual="a ", relation="text-spacing",
                       context=ctx("SELECT sql FROM sqlite_master"))
-    # 1. a rule listing the exact subject, 2. project before package, 3. more conditions, 4. file order
+    # 1. project before package, 2. more conditions, 3. a rule listing subjects, 4. file order
     assert reg.attribute(LIBSQL, "conformance::c", diff).rule_id == "team.case"
     assert reg.attribute(LIBSQL, "conformance::other", diff).rule_id == "team.generic"
     only_package = DivergenceRegistry(package + parse_rules([rule(id="pkg.loose", aspects=["rows.value"],

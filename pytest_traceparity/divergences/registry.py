@@ -1,8 +1,9 @@
 """Judging differences against the rules: attribution, precedence, severity, staleness.
 
 Each difference is attributed to at most one rule, the first that matches in this
-precedence (see :attr:`Rule.precedence`): rules that list exact subjects, then project
-rules before shipped ones, then rules with more conditions, then file order. An
+precedence (see :attr:`Rule.precedence`): project rules before shipped ones, then rules
+with more conditions (aspects and backend do not count; a subject list counts as one),
+then rules that list subjects, then file order. An
 unattributed difference fails its test. Lookups are indexed by backend and aspect, so a
 step with no difference costs one dictionary lookup.
 """

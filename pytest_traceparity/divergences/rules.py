@@ -104,11 +104,13 @@ class Rule:
 
     @property
     def precedence(self) -> tuple[int, int, int, int]:
-        """Lower sorts first: rules with subjects, project rules, more conditions, then file order."""
+        """Lower sorts first: project rules, then more conditions (a subject list counts as one), then
+        rules with subjects, then file order. So a precise cause beats a case's catch-all rule."""
         conditions = sum(x is not None for x in (self.expected, self.actual, self.relation, self.kinds, self.sql,
-                                                 self.message, self.params_over, self.in_transaction))
-        conditions += len(self.params) + len(self.after_params)
-        return (0 if self.subjects else 1, 0 if self.project else 1, -conditions, self.index)
+                                                 self.message, self.params_over, self.in_transaction,
+                                                 self.after_kind))
+        conditions += len(self.params) + len(self.after_params) + (1 if self.subjects else 0)
+        return (0 if self.project else 1, -conditions, 0 if self.subjects else 1, self.index)
 
     def active(self) -> bool:
         """Version conditions: the rule only exists while they hold."""
