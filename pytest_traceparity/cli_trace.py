@@ -169,9 +169,12 @@ def replay_main(argv: Sequence[str]) -> int:
             rules = load_registry(Path.cwd())
             report = verify_trace(trace, backend, make, rules, golden=golden)
             minimized = None
-            if args.minimize and any(a.rule is None for _, a in report.attributions()):
+            unknown = [f for f in sorted(report.failures, key=lambda f: f.rank)
+                       if isinstance(f.seq, int) and any(a.rule is None for a in f.attributions)]
+            if args.minimize and unknown:
                 out = Path(args.minimize_output or f"{report.name}.{backend_id}.min.jsonl")
-                minimized = _minimize_to(trace, registry.get(reference), backend, make, rules, out)
+                minimized = _minimize_to(trace, registry.get(reference), backend, make, rules, out,
+                                         seq=int(unknown[0].seq))
         data = report.to_json()
         if minimized is not None:
             data["minimized"] = minimized

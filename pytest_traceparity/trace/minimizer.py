@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..backends.base import Backend, BackendContext
-from ..compare import Difference, History, compare_outcomes, statement_context, transaction_after
+from ..compare import Difference, History, compare_outcomes, sql_kind, statement_context, transaction_after
 from ..divergences import Attribution, DivergenceRegistry, most_severe_first
 from .format import SQL_OPS, Event, TraceHeader, TraceReader, TraceWriter, encode_event_params
 from .replayer import Replayer
@@ -112,7 +112,8 @@ def pick_target(found: Sequence[tuple[int | str, Attribution]], *, rule: str | N
     if seq is not None:
         candidates = [(s, a) for s, a in candidates if s == seq]
         if not candidates:
-            raise ValueError(f"step {seq} shows no difference on this backend")
+            raise ValueError(f"step {seq} shows no difference on this backend when replayed next to the reference "
+                             "(only against the golden: re-make the golden, then minimize)")
     order = {id(a): i for i, a in enumerate(most_severe_first(a for _, a in candidates))}
     where, best = min(candidates, key=lambda pair: order[id(pair[1])])
     diff = best.difference
@@ -205,6 +206,8 @@ def minimize(events: list[Event], reference: Backend, backend: Backend, make_con
             return False
         return target.found_in([a for _, a in pairs])
 
+    if isinstance(where, int):
+        body = _window_first(body, where, test, out_of_time, result)
     for label, key in (("databases", lambda e: e.db or ""), ("connections", lambda e: str(e.conn))):
         groups: dict[str, list[Event]] = {}
         for event in body:
@@ -218,6 +221,29 @@ def minimize(events: list[Event], reference: Backend, backend: Backend, make_con
     result.complete = not out_of_time()
     result.seconds = time.monotonic() - start
     return result
+
+
+def _window_first(body: list[Event], where: int, test: Callable[[list[list[Event]]], bool],
+                  out_of_time: Callable[[], bool], result: Minimized) -> list[Event]:
+    """Cheap first guess before ddmin: the schema statements plus the last N events before the target.
+
+    Most divergences need their tables and a few recent writes; trying windows of 0, 1, 2, 4 ...
+    events costs a few short replays and usually leaves ddmin a handful of events instead of thousands.
+    """
+    schema = [e for e in body if e.op == "executescript" or (e.sql and sql_kind(e.sql) == "ddl")]
+    before = [e for e in body if e.seq < where and e not in schema]
+    target = [e for e in body if e.seq == where]
+    window = 0
+    while not out_of_time() and window <= len(before):
+        recent = before[len(before) - window:] if window else []
+        candidate = sorted([*schema, *recent, *target], key=lambda e: e.seq)
+        if test([candidate]):
+            result.passes.append(f"schema + last {window} event(s): {len(candidate)} event(s)")
+            return candidate
+        if window >= len(before):
+            break
+        window = min(len(before), max(1, window * 2))
+    return body
 
 
 def write_trace(events: Sequence[Event], path: Path, source: dict[str, object] | None = None) -> None:
