@@ -207,3 +207,32 @@ def test_a_step_without_difference_builds_no_index() -> None:
     for i in range(1000):
         assert reg.judge(LIBSQL, f"trace::t#{i}", []).status == "same"
     assert reg._aspect == {}  # no aspect lookup happened: nothing to explain
+
+
+def test_pytest_json_report_carries_the_triage_per_test(pytester: pytest.Pytester) -> None:
+    import json
+    import sqlite3
+
+    import pytest_traceparity.plugin as plugin
+    from pytest_traceparity.trace.recorder import recording
+
+    wire = [] if hasattr(plugin, "pytest_collect_file") else ["-p", "pytest_traceparity.trace.pytest_items"]
+    traces = pytester.path / "fixtures" / "traces"
+    traces.mkdir(parents=True)
+    with recording(traces / "big.jsonl", base_dir=str(pytester.path)):
+        conn = sqlite3.connect(pytester.path / "big.db")
+        conn.execute("SELECT ? AS big, typeof(?)", (2**40, 2**40)).fetchall()
+        conn.close()
+    args = [*wire, "-p", "no:cacheprovider", "-p", "no:randomly", "fixtures/traces/big.jsonl"]
+    pytester.runpytest(*args, "--update-golden").assert_outcomes(passed=1)
+    result = pytester.runpytest(*args, "--backends=libsql-local", "--traceparity-report=report.json")
+    result.assert_outcomes(xfailed=1)
+    (item,) = [i for i in json.loads((pytester.path / "report.json").read_text())["items"]
+               if i["backend"] == "libsql-local"]
+    assert "libsql.int-outside-i32-bound-as-real" in item["rules"]
+    differences = item["triage"]["differences"]
+    bound = next(d for d in differences if d["aspect"] == "rows.storage_class")
+    assert (bound["rule"], bound["severity"], bound["expected"], bound["actual"]) == (
+        "libsql.int-outside-i32-bound-as-real", "data", "integer", "real")
+    assert item["triage"]["root_causes"][0] == {"rule": "libsql.int-outside-i32-bound-as-real", "severity": "data",
+                                                "count": 1, "first_seq": bound["seq"]}
