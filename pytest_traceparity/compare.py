@@ -257,6 +257,11 @@ def transaction_after(sql: str, op: str, before: bool) -> bool:
         return False
     if op == "executescript":
         return False if not re.search(r"\bbegin\b", sql, re.IGNORECASE) else before
+    if op != "execute":
+        return before
+    head = sql.lstrip()[:1].lower()
+    if head not in ("b", "c", "e", "r", "s", "-", "/"):  # cheap exit for the usual SELECT/INSERT/UPDATE...
+        return before
     text = _STRIP.sub(" ", sql).strip().lower()
     if re.match(r"(begin|savepoint)\b", text):
         return True
