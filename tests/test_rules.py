@@ -40,7 +40,7 @@ def test_no_shipped_rule_lists_every_subject_and_each_states_severity_and_advice
     for r in rules:
         assert "*" not in r.subjects and "*" not in "".join(r.subjects)
         assert r.severity is None or r.severity in SCALE
-        assert r.subjects or r.expected or r.actual or r.relation or r.params or r.after_params, r.id
+        assert r.subjects or r.expected or r.actual or r.relation or r.params or r.after_params or r.message, r.id
         assert r.subjects or "Do:" in r.reason, f"{r.id}: say what to do about it"
 
 

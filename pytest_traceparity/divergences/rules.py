@@ -265,9 +265,10 @@ def parse_rules(raw: Any, origin: str, *, project: bool = False, start: int = 0)
         if after_kind and set(after_kind) - set(KINDS):
             raise UsageError(f"{where}: after_kind must be among {', '.join(KINDS)}, got {list(after_kind)}")
         if expected is None and actual is None and relation is None and not subjects and not params \
-                and not after_params:
-            raise UsageError(f"{where}: a rule must say what it expects to observe (expected, actual, relation or "
-                             "params) or list exact subjects, so a different wrong value is not taken for this one")
+                and not after_params and "message" not in item:
+            raise UsageError(f"{where}: a rule must say what it expects to observe (expected, actual, relation, "
+                             "message or params) or list exact subjects, so a different wrong value is not taken "
+                             "for this one")
         sql, message = (_regex(item, key, where) for key in ("sql", "message"))
         over = item.get("params_over")
         if over is not None and (not isinstance(over, int) or isinstance(over, bool) or over < 0):
