@@ -19,6 +19,9 @@ def test_case(
     if verdict.served_by:
         # Read by the plugin's parity matrix ("served by" column), as the db fixture does.
         request.node.user_properties.append(("traceparity_served_by", verdict.served_by))
+    triage = verdict.triage()
+    if triage:
+        request.node.user_properties.append(("traceparity_triage", triage))
     if verdict.status == "known":
         pytest.xfail(verdict.reason)
     if not verdict.passed:

@@ -17,6 +17,8 @@ from .backends.errors import TraceparityError
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "record": ("pytest_traceparity.cli_trace", "record_main", "record a program's SQL: record -o TRACE -- CMD..."),
     "replay": ("pytest_traceparity.cli_trace", "replay_main", "replay a trace on a backend and compare to its golden"),
+    "minimize": ("pytest_traceparity.cli_trace", "minimize_main",
+                 "shrink a trace to a minimal one showing the same difference: minimize TRACE --backend ID -o OUT"),
     "diff": ("pytest_traceparity.cli_trace", "diff_main", "compare two traces, goldens or databases"),
     "fingerprint": ("pytest_traceparity.cli_trace", "fingerprint_main", "print a database's schema fingerprint"),
     "serve": ("pytest_traceparity.servers.standin.__main__", "serve_main",

@@ -134,6 +134,10 @@ def replay_main(argv: Sequence[str]) -> int:
                         "auto|binary|docker|url|stand-in (default: auto)")
     parser.add_argument("--sqld-url", default=None, help="URL of a running sqld (auth: TURSO_AUTH_TOKEN)")
     parser.add_argument("--sync-url", default=None, help="primary URL for the embedded-replica backend")
+    parser.add_argument("--minimize", action="store_true", help="when a difference is unknown, also shrink the "
+                        "trace to a minimal one showing the most severe of them (see traceparity minimize)")
+    parser.add_argument("--minimize-output", default=None, metavar="PATH",
+                        help="where --minimize writes (default: <trace name>.<backend>.min.jsonl here)")
     args = parser.parse_args(list(argv))
     prog = "traceparity replay"
 
@@ -162,9 +166,23 @@ def replay_main(argv: Sequence[str]) -> int:
                 print(json.dumps(report.to_json()) if args.json else
                       f"golden {report.golden}: {report.golden_status} ({report.steps} steps, from {backend_id})")
                 return 0
-            report = verify_trace(trace, backend, make, load_registry(Path.cwd()), golden=golden)
+            rules = load_registry(Path.cwd())
+            report = verify_trace(trace, backend, make, rules, golden=golden)
+            minimized = None
+            unknown = [f for f in sorted(report.failures, key=lambda f: f.rank)
+                       if isinstance(f.seq, int) and any(a.rule is None for a in f.attributions)]
+            if args.minimize and unknown:
+                out = Path(args.minimize_output or f"{report.name}.{backend_id}.min.jsonl")
+                minimized = _minimize_to(trace, registry.get(reference), backend, make, rules, out,
+                                         seq=int(unknown[0].seq))
+        data = report.to_json()
+        if minimized is not None:
+            data["minimized"] = minimized
+            for difference in data["differences"]:
+                if difference["rule"] is None:
+                    difference["minimized"] = minimized["path"]
         if args.json:
-            print(json.dumps(report.to_json(), indent=2))
+            print(json.dumps(data, indent=2))
         elif report.status == "failed":
             print(report.failure_message())
         elif report.status == "xfail":
@@ -173,7 +191,76 @@ def replay_main(argv: Sequence[str]) -> int:
         else:
             print(f"trace '{report.name}' on {backend_id}: {report.steps} steps and the final state match "
                   f"{report.golden}")
+        if minimized is not None and not args.json:
+            print(f"minimal reproduction of {minimized['target']}: {minimized['path']} ({minimized['events']} of "
+                  f"{minimized['original']} events)")
         return 1 if report.status == "failed" else 0
+
+    return _guard(prog, run)
+
+
+def _minimize_to(trace: Path, reference: Any, backend: Any, make: Callable[[str], BackendContext], rules: Any,
+                 out: Path, *, rule: str | None = None, seq: int | None = None,
+                 budget: float = 300.0) -> dict[str, Any]:
+    from .trace.minimizer import load_events, minimize, write_trace
+
+    try:
+        result = minimize(load_events(trace), reference, backend, make, rules, rule=rule, seq=seq, budget=budget)
+    except ValueError as exc:
+        raise TraceparityError(f"{trace}: {exc}") from None
+    write_trace(result.events, out, {"minimized_from": str(trace), "backend": backend.id,
+                                     "target": result.target.describe()})
+    return {"path": str(out), "target": result.target.describe(), "rule": result.target.rule,
+            "aspect": result.target.aspect, "kind": result.target.kind, "events": len(result.events),
+            "original": result.original, "tests": result.tests, "seconds": round(result.seconds, 2),
+            "complete": result.complete}
+
+
+def minimize_main(argv: Sequence[str]) -> int:
+    """``traceparity minimize TRACE --backend ID -o MIN.jsonl [--rule ID | --seq N]``"""
+    parser = _Parser(prog="traceparity minimize", description="Shrink a trace to a minimal valid trace that "
+                     "still shows the same difference on a backend (same rule, or same aspect and statement kind "
+                     "when no rule explains it): delta debugging over databases, connections and events.")
+    parser.add_argument("trace", help="trace file (.jsonl)")
+    parser.add_argument("--backend", required=True, help="backend id that shows the difference")
+    parser.add_argument("-o", "--output", required=True, help="minimized trace to write (.jsonl)")
+    parser.add_argument("--reference-backend", default=None, help="reference backend id")
+    parser.add_argument("--rule", default=None, help="keep the difference attributed to this rule id")
+    parser.add_argument("--seq", type=int, default=None, help="keep the difference shown at this step")
+    parser.add_argument("--budget", type=float, default=300.0, help="stop shrinking after this many seconds")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--sqld", default=None, help="how to get sqld for server backends (default: auto)")
+    parser.add_argument("--sqld-url", default=None, help="URL of a running sqld (auth: TURSO_AUTH_TOKEN)")
+    parser.add_argument("--sync-url", default=None, help="primary URL for the embedded-replica backend")
+    args = parser.parse_args(list(argv))
+    prog = "traceparity minimize"
+
+    def run() -> int:
+        from .divergences import load_registry
+        from .registry import DEFAULT_REFERENCE, standalone_registry
+        from .trace.format import TraceReader
+
+        registry = standalone_registry()
+        reference = args.reference_backend or DEFAULT_REFERENCE
+        if args.backend == reference:
+            return _fail(prog, f"--backend {args.backend} is the reference; pick the backend that differs")
+        backend = registry.get(args.backend)
+        for candidate in (backend, registry.get(reference)):
+            reason = candidate.unavailable_reason()
+            if reason:
+                return _fail(prog, f"backend {candidate.id!r} cannot run here: {reason}")
+        trace = Path(args.trace)
+        TraceReader(trace)
+        with _contexts(args.sqld, args.sqld_url, args.sync_url) as make:
+            result = _minimize_to(trace, registry.get(reference), backend, make, load_registry(Path.cwd()),
+                                  Path(args.output), rule=args.rule, seq=args.seq, budget=args.budget)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            note = "" if result["complete"] else f" (stopped after the {args.budget:g} s budget; run again on it)"
+            print(f"traceparity minimize: {result['target']}: {result['events']} of {result['original']} events "
+                  f"kept in {result['path']} ({result['tests']} replays, {result['seconds']} s){note}")
+        return 0
 
     return _guard(prog, run)
 
@@ -361,7 +448,8 @@ def _diff_goldens(a: str, b: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Standalone entry for ``python -m pytest_traceparity.cli_trace CMD ...`` (cli.py is the real one)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"record": record_main, "replay": replay_main, "diff": diff_main, "fingerprint": fingerprint_main}
+    commands = {"record": record_main, "replay": replay_main, "diff": diff_main, "fingerprint": fingerprint_main,
+                "minimize": minimize_main}
     if not argv or argv[0] not in commands:
         return _fail("traceparity", f"expected one of: {', '.join(commands)}")
     return commands[argv[0]](argv[1:])

@@ -8,9 +8,10 @@ aspect, so a registry entry for one quirk can never hide a different one.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .backends.errors import DatabaseError
@@ -67,12 +68,42 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class StepContext:
+    """What the rules may look at besides the difference itself: the statement and its parameters."""
+
+    op: str = "execute"
+    kind: str = "other"  # select | dml | ddl | pragma | transaction | script | other
+    sql: str = ""  # normalized: comments dropped, whitespace collapsed
+    shapes: frozenset[str] = frozenset()
+    param_count: int = 0
+    in_transaction: bool | None = None
+    db: str | None = None
+    # (kind, parameter shapes, table written) of earlier statements on the same database that had
+    # notable parameters: lets a rule explain a later consequence (a row never written, a REAL stored).
+    prior: frozenset[tuple[str, frozenset[str], str | None]] = frozenset()
+    table: str | None = None  # for final-state differences: the table whose content differs
+
+
+@dataclass(frozen=True)
 class Difference:
+    """One way a backend differed; ``expected``/``actual`` are short observations rules match on.
+
+    ``relation`` names how the two observations relate when that is recognisable
+    (``int-outside-i32-as-real``, ``text-cut-at-nul``, ``float-last-digits``, ``text-spacing`` ...).
+    """
+
     aspect: str
     message: str
+    expected: str | None = None
+    actual: str | None = None
+    relation: str | None = None
+    context: StepContext | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"[{self.aspect}] {self.message}"
+
+    def with_context(self, context: StepContext | None) -> Difference:
+        return replace(self, context=context)
 
 
 _STRIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -106,6 +137,187 @@ def statement_kind(sql: str) -> str:
     return "other"
 
 
+_KIND_HEADS = {
+    "select": "select", "values": "select", "explain": "select",
+    "insert": "dml", "update": "dml", "delete": "dml", "replace": "dml",
+    "create": "ddl", "drop": "ddl", "alter": "ddl", "reindex": "ddl", "analyze": "ddl",
+    "pragma": "pragma",
+    "begin": "transaction", "commit": "transaction", "end": "transaction", "rollback": "transaction",
+    "savepoint": "transaction", "release": "transaction",
+}
+_I32 = (-(2**31), 2**31 - 1)
+_I64 = (-(2**63), 2**63 - 1)
+
+
+def normalize_sql(sql: str) -> str:
+    """Comments dropped (string literals kept), whitespace collapsed: what rule regexes see."""
+    def keep_literals(match: re.Match[str]) -> str:
+        text = match.group(0)
+        return text if text[0] in "'\"" else " "
+
+    return " ".join(_STRIP.sub(keep_literals, sql).split())
+
+
+def sql_kind(sql: str, op: str = "execute") -> str:
+    """The statement's kind for rules: select, dml, ddl, pragma, transaction, script or other."""
+    if op == "executescript":
+        return "script"
+    if op in ("begin", "commit", "rollback"):
+        return "transaction"
+    if op not in ("execute", "executemany"):
+        return "other"
+    text = _STRIP.sub(" ", sql).strip().lower()
+    head = text.split(None, 1)[0].rstrip(";(") if text else ""
+    if head == "with":
+        return "dml" if re.search(r"\b(insert|update|delete|replace)\b", text) else "select"
+    return _KIND_HEADS.get(head, "other")
+
+
+def _value_shapes(value: Any, out: set[str]) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if not _I32[0] <= value <= _I32[1]:
+            out.add("int-outside-i32")
+        if not _I64[0] <= value <= _I64[1]:
+            out.add("int-outside-i64")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            out.add("float-nonfinite")
+    elif isinstance(value, str):
+        if "\x00" in value:
+            out.add("text-nul")
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        out.add("blob")
+
+
+def param_shapes(params: Any) -> tuple[frozenset[str], int]:
+    """Shapes of one parameter set (``dict``, ``int-outside-i32``, ``text-nul``...) and its size."""
+    out: set[str] = set()
+    if isinstance(params, dict):
+        out.add("dict")
+        values = list(params.values())
+    else:
+        values = list(params or ())
+    for value in values:
+        _value_shapes(value, out)
+    return frozenset(out), len(values)
+
+
+def statement_context(op: str, sql: str | None, params: Any = (), many: Any = None,
+                      in_transaction: bool | None = None, db: str | None = None,
+                      prior: frozenset[tuple[str, frozenset[str], str | None]] = frozenset()) -> StepContext:
+    """The :class:`StepContext` of one step (executemany: the union of its parameter sets' shapes)."""
+    if many is not None:
+        shapes: set[str] = set()
+        count = 0
+        for item in many:
+            found, n = param_shapes(item)
+            shapes |= found
+            count = max(count, n)
+        frozen = frozenset(shapes)
+    else:
+        frozen, count = param_shapes(params)
+    return StepContext(op=op, kind=sql_kind(sql or "", op), sql=normalize_sql(sql or ""), shapes=frozen,
+                       param_count=count, in_transaction=in_transaction, db=db, prior=prior)
+
+
+class History:
+    """Per database, the (kind, shapes) of statements with notable parameters seen so far."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str | None, set[tuple[str, frozenset[str], str | None]]] = {}
+
+    def prior(self, db: str | None) -> frozenset[tuple[str, frozenset[str], str | None]]:
+        return frozenset(self._seen.get(db, ()))
+
+    def note(self, db: str | None, op: str, sql: str | None, params: Any = (), many: Any = None) -> None:
+        if op not in ("execute", "executemany"):
+            return
+        if many is not None:
+            shapes: frozenset[str] = frozenset().union(*(param_shapes(p)[0] for p in many)) if many else frozenset()
+        else:
+            shapes = param_shapes(params)[0]
+        if shapes:
+            match = _WRITTEN.match(_STRIP.sub(" ", sql or ""))
+            table = match.group(1).strip('"`[]').lower() if match else None
+            self._seen.setdefault(db, set()).add((sql_kind(sql or "", op), shapes, table))
+
+
+_WRITTEN = re.compile(
+    r"\s*(?:WITH\b.*?\)\s*)?(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
+    r"\s+((?:\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w.]+))", re.IGNORECASE | re.DOTALL)
+
+
+def transaction_after(sql: str, op: str, before: bool) -> bool:
+    """Whether a connection is inside a transaction after this step (tracked from the statements)."""
+    if op == "begin":
+        return True
+    if op in ("commit", "rollback"):
+        return False
+    if op == "executescript":
+        return False if not re.search(r"\bbegin\b", sql, re.IGNORECASE) else before
+    if op != "execute":
+        return before
+    head = sql.lstrip()[:1].lower()
+    if head not in ("b", "c", "e", "r", "s", "-", "/"):  # cheap exit for the usual SELECT/INSERT/UPDATE...
+        return before
+    text = _STRIP.sub(" ", sql).strip().lower()
+    if re.match(r"(begin|savepoint)\b", text):
+        return True
+    if re.match(r"(commit|end)\b", text) or (re.match(r"rollback\b", text) and not re.search(r"\bto\b", text)):
+        return False
+    return before
+
+
+def value_relation(want: Any, got: Any) -> str | None:
+    """How two differing plain values relate, when that is a recognisable pattern."""
+    if isinstance(want, bool) or isinstance(got, bool):
+        return None
+    if isinstance(want, int) and isinstance(got, float):
+        if got == float(want):
+            return "int-outside-i32-as-real" if not _I32[0] <= want <= _I32[1] else "int-as-real"
+        return None
+    if isinstance(want, str) and isinstance(got, str):
+        if "\x00" in want and got == want.split("\x00", 1)[0]:
+            return "text-cut-at-nul"
+        if _squash_text(want) == _squash_text(got):
+            return "text-spacing"
+        return None
+    if isinstance(want, float) and isinstance(got, float) and math.isfinite(want) and math.isfinite(got):
+        scale = max(abs(want), abs(got))
+        if abs(want - got) <= 1e-12 * scale:
+            return "float-last-digits"
+        places = (_decimals(want), _decimals(got))
+        decimals = max(places) if None not in places else None  # type: ignore[type-var]
+        if decimals is not None and abs(want - got) <= 1.0000001 * 10.0 ** (-decimals):
+            return "float-last-decimal"
+    return None
+
+
+def _decimals(value: float) -> int | None:
+    text = repr(value)
+    if "e" in text or "n" in text:
+        return None
+    return len(text.split(".", 1)[1]) if "." in text else 0
+
+
+def _squash_text(text: str) -> str:
+    return re.sub(r"[\s;]+", "", text).lower()
+
+
+def _observe(value: Any, aspect: str) -> str:
+    """The storage class for ``rows.storage_class``; the value as short text for ``rows.value``."""
+    kind, payload = canonical(value)
+    if aspect == "rows.storage_class":
+        return kind
+    if kind == "null":
+        return "NULL"
+    if kind == "blob":
+        return "x'" + bytes(payload).hex()[:64] + "'"
+    return str(payload)[:120]
+
+
 def compare_outcomes(
     expected: Outcome, actual: Outcome, *, sql: str = "", executemany: bool = False
 ) -> list[Difference]:
@@ -119,7 +331,8 @@ def compare_outcomes(
 def _compare_errors(expected: Outcome, actual: Outcome) -> list[Difference]:
     if expected.failed and not actual.failed:
         fields = expected.error_fields()
-        return [Difference("error.missing", f"expected error {fields.get('kind')}, got {actual.summary()}")]
+        return [Difference("error.missing", f"expected error {fields.get('kind')}, got {actual.summary()}",
+                           expected=fields.get("kind"), actual="none")]
     if actual.failed and not expected.failed:
         fields = actual.error_fields()
         message = actual.error.message if actual.error is not None else ""
@@ -127,21 +340,28 @@ def _compare_errors(expected: Outcome, actual: Outcome) -> list[Difference]:
             Difference(
                 "error.unexpected",
                 f"unexpected error {fields.get('kind')} ({fields.get('exc_type')}: {message})",
+                expected="none", actual=fields.get("kind"),
             )
         ]
     want, got = expected.error_fields(), actual.error_fields()
     diffs = []
     if want.get("kind") != got.get("kind"):
-        diffs.append(Difference("error.kind", f"error kind {want.get('kind')!r} != {got.get('kind')!r}"))
+        diffs.append(Difference("error.kind", f"error kind {want.get('kind')!r} != {got.get('kind')!r}",
+                                expected=want.get("kind"), actual=got.get("kind")))
     if want.get("dbapi_class") != got.get("dbapi_class"):
         diffs.append(
             Difference(
                 "error.dbapi_class",
                 f"raises {got.get('exc_type')} (catchable as {got.get('dbapi_class')}) where the "
                 f"reference raises {want.get('exc_type')} ({want.get('dbapi_class')})",
+                expected=want.get("dbapi_class"), actual=_short_type(got.get("exc_type")),
             )
         )
     return diffs
+
+
+def _short_type(name: Any) -> str | None:
+    return str(name).rsplit(".", 1)[-1] if name else None
 
 
 def compare_results(
@@ -150,12 +370,15 @@ def compare_results(
     diffs: list[Difference] = []
     kind = "executemany" if executemany else statement_kind(sql)
     if expected.columns != actual.columns:
-        diffs.append(Difference("columns", f"columns {list(expected.columns)} != {list(actual.columns)}"))
+        diffs.append(Difference("columns", f"columns {list(expected.columns)} != {list(actual.columns)}",
+                                expected=str(len(expected.columns)), actual=str(len(actual.columns))))
     diffs.extend(_compare_rows(expected, actual, ordered=is_ordered_query(sql)))
     if expected.rowcount != actual.rowcount:
-        diffs.append(Difference(f"rowcount.{kind}", f"rowcount {expected.rowcount} != {actual.rowcount}"))
+        diffs.append(Difference(f"rowcount.{kind}", f"rowcount {expected.rowcount} != {actual.rowcount}",
+                                expected=str(expected.rowcount), actual=str(actual.rowcount)))
     if expected.lastrowid != actual.lastrowid:
-        diffs.append(Difference(f"lastrowid.{kind}", f"lastrowid {expected.lastrowid} != {actual.lastrowid}"))
+        diffs.append(Difference(f"lastrowid.{kind}", f"lastrowid {expected.lastrowid} != {actual.lastrowid}",
+                                expected=str(expected.lastrowid), actual=str(actual.lastrowid)))
     return diffs
 
 
@@ -163,7 +386,8 @@ def _compare_rows(expected: Result, actual: Result, *, ordered: bool) -> list[Di
     want = [tuple(canonical(v) for v in row) for row in expected.rows]
     got = [tuple(canonical(v) for v in row) for row in actual.rows]
     if len(want) != len(got):
-        return [Difference("rows.count", f"{len(want)} row(s) expected, got {len(got)}")]
+        return [Difference("rows.count", f"{len(want)} row(s) expected, got {len(got)}",
+                           expected=str(len(want)), actual=str(len(got)))]
     if not ordered:
         if Counter(want) == Counter(got):
             return []
@@ -181,11 +405,13 @@ def _compare_rows(expected: Result, actual: Result, *, ordered: bool) -> list[Di
             aspect = "rows.storage_class" if wv[0] != gv[0] else "rows.value"
             name = expected.columns[col] if col < len(expected.columns) else f"#{col}"
             where = f"row {index}" if ordered else f"row {index} (sorted; no ORDER BY)"
+            raw_want, raw_got = expected_rows[index][col], actual_rows[index][col]
             return [
                 Difference(
                     aspect,
-                    f"{where}, column {name!r}: expected {display(expected_rows[index][col])}, "
-                    f"got {display(actual_rows[index][col])}",
+                    f"{where}, column {name!r}: expected {display(raw_want)}, got {display(raw_got)}",
+                    expected=_observe(raw_want, aspect), actual=_observe(raw_got, aspect),
+                    relation=value_relation(raw_want, raw_got),
                 )
             ]
         return [Difference("rows.shape", f"row {index}: {len(w)} values expected, got {len(g)}")]

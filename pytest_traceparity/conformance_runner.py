@@ -38,7 +38,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,17 @@ from .backends.base import BackendContext, Connection
 from .backends.errors import UsageError
 from .backends.facade import DB
 from .backends.values import canonical, decode_value, display
-from .compare import Difference, Outcome, compare_outcomes
-from .divergences import DivergenceRegistry, Verdict
+from .compare import (
+    Difference,
+    History,
+    Outcome,
+    StepContext,
+    compare_outcomes,
+    statement_context,
+    transaction_after,
+)
+from .divergences import DivergenceRegistry, Verdict, root_causes, summarize
+from .divergences.severity import RANK
 from .registry import BackendRegistry
 
 if sys.version_info >= (3, 11):
@@ -388,28 +397,51 @@ class StepDifference:
     differences: list[Difference]
 
 
+def step_context(step: Step, in_transaction: bool | None, history: History | None = None) -> StepContext:
+    """What rules may match on besides the difference: statement kind, SQL, parameter shapes."""
+    many = step.params if step.op == "executemany" else None
+    prior = history.prior(None) if history is not None else frozenset()
+    return statement_context(step.op, step.sql, step.params if many is None else (), many, in_transaction,
+                             prior=prior)
+
+
+def _note(history: History, step: Step) -> None:
+    many = step.params if step.op == "executemany" else None
+    history.note(None, step.op, step.sql, step.params if many is None else (), many)
+
+
 def compare_runs(reference: CaseRun, actual: CaseRun) -> list[StepDifference]:
     """Step-by-step differences of ``actual`` from ``reference`` (empty when identical)."""
     out: list[StepDifference] = []
+    in_tx: dict[int, bool] = {}
+    history = History()
     for want, got in zip(reference.steps, actual.steps):
         diffs = compare_outcomes(
             want.outcome, got.outcome, sql=want.step.sql, executemany=want.step.op == "executemany"
         )
+        before = in_tx.get(want.step.conn, False)
+        in_tx[want.step.conn] = transaction_after(want.step.sql, want.step.op, before)
         if diffs:
-            out.append(StepDifference(want.step, want.outcome, got.outcome, diffs))
+            context = step_context(want.step, before, history)
+            out.append(StepDifference(want.step, want.outcome, got.outcome, [d.with_context(context) for d in diffs]))
+        _note(history, want.step)
     return out
 
 
 def check_expectations(run: CaseRun) -> list[StepDifference]:
     """Where ``run`` contradicts the case's ``expect`` tables (aspects ``expect.<key>``)."""
     out: list[StepDifference] = []
+    in_tx: dict[int, bool] = {}
     for sr in run.steps:
+        before = in_tx.get(sr.step.conn, False)
+        in_tx[sr.step.conn] = transaction_after(sr.step.sql, sr.step.op, before)
         exp = sr.step.expect
         if exp is None:
             continue
         diffs = _expect_diffs(exp, sr.outcome)
         if diffs:
-            out.append(StepDifference(sr.step, Outcome(), sr.outcome, diffs))
+            context = step_context(sr.step, before)
+            out.append(StepDifference(sr.step, Outcome(), sr.outcome, [d.with_context(context) for d in diffs]))
     return out
 
 
@@ -503,10 +535,24 @@ class CaseVerdict:
     def passed(self) -> bool:
         return self.status in ("same", "known")
 
+    def triage(self) -> dict[str, Any]:
+        """Same shape as ``traceparity replay --json``; ``seq`` is the case's step number (0 = setup)."""
+        if self.verdict is None or not self.verdict.attributions:
+            return {}
+        flat = [(sd.step, d) for sd in self.step_differences for d in sd.differences]
+        pairs = [(step.index, a) for (step, _), a in zip(flat, self.verdict.attributions)]
+        sql = {step.index: " ".join(step.sql.split())[:200] or step.op for step, _ in flat}
+        return {
+            "differences": [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
+                             "expected": a.difference.expected, "actual": a.difference.actual,
+                             "relation": a.difference.relation, "sql": sql.get(seq)} for seq, a in pairs],
+            "root_causes": root_causes(pairs),
+        }
+
 
 def flatten(step_diffs: Sequence[StepDifference]) -> list[Difference]:
-    """Differences with the step named in the message; aspects unchanged (registry keys on them)."""
-    return [Difference(d.aspect, f"{sd.step.label}: {d.message}") for sd in step_diffs for d in sd.differences]
+    """Differences with the step named in the message; aspect, observations and context unchanged."""
+    return [replace(d, message=f"{sd.step.label}: {d.message}") for sd in step_diffs for d in sd.differences]
 
 
 def render(
@@ -516,15 +562,29 @@ def render(
     step_diffs: Sequence[StepDifference],
     *,
     title: str | None = None,
+    verdict: Verdict | None = None,
 ) -> str:
-    """A failure report naming the case, file, each diverging step's SQL, expected and actual."""
+    """A failure report: the case, its file, then each diverging step (most severe first) with
+    its SQL, each difference's severity and rule (or "unknown"), expected and actual."""
+    attributions = verdict.attributions if verdict is not None else []
     lines = [title or f"conformance case {case.id} on {backend} differs from the reference {against}"]
+    if attributions:
+        lines[0] += f": {summarize(attributions)}"
     lines.append(f"  case file: {case.source}")
     lines.append(f"  what it checks: {case.description}")
-    for sd in step_diffs:
+    labels: dict[int, list[tuple[int, int, str]]] = {}
+    flat = [(sd, d) for sd in step_diffs for d in sd.differences]
+    for (sd, d), a in zip(flat, attributions):
+        rank = (RANK[a.severity], 0 if a.rule is None else 1)
+        labels.setdefault(id(sd), []).append((*rank, f"    [{a.severity}; {a.rule_id or 'unknown'}] [{d.aspect}] "
+                                                     f"{d.message}"))
+    order = sorted(step_diffs, key=lambda sd: min(labels.get(id(sd), [(len(RANK), 1, "")]))[:2])
+    for sd in order:
         lines.append(f"  {sd.step.describe()}")
-        for d in sd.differences:
-            lines.append(f"    [{d.aspect}] {d.message}")
+        if id(sd) in labels:
+            lines.extend(text for *_, text in sorted(labels[id(sd)], key=lambda x: x[:2]))
+        else:
+            lines.extend(f"    [{d.aspect}] {d.message}" for d in sd.differences)
         if sd.expected.result is not None or sd.expected.failed:
             lines.append(f"    expected ({against}): {sd.expected.summary()}")
         lines.append(f"    actual   ({backend}): {_summary(sd.actual)}")
@@ -594,7 +654,9 @@ class ConformanceRunner:
             # happens to match the reference (e.g. "*") but is about other aspects must not
             # turn a clean reference run into "no longer diverges".
             if not step_diffs and not any(
-                a.startswith("expect.") for e in self.divergences.matching(backend_id, case.subject) for a in e.aspects
+                a.startswith("expect.")
+                for e in self.divergences.strict_for(backend_id, case.subject)
+                for a in e.aspects
             ):
                 return CaseVerdict("same", served_by=served_by)
             title = (
@@ -607,7 +669,8 @@ class ConformanceRunner:
             step_diffs = compare_runs(reference, actual)
             title = None
         verdict = self.divergences.judge(backend_id, case.subject, flatten(step_diffs))
-        report = render(case, backend_id, self.reference, step_diffs, title=title) if step_diffs else ""
+        report = render(case, backend_id, self.reference, step_diffs, title=title, verdict=verdict) \
+            if step_diffs else ""
         if verdict.status == "same":
             return CaseVerdict("same", verdict=verdict, served_by=served_by)
         if verdict.status == "known":
@@ -620,14 +683,10 @@ class ConformanceRunner:
                 served_by=served_by,
             )
         if verdict.status == "diverged":
-            message = report
-            if verdict.entries:
-                message += "\n  known divergences matched this case but do not cover every aspect above:"
-                message += "".join(f"\n    - {e.origin}: aspects {list(e.aspects)}" for e in verdict.entries)
-            message += (
-                "\n  if this is a real, accepted difference, add it to known_divergences "
-                "(pyproject [[tool.traceparity.known_divergences]]) with subject "
-                f"{case.subject!r} and the aspect(s) above"
+            message = report + (
+                "\n  if this is a real, accepted difference, describe its cause as a rule in pyproject.toml "
+                "([[tool.traceparity.rules]] with id, backend, aspects, expected/actual/relation, reason); "
+                "first reduce it with: traceparity minimize"
             )
             return CaseVerdict(
                 "diverged", message=message, verdict=verdict, step_differences=step_diffs, served_by=served_by

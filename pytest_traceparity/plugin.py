@@ -192,10 +192,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xfail(strict=True, reason=message))
             else:
                 item.add_marker(pytest.mark.traceparity_error(message))
-        for entry in state.divergences.matching(backend, item.nodeid):
-            if entry.strict:
-                item.add_marker(pytest.mark.xfail(strict=True, reason=f"known divergence ({entry.origin}): "
-                                                                       f"{entry.reason}"))
+        for entry in state.divergences.strict_for(backend, item.nodeid):
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"{entry.id}: {entry.reason}"))
 
 
 class _ReportHooks:
@@ -219,7 +217,8 @@ class _ReportHooks:
             state.report,
             secrets=state.secrets(),
             path=path,
-            blanket_reasons={e.reason for e in state.divergences.entries if not e.strict},
+            blanket_reasons={f"{e.id}: {e.reason}" for e in state.divergences.entries if not e.strict},
+            rules=state.divergences.entries,
         )
         if lines:
             terminalreporter.write_sep("=", "traceparity parity matrix")

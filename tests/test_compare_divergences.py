@@ -15,7 +15,7 @@ from pytest_traceparity.compare import (
     is_ordered_query,
     statement_kind,
 )
-from pytest_traceparity.divergences import DivergenceRegistry, KnownDivergence, parse_entries
+from pytest_traceparity.divergences import DivergenceRegistry, parse_entries
 
 
 @pytest.mark.parametrize(
@@ -82,14 +82,16 @@ def test_outcome_json_round_trip() -> None:
 
 
 def registry(**kw: object) -> DivergenceRegistry:
-    entry = KnownDivergence(backend="libsql-*", reason="because", **kw)  # type: ignore[arg-type]
-    return DivergenceRegistry([entry])
+    """One entry in the old ``known_divergences`` format (still loadable)."""
+    raw = {"backend": "libsql-*", "reason": "because", **{k: list(v) if isinstance(v, tuple) else v
+                                                           for k, v in kw.items()}}
+    return DivergenceRegistry(parse_entries([raw], "pyproject.toml"))
 
 
 def test_verdict_known_only_for_covered_aspects() -> None:
     reg = registry(aspects=("error.dbapi_class",))
     known = reg.judge("libsql-local", "case", [Difference("error.dbapi_class", "x")])
-    assert known.status == "known" and known.reason == "because"
+    assert known.status == "known" and known.reason == "pyproject.toml#0: because"
     mixed = reg.judge("libsql-local", "case", [Difference("error.dbapi_class", "x"), Difference("rows.value", "y")])
     assert mixed.status == "diverged" and "rows.value" in mixed.message
     assert reg.judge("sqld-http", "case", [Difference("rows.value", "y")]).status == "diverged"
@@ -98,7 +100,7 @@ def test_verdict_known_only_for_covered_aspects() -> None:
 def test_strict_entry_fails_when_fixed() -> None:
     reg = registry(subjects=("conformance::a.b",))
     verdict = reg.judge("libsql-local", "conformance::a.b", [])
-    assert verdict.status == "fixed" and "remove the known divergence" in verdict.message
+    assert verdict.status == "fixed" and "no longer shows" in verdict.message
     assert reg.judge("libsql-local", "conformance::other", []).status == "same"
 
 

@@ -22,7 +22,7 @@ from pytest_traceparity.conformance_runner import (
     parse_value,
     run_case,
 )
-from pytest_traceparity.divergences import DivergenceRegistry, KnownDivergence, parse_entries
+from pytest_traceparity.divergences import DivergenceRegistry, Rule, parse_entries
 from pytest_traceparity.registry import standalone_registry
 
 REFERENCE = "sqlalchemy-sqlite"
@@ -42,7 +42,7 @@ SQLALCHEMY_20 = pytest.mark.skipif(
 )
 
 
-def make_runner(tmp_path: Path, entries: list[KnownDivergence] | None = None) -> ConformanceRunner:
+def make_runner(tmp_path: Path, entries: list[Rule] | None = None) -> ConformanceRunner:
     counter = itertools.count()
 
     def new_context(name: str) -> BackendContext:
@@ -287,10 +287,10 @@ def test_registry_turns_divergence_into_known_and_strict_entry_detects_fix(
     runner = make_runner(tmp_path, entries)
     known = runner.check(cases["t.bigint"], LIBSQL)
     assert known.status == "known"
-    assert known.reason == "ints bound as REAL"
+    assert known.reason == "test#0: ints bound as REAL"
     fixed = runner.check(cases["t.same"], LIBSQL)
     assert fixed.status == "fixed"
-    assert "no longer diverges" in fixed.message
+    assert "no longer shows what rule test#1 describes" in fixed.message
 
 
 def test_aspect_limited_entry_does_not_hide_other_differences(tmp_path: Path, cases: dict[str, Case]) -> None:
@@ -307,7 +307,8 @@ def test_aspect_limited_entry_does_not_hide_other_differences(tmp_path: Path, ca
     )
     verdict = make_runner(tmp_path, entries).check(cases["t.bigint"], LIBSQL)
     assert verdict.status == "diverged"
-    assert "do not cover every aspect" in verdict.message
+    assert "[data; unknown] [rows.storage_class]" in verdict.message
+    assert "[metadata; test#0] [rowcount.select]" in verdict.message
 
 
 def test_expect_is_checked_on_the_reference(tmp_path: Path, cases: dict[str, Case]) -> None:

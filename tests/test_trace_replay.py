@@ -135,7 +135,7 @@ def test_cli_replay_update_then_verify_and_diff_goldens(tmp_path: Path, capsys: 
     edited.write_text("\n".join(lines) + "\n")
     assert replay_main([str(trace), "--golden", str(edited)]) == 1
     out = capsys.readouterr().out
-    assert f"first diverging step: seq {seq}, conn 2" in out
+    assert f"most severe diverging step: seq {seq}, conn 2" in out
     assert "expected 'changed' (text), got 'committed' (text)" in out
     assert diff_main([str(golden), str(edited)]) == 1
     out = capsys.readouterr().out

@@ -1,22 +1,33 @@
 """Replay a trace against its golden (or rewrite the golden from the reference backend).
 
 Used by the collected trace items, the ``replay`` fixture and ``traceparity replay``
-alike, so all three report a divergence the same way: the first diverging step (seq,
-connection, SQL, expected vs actual, backend), then how many more.
+alike, so all three report a divergence the same way: the most severe unexplained step
+first (seq, connection, SQL, expected vs actual, backend, rule or "unknown"), then a
+summary of the rest by severity and rule.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, BackendContext
 from ..backends.values import display
-from ..compare import Difference, compare_outcomes
-from ..divergences import DivergenceRegistry
+from ..compare import (
+    Difference,
+    History,
+    StepContext,
+    compare_outcomes,
+    statement_context,
+    transaction_after,
+    value_relation,
+)
+from ..divergences import Attribution, DivergenceRegistry, most_severe_first, root_causes, summarize
+from ..divergences.severity import RANK
 from ..trace.format import SQL_OPS, Event, TraceReader
 from ..trace.replayer import Replayer
 from .fingerprint import diff_content, diff_schemas
@@ -51,6 +62,15 @@ class StepReport:
     status: str
     message: str = ""
     reasons: list[str] = field(default_factory=list)
+    attributions: list[Attribution] = field(default_factory=list)
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Most severe unexplained difference first (then by seq, as ordered by the caller)."""
+        worst = most_severe_first(self.attributions)
+        if not worst:
+            return (len(RANK), 1)
+        return (RANK[worst[0].severity], 0 if worst[0].rule is None else 1)
 
     def describe(self, backend: str) -> str:
         lines = [f"seq {self.seq}" + (f", conn {self.conn}" if self.conn is not None else "") + f" ({self.where})"]
@@ -61,7 +81,10 @@ class StepReport:
         if self.expected or self.actual:
             lines.append(f"  expected: {self.expected}   (golden, from the reference backend)")
             lines.append(f"  actual:   {self.actual}   ({backend})")
-        lines.extend(f"  {d}" for d in self.differences)
+        if self.attributions:
+            lines.extend(f"  {a.label()}" for a in most_severe_first(self.attributions))
+        else:
+            lines.extend(f"  {d}" for d in self.differences)
         if self.status in ("fixed", "expired"):
             lines.append(f"  {self.message}")
         return "\n".join(lines)
@@ -89,16 +112,25 @@ class ReplayReport:
             return "failed"
         return "xfail" if self.known else "passed"
 
+    def attributions(self) -> list[tuple[int | str, Attribution]]:
+        """Every difference with its seq, in step order (failures and known steps together)."""
+        steps = sorted(self.failures + self.known, key=lambda s: (isinstance(s.seq, str), s.seq))
+        return [(s.seq, a) for s in steps for a in s.attributions]
+
+    def summary(self) -> str:
+        return summarize(a for _, a in self.attributions())
+
     def failure_message(self) -> str:
-        first, rest = self.failures[0], self.failures[1:]
+        ranked = sorted(self.failures, key=lambda f: f.rank)  # stable: seq order within a rank
+        first, rest = ranked[0], ranked[1:]
         lines = [
-            f"trace '{self.name}' diverges on {self.backend} from its golden {self.golden}",
-            f"first diverging step: {first.describe(self.backend)}",
+            f"trace '{self.name}' diverges on {self.backend} from its golden {self.golden}: {self.summary()}",
+            f"most severe diverging step: {first.describe(self.backend)}",
         ]
         if rest:
             listed = ", ".join(str(f.seq) for f in rest[:MAX_LISTED])
             more = " ..." if len(rest) > MAX_LISTED else ""
-            lines.append(f"and {len(rest)} more step(s) diverge: seq {listed}{more}")
+            lines.append(f"and {len(rest)} more step(s) diverge (most severe first): seq {listed}{more}")
         else:
             lines.append("no other step diverges")
         if self.known:
@@ -117,13 +149,24 @@ class ReplayReport:
             parts.append(f"{reason} [seq {shown}]")
         return "\n".join(parts)  # one registry reason per line: the report counts them per line
 
+    def triage(self) -> dict[str, Any]:
+        """``differences`` (seq, aspect, severity, rule, expected, actual, sql) and ``root_causes``."""
+        sql = {s.seq: s.sql for s in self.failures + self.known}
+        pairs = self.attributions()
+        differences = [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
+                        "expected": a.difference.expected, "actual": a.difference.actual,
+                        "relation": a.difference.relation, "sql": sql.get(seq) or None,
+                        "message": a.difference.message} for seq, a in pairs]
+        return {"differences": differences, "root_causes": root_causes(pairs)}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "trace": str(self.trace), "backend": self.backend, "status": self.status, "steps": self.steps,
-            "golden": str(self.golden), "golden_status": self.golden_status,
-            "failures": [{"seq": f.seq, "status": f.status, "differences": [str(d) for d in f.differences]}
-                         for f in self.failures],
-            "known": [{"seq": k.seq, "reasons": k.reasons} for k in self.known],
+            "golden": str(self.golden), "golden_status": self.golden_status, "summary": self.summary(),
+            **self.triage(),
+            "failures": [{"seq": f.seq, "status": f.status, "message": f.message,
+                          "differences": [str(d) for d in f.differences]} for f in self.failures],
+            "known": [{"seq": k.seq, "rules": [r.split(": ", 1)[0] for r in k.reasons]} for k in self.known],
         }
 
 
@@ -150,7 +193,8 @@ def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, dif
         return
     step = make()
     step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
-    step.reasons = [e.reason for e in verdict.entries]
+    step.reasons = [f"{e.id}: {e.reason}" for e in verdict.entries]
+    step.attributions = list(verdict.attributions)
     (report.known if verdict.status == "known" else report.failures).append(step)
 
 
@@ -167,6 +211,8 @@ def verify_trace(
     report = ReplayReport(trace=trace, golden=golden, backend=backend.id)
     name = report.name
     reader = TraceReader(trace)
+    in_tx: dict[int, bool] = {}
+    history = History()
     with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name) as replayer:
         for event in reader:
             want = expected.next_step()
@@ -184,6 +230,13 @@ def verify_trace(
                                           executemany=event.op == "executemany")
             else:
                 diffs += compare_outcomes(want.outcome, outcome)
+            before = in_tx.get(event.conn, False)
+            in_tx[event.conn] = transaction_after(event.sql or "", event.op, before)
+            if diffs:
+                context = statement_context(event.op, event.sql, event.params, event.many, before, event.db,
+                                            history.prior(event.db))
+                diffs = [d.with_context(context) for d in diffs]
+            history.note(event.db, event.op, event.sql, event.params, event.many)
 
             def make(event: Event = event, want_summary: str = want.outcome.summary(),
                      got_summary: str = outcome.summary()) -> StepReport:
@@ -201,7 +254,7 @@ def verify_trace(
         actual_final = replayer.final_state()
         report.served_by = dict(replayer.served_by)
         want_final = expected.final or {}
-        diffs = _final_differences(want_final, actual_final)
+        diffs = _final_differences(want_final, actual_final, history)
 
         def make_final() -> StepReport:
             return StepReport(seq="final", conn=None, where=f"final state of every database, {golden}",
@@ -211,19 +264,49 @@ def verify_trace(
     return report
 
 
-def _final_differences(want: dict[str, Any], got: dict[str, Any]) -> list[Difference]:
+def _final_differences(want: dict[str, Any], got: dict[str, Any],
+                       history: History | None = None) -> list[Difference]:
     diffs: list[Difference] = []
     for db_id in sorted(set(want) | set(got)):
+        prior = history.prior(db_id) if history is not None else frozenset()
+        context = StepContext(op="final", kind="final", db=db_id, prior=prior)
         if db_id not in got or db_id not in want:
             diffs.append(Difference("schema", f"database {db_id} is {'missing' if db_id not in got else 'extra'}"))
             continue
         w, g = want[db_id], got[db_id]
         if w.get("schema_sha256") != g.get("schema_sha256"):
             lines = diff_schemas(w.get("schema", {}), g.get("schema", {})) or ["schema fingerprint differs"]
-            diffs.extend(Difference("schema", f"{db_id}: {line}") for line in lines)
-        diffs.extend(Difference("content", f"{db_id}: {line}")
-                     for line in diff_content(w.get("content", {}), g.get("content", {})))
+            relation = "text-spacing" if _only_sql_text(w.get("schema", {}), g.get("schema", {})) else None
+            diffs.extend(Difference("schema", f"{db_id}: {line}", relation=relation, context=context)
+                         for line in lines)
+        for line in diff_content(w.get("content", {}), g.get("content", {})):
+            named = re.match(r"table '([^']+)'", line)
+            where = replace(context, table=named.group(1).lower()) if named else context
+            diffs.append(Difference("content", f"{db_id}: {line}", context=where))
     return diffs
+
+
+def _only_sql_text(want: dict[str, Any], got: dict[str, Any]) -> bool:
+    """True when every schema object is the same except for spacing in its stored SQL text."""
+    if set(want) != set(got):
+        return False
+    for section in want:
+        w, g = want[section], got[section]
+        if not isinstance(w, dict) or not isinstance(g, dict) or set(w) != set(g):
+            if w != g:
+                return False
+            continue
+        for name in w:
+            a, b = w[name], g[name]
+            if a == b:
+                continue
+            if not isinstance(a, dict) or not isinstance(b, dict):
+                return False
+            rest_a = {k: v for k, v in a.items() if k != "sql"}
+            rest_b = {k: v for k, v in b.items() if k != "sql"}
+            if rest_a != rest_b or value_relation(a.get("sql"), b.get("sql")) != "text-spacing":
+                return False
+    return True
 
 
 def _out_of_step(trace: Path, golden: Path, event: Event, want: Any) -> str:

@@ -37,6 +37,9 @@ def absorb(report: ParityReport, test_report: Any) -> None:
     if when == "teardown" or (when == "setup" and test_report.failed):
         outcome = "error"
     reason = ""
+    triage = props.get("traceparity_triage")
+    triage = dict(triage) if isinstance(triage, dict) else {}
+    rules = sorted({d["rule"] for d in triage.get("differences", []) if d.get("rule")})
     if hasattr(test_report, "wasxfail"):
         outcome = "xfailed" if test_report.skipped else "xpassed"
         reason = str(test_report.wasxfail)
@@ -53,6 +56,8 @@ def absorb(report: ParityReport, test_report: Any) -> None:
             served_by=str(props.get("traceparity_served_by", "")),
             reason=reason,
             duration=round(float(test_report.duration), 4),
+            rules=rules,
+            triage=triage,
         )
     )
 
@@ -63,6 +68,7 @@ def finish(
     secrets: tuple[Any, ...],
     path: Path | None,
     blanket_reasons: set[str] | None = None,
+    rules: Any = (),
 ) -> list[str]:
     """Redact, write the file and the GitHub step summary; returns the terminal lines."""
     for item in report.items:
@@ -72,6 +78,10 @@ def finish(
     if not report.items:
         return []
     lines = render_terminal(report, blanket_reasons)
+    stale = report.stale_rules(rules)
+    if stale:
+        lines.append(f"stale rules (could apply to a backend that ran, explained nothing in this run; remove or "
+                     f"fix them if the run covered their workload): {', '.join(stale)}")
     if path is not None:
         try:
             report.write(path)

@@ -24,6 +24,8 @@ class ItemRecord:
     reason: str = ""
     duration: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)  # ids of the rules that explained a difference
+    triage: dict[str, Any] = field(default_factory=dict)  # differences + root_causes, as `replay --json`
 
 
 @dataclass
@@ -59,6 +61,21 @@ class ParityReport:
                     if reason:
                         table.setdefault(item.backend, Counter())[reason] += 1
         return table
+
+    def rule_hits(self) -> dict[str, Counter[str]]:
+        """Per backend: how many tests each rule id explained a difference in."""
+        table: dict[str, Counter[str]] = {}
+        for item in self.items:
+            for rule in item.rules:
+                table.setdefault(item.backend, Counter())[rule] += 1
+        return table
+
+    def stale_rules(self, rules: Any) -> list[str]:
+        """Ids of non-strict rules that could apply to a backend that ran, and explained nothing."""
+        hit = {rule for item in self.items for rule in item.rules}
+        ran = [b for b in self.counts() if b]
+        return [r.id for r in rules if r.id not in hit and not r.strict and r.active()
+                and any(r.applies_backend(b) for b in ran)]
 
     def max_lag(self) -> dict[str, int]:
         """Largest replication lag (frames behind the primary) seen per backend."""

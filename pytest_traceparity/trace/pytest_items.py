@@ -138,6 +138,8 @@ class TraceItem(pytest.Item):
         if report.golden_status is not None:
             self.user_properties.append(("traceparity_golden", f"{report.golden_status}: {report.golden}"))
             return
+        if report.failures or report.known:
+            self.user_properties.append(("traceparity_triage", report.triage()))
         _settle(report)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -172,6 +174,8 @@ def replay(request: pytest.FixtureRequest, traceparity: TraceparityState,
             report = run_trace(traceparity, path, traceparity_backend, golden=golden_path)
         except TraceparityError as exc:
             pytest.fail(f"[{traceparity_backend}] {exc}", pytrace=False)
+        if report.failures or report.known:
+            request.node.user_properties.append(("traceparity_triage", report.triage()))
         if report.status == "failed":
             pytest.fail(report.failure_message(), pytrace=False)
         _settle(report)
