@@ -142,6 +142,8 @@ class RedirectHooks:
         verdict = router.verdict()
         if verdict is None or verdict.status == "passed":
             return
+        if verdict.triage:
+            item.user_properties.append(("traceparity_triage", verdict.triage))
         if test_failed:  # the test's own failure is the outcome; the comparison goes alongside it
             item.add_report_section("call", "traceparity compare", verdict.message)
         elif verdict.status == "failed":

@@ -21,8 +21,10 @@ from typing import Any
 from ..backends.base import Connection, Params
 from ..backends.callsite import call_site
 from ..backends.values import Result, display
-from ..compare import Difference, Outcome, compare_outcomes
+from ..compare import Difference, History, Outcome, compare_outcomes, statement_context, transaction_after
 from ..divergences import DivergenceRegistry
+from ..divergences.registry import Attribution, root_causes, summarize
+from ..divergences.severity import RANK
 
 MAX_LISTED = 10
 
@@ -42,6 +44,7 @@ class Step:
     status: str = "same"
     reasons: list[str] = field(default_factory=list)
     message: str = ""
+    attributions: list[Attribution] = field(default_factory=list)
 
     def describe(self, backend: str, reference: str) -> str:
         lines = [f"statement {self.number} ({self.op} on conn {self.conn}, database {self.target})"
@@ -52,7 +55,10 @@ class Step:
             lines.append(f"  params:   {_params(self.params)}")
         lines.append(f"  expected: {self.expected.summary()}   ({reference}, the reference)")
         lines.append(f"  actual:   {self.actual.summary()}   ({backend})")
-        lines.extend(f"  {d}" for d in self.differences)
+        if self.attributions:
+            lines.extend(f"  {a.label()}" for a in self.attributions)
+        else:
+            lines.extend(f"  {d}" for d in self.differences)
         if self.status == "expired":
             lines.append(f"  {self.message}")
         return "\n".join(lines)
@@ -64,6 +70,7 @@ class Verdict:
 
     status: str
     message: str = ""
+    triage: dict[str, Any] = field(default_factory=dict)
 
 
 class StepLog:
@@ -76,6 +83,8 @@ class StepLog:
         self.registry = registry
         self.count = 0
         self.failures: list[Step] = []
+        self._in_tx: dict[int, bool] = {}
+        self._history = History()
         self.known: list[Step] = []
         self._lock = threading.Lock()
 
@@ -87,10 +96,19 @@ class StepLog:
             diffs = compare_outcomes(_plain(expected), _plain(actual))
         with self._lock:
             self.count += 1
+            many = params if op == "executemany" else None
+            single = params if many is None else ()
+            before = self._in_tx.get(conn, False)
+            self._in_tx[conn] = transaction_after(sql or "", op, before)
+            if diffs:
+                context = statement_context(op, sql, single, many, before, target, self._history.prior(target))
+                diffs = [d.with_context(context) for d in diffs]
+            self._history.note(target, op, sql, single, many)
             if not diffs:
                 return
             step = Step(self.count, conn, target, op, sql, params, call_site(), expected, actual, diffs)
-            step.status, step.reasons, step.message = judge(self.registry, self.backend, self.subject, step)
+            step.status, step.reasons, step.message, step.attributions = judge(
+                self.registry, self.backend, self.subject, step)
             if step.status == "known":
                 self.known.append(step)
             elif step.status != "same":
@@ -98,17 +116,30 @@ class StepLog:
 
     def verdict(self) -> Verdict:
         if self.failures:
-            return Verdict("failed", self.failure_message())
+            return Verdict("failed", self.failure_message(), self.triage())
         if self.known:
-            return Verdict("xfail", self.xfail_reason())
+            return Verdict("xfail", self.xfail_reason(), self.triage())
         return Verdict("passed")
 
+    def triage(self) -> dict[str, Any]:
+        """The same ``differences`` / ``root_causes`` shape as ``replay --json``, per statement number."""
+        steps = sorted(self.failures + self.known, key=lambda s: s.number)
+        pairs = [(s.number, a) for s in steps for a in s.attributions]
+        sql = {s.number: s.sql for s in steps}
+        differences = [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
+                        "expected": a.difference.expected, "actual": a.difference.actual,
+                        "relation": a.difference.relation, "sql": sql.get(seq) or None,
+                        "message": a.difference.message} for seq, a in pairs]
+        return {"differences": differences, "root_causes": root_causes(pairs)}
+
     def failure_message(self) -> str:
-        first, rest = self.failures[0], self.failures[1:]
+        ordered = sorted(self.failures, key=_worst_unknown)
+        first, rest = ordered[0], sorted(ordered[1:], key=lambda s: s.number)
         lines = [
             f"[{self.backend}] this test's statements diverge from the reference backend {self.reference} "
-            f"({self.count} statement(s) compared; the test's own assertions are separate)",
-            f"first diverging {first.describe(self.backend, self.reference)}",
+            f"({self.count} statement(s) compared; the test's own assertions are separate): "
+            + summarize(a for s in self.failures + self.known for a in s.attributions),
+            f"most severe diverging {first.describe(self.backend, self.reference)}",
         ]
         if rest:
             listed = ", ".join(str(s.number) for s in rest[:MAX_LISTED])
@@ -118,7 +149,7 @@ class StepLog:
             lines.append(f"({len(self.known)} statement(s) differ in known ways: "
                          f"{self.xfail_reason().replace(chr(10), '; ')})")
         lines.append("if this difference is expected on this backend, describe its cause in the known-divergence "
-                     "registry ([[tool.traceparity.known_divergences]] in pyproject.toml)")
+                     "registry ([[tool.traceparity.rules]] in pyproject.toml)")
         return "\n".join(lines)
 
     def xfail_reason(self) -> str:
@@ -130,15 +161,22 @@ class StepLog:
                          for reason, nums in reasons.items())
 
 
-def judge(registry: DivergenceRegistry, backend: str, subject: str, step: Step) -> tuple[str, list[str], str]:
-    """The one coupling to the divergence registry: (status, reasons, message) for one step.
+def _worst_unknown(step: Step) -> tuple[int, int]:
+    """Sort key: the most severe unexplained difference first, then statement order."""
+    ranks = [RANK[a.severity] for a in step.attributions if a.rule is None]
+    return (min(ranks) if ranks else len(RANK), step.number)
 
-    Today's registry judges by backend, subject (the test's node id) and aspects; the
-    statement (``step.sql``/``step.params``/``step.op``) is passed along here so the
-    root-cause rules being introduced can match on it without touching any other code.
+
+def judge(registry: DivergenceRegistry, backend: str, subject: str,
+          step: Step) -> tuple[str, list[str], str, list[Attribution]]:
+    """The one coupling to the divergence registry: (status, reasons, message, attributions) for one step.
+
+    The differences carry their statement context (kind, SQL, parameter shapes, transaction
+    state), so the root-cause rules match here exactly as they do in replay.
     """
     verdict = registry.judge(backend, subject, step.differences)
-    return verdict.status, [e.reason for e in verdict.entries], verdict.message
+    return (verdict.status, [f"{e.id}: {e.reason}" for e in verdict.entries], verdict.message,
+            list(verdict.attributions))
 
 
 class ShadowedConnection:

@@ -158,7 +158,7 @@ def replay(request: pytest.FixtureRequest, traceparity: TraceparityState,
            traceparity_backend: str) -> Callable[..., ReplayReport]:
     """Replay a trace on this test's backend and compare it to its golden.
 
-    ``replay("fixtures/traces/mine.jsonl")`` fails the test with the first diverging step,
+    ``replay("fixtures/traces/mine.jsonl")`` fails the test with the most severe diverging step,
     xfails it when only known divergences were hit, and returns the report. Under
     ``--update-golden`` the reference backend rewrites the golden instead.
     """
