@@ -242,11 +242,13 @@ def differences_of(report: dict[str, Any], steps: dict[int, dict[str, Any]]) -> 
     if isinstance(report.get("steps_detail"), list):
         for st in report["steps_detail"]:
             sql, params = sql_of(st["seq"])
-            rule = None if st["status"] == "failed" else (" / ".join(r.splitlines()[0][:100] for r in st["reasons"])
-                                                          or st["status"])
+            # verdicts: known / diverged / fixed / expired; only "known" is explained by the registry
+            rule = (" / ".join(r.splitlines()[0][:100] for r in st["reasons"]) or "known"
+                    ) if st["status"] == "known" else None
+            note = "" if st["status"] in ("known", "diverged") else f" [registry: {st['status']}]"
             for d in st["differences"]:
                 out.append({"seq": st["seq"], "aspect": d["aspect"], "rule": rule, "severity": None,
-                            "message": d["message"], "expected": st["expected"], "actual": st["actual"],
+                            "message": d["message"] + note, "expected": st["expected"], "actual": st["actual"],
                             "sql": sql or st["sql"], "params": params, "status": st["status"]})
         return out
     for failure in report.get("failures", []):
@@ -378,9 +380,10 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         out += ["", f"## {r['suite']} {r['version']}", "", r.get("note", ""), ""]
         rec = r.get("record", {})
+        plain = rec.get("unrecorded")
         out += [f"- recorded: `{rec.get('command')}` (exit {rec.get('exit')}, {rec.get('seconds')} s, "
-                f"pytest: {rec.get('pytest_outcome')}; without recording: "
-                f"{(rec.get('unrecorded') or {}).get('outcome')}, {(rec.get('unrecorded') or {}).get('seconds')} s)",
+                f"outcome: {_cell(rec.get('pytest_outcome'), 300)}"
+                + (f"; without recording: {plain.get('outcome')}, {plain.get('seconds')} s)" if plain else ")"),
                 f"- trace: {r.get('trace')} — {json.dumps(r.get('trace_stats', {}).get('ops'))}, "
                 f"{r.get('trace_stats', {}).get('recorded_errors')} steps with a recorded error",
                 f"- golden: `{r.get('golden', {}).get('command')}` → exit {r.get('golden', {}).get('exit')}: "
@@ -413,6 +416,52 @@ def markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def replay_everywhere(name: str, trace: Path, result: dict[str, Any], work: Path, args: argparse.Namespace) -> None:
+    """Golden on the reference, then one replay per backend; results saved after each step."""
+    out = work / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not trace.exists():
+        print(f"[{name}] no trace written; see {out}", flush=True)
+        out.write_text(json.dumps(result, indent=2, default=str))
+        return
+    golden = work / "golden" / f"{name}.golden.jsonl"
+    result["trace_stats"], steps = trace_index(trace)
+    result["golden"] = make_golden(trace, golden, args.replay_timeout)
+    print(f"[{name}] golden: exit {result['golden']['exit']} {result['golden']['output'][-120:]}", flush=True)
+    result["replays"] = {}
+    for backend in args.backends.split(","):
+        b = replay(trace, golden, backend, steps, args.replay_timeout, args.sqld)
+        result["replays"][backend] = b
+        print(f"[{name}] {backend}: {b.get('status', 'ABORTED')} differing={b.get('differing_steps')} "
+              f"unknown={b.get('unknown_steps')} errors={b['harness_errors'][:2]} ({b['seconds']} s)", flush=True)
+        out.write_text(json.dumps(result, indent=2, default=str))
+
+
+def write_summary(work: Path) -> None:
+    results = [json.loads(p.read_text()) for p in sorted((work / "results").glob("*.json"))]
+    (work / "SUMMARY.json").write_text(json.dumps(results, indent=2, default=str))
+    (work / "SUMMARY.md").write_text(markdown(results))
+    print(f"summary: {work / 'SUMMARY.md'}")
+
+
+def replay_program(program: Path, work: Path, args: argparse.Namespace) -> None:
+    """A small reproduction program: record ``python PROGRAM`` in a fresh directory, replay it everywhere."""
+    name = program.stem
+    run_dir = work / "run" / name
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    trace = work / f"{name}.jsonl"
+    cmd = [str(Path(sys.executable).parent / "traceparity"), "record", "-o", str(trace), "--cwd", str(run_dir),
+           "--", sys.executable, str(program.resolve())]
+    code, out, err, seconds, _ = run(cmd, timeout=args.record_timeout)
+    result: dict[str, Any] = {"suite": name, "version": "-", "note": program.read_text().split("\n\n")[0].strip(),
+                              "trace": str(trace), "record": {"command": " ".join(cmd), "exit": code,
+                                                              "seconds": round(seconds, 1),
+                                                              "pytest_outcome": (out + err).strip()[-300:]}}
+    replay_everywhere(name, trace, result, work, args)
+    write_summary(work)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--detail-replay"]:
@@ -427,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-timeout", type=float, default=900)
     parser.add_argument("--replay-timeout", type=float, default=1200)
     parser.add_argument("--skip-record", action="store_true", help="reuse WORK/<suite>.jsonl")
+    parser.add_argument("--program", type=Path, action="append", default=[],
+                        help="record and replay a small program (a reproduction) instead; results in WORK/repro")
     parser.add_argument("--only-summary", action="store_true", help="rebuild the summary from WORK/results")
     args = parser.parse_args(argv)
     if args.list:
@@ -440,9 +491,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown suite(s) {unknown}; configured: {', '.join(SUITES)}")
     (work / "results").mkdir(parents=True, exist_ok=True)
+    for program in args.program:
+        replay_program(program, work / "repro", args)
+    if args.program and not args.suites:
+        return 0
     for name in ([] if args.only_summary else (args.suites or list(SUITES))):
         suite = SUITES[name]
-        trace, golden = work / f"{name}.jsonl", work / "golden" / f"{name}.golden.jsonl"
+        trace = work / f"{name}.jsonl"
         result: dict[str, Any] = {"suite": name, "version": suite.version, "note": suite.note, "trace": str(trace)}
         if not args.skip_record:
             tree = fetch(suite, args.src or work / "src", work)
@@ -454,23 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             old = work / "results" / f"{name}.json"
             result["record"] = json.loads(old.read_text()).get("record", {}) if old.exists() else {}
-        if not trace.exists():
-            print(f"[{name}] no trace written; see {work / 'results' / (name + '.json')}", flush=True)
-            (work / "results" / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-            continue
-        result["trace_stats"], steps = trace_index(trace)
-        result["golden"] = make_golden(trace, golden, args.replay_timeout)
-        print(f"[{name}] golden: exit {result['golden']['exit']} {result['golden']['output'][-120:]}", flush=True)
-        result["replays"] = {}
-        for backend in args.backends.split(","):
-            b = replay(trace, golden, backend, steps, args.replay_timeout, args.sqld)
-            result["replays"][backend] = b
-            print(f"[{name}] {backend}: {b.get('status', 'ABORTED')} differing={b.get('differing_steps')} "
-                  f"unknown={b.get('unknown_steps')} errors={b['harness_errors'][:2]} ({b['seconds']} s)", flush=True)
-            (work / "results" / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-    results = [json.loads(p.read_text()) for p in sorted((work / "results").glob("*.json"))]
-    (work / "SUMMARY.json").write_text(json.dumps(results, indent=2, default=str))
-    (work / "SUMMARY.md").write_text(markdown(results))
+        replay_everywhere(name, trace, result, work, args)
+    write_summary(work)
     print(f"summary: {work / 'SUMMARY.md'}")
     return 0
 
