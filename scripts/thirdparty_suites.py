@@ -247,8 +247,11 @@ def differences_of(report: dict[str, Any], steps: dict[int, dict[str, Any]]) -> 
                     ) if st["status"] == "known" else None
             note = "" if st["status"] in ("known", "diverged") else f" [registry: {st['status']}]"
             for d in st["differences"]:
-                out.append({"seq": st["seq"], "aspect": d["aspect"], "rule": rule, "severity": None,
-                            "message": d["message"] + note, "expected": st["expected"], "actual": st["actual"],
+                by = d.get("covered_by")
+                out.append({"seq": st["seq"], "aspect": d["aspect"], "severity": None,
+                            "rule": rule or (by.splitlines()[0][:100] if by and st["status"] == "diverged" else None),
+                            "step_unknown": st["status"] != "known", "message": d["message"] + note,
+                            "expected": st["expected"], "actual": st["actual"],
                             "sql": sql or st["sql"], "params": params, "status": st["status"]})
         return out
     for failure in report.get("failures", []):
@@ -265,7 +268,7 @@ def differences_of(report: dict[str, Any], steps: dict[int, dict[str, Any]]) -> 
     return out
 
 
-_VOLATILE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\b\d+(?:\.\d+)?\b|0x[0-9a-f]+")
+_VOLATILE = re.compile(r"\bdb\d+\b|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|\b\d+(?:\.\d+)?\b|0x[0-9a-f]+")
 
 
 def signature(d: dict[str, Any]) -> str:
@@ -286,12 +289,21 @@ def detail_replay(argv: list[str]) -> int:
         from pytest_traceparity.golden.verify import ReplayReport
         plain = ReplayReport.to_json
 
+        from pytest_traceparity.divergences import load_registry
+        registry = load_registry(Path.cwd())
+
+        def covered(report: Any, seq: Any, aspect: str) -> str | None:
+            """The registry reason that explains this one difference (a diverged step can mix both)."""
+            entries = registry.matching(report.backend, f"trace::{report.name}#{seq}")
+            return next((e.reason for e in entries if e.covers(aspect)), None)
+
         def to_json(self: Any) -> dict[str, Any]:
             data = plain(self)
             data["steps_detail"] = [
                 {"seq": st.seq, "status": st.status, "sql": st.sql, "params": st.params, "expected": st.expected,
                  "actual": st.actual, "reasons": list(st.reasons),
-                 "differences": [{"aspect": d.aspect, "message": d.message} for d in st.differences]}
+                 "differences": [{"aspect": d.aspect, "message": d.message,
+                                  "covered_by": covered(self, st.seq, d.aspect)} for d in st.differences]}
                 for st in [*self.failures, *self.known]]
             return data
 
@@ -337,6 +349,7 @@ def replay(trace: Path, golden: Path, backend: str, steps: dict[int, dict[str, A
         "status": report.get("status"), "steps": report.get("steps"),
         "differing_steps": len(all_seqs), "unknown_steps": len(unknown_seqs),
         "known_steps": len(all_seqs - unknown_seqs),
+        "differences": len(diffs), "unknown_differences": sum(1 for d in diffs if d["rule"] is None),
         "steps_by_aspect": {a: {"known": len(v["known"]), "unknown": len(v["unknown"])}
                             for a, v in sorted(aspects.items(), key=size)},
         "unknown_causes": {a: [{"signature": sig, "differences": g["differences"], "steps": len(g["steps"]),
