@@ -322,7 +322,8 @@ def replay(trace: Path, golden: Path, backend: str, steps: dict[int, dict[str, A
     code, out, err, seconds, rss = run(cmd, cwd=ROOT, timeout=timeout)
     report, noise = parse_report(out)
     result: dict[str, Any] = {"command": " ".join(cmd), "exit": code, "seconds": round(seconds, 1),
-                              "peak_rss_kb": rss, "harness_errors": harness_errors(code, out, err, noise)}
+                              "peak_rss_kb": rss, "harness_errors": harness_errors(code, out, err, noise),
+                              "stderr_tail": _ANSI.sub("", err).strip()[-2000:], "stdout_noise": noise[:20]}
     if report is None:
         result["harness_errors"].append("no JSON report: " + (_ANSI.sub("", err).strip()[-600:] or out[-600:]))
         return result
@@ -441,7 +442,8 @@ def replay_everywhere(name: str, trace: Path, result: dict[str, Any], work: Path
     result["trace_stats"], steps = trace_index(trace)
     result["golden"] = make_golden(trace, golden, args.replay_timeout)
     print(f"[{name}] golden: exit {result['golden']['exit']} {result['golden']['output'][-120:]}", flush=True)
-    result["replays"] = {}
+    previous = json.loads(out.read_text()).get("replays", {}) if out.exists() and args.skip_record else {}
+    result["replays"] = previous  # replays of backends not selected this time are kept (with --skip-record)
     for backend in args.backends.split(","):
         b = replay(trace, golden, backend, steps, args.replay_timeout, args.sqld)
         result["replays"][backend] = b
