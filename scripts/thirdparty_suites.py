@@ -69,8 +69,6 @@ SUITES = {s.name: s for s in (
            "tests/test_atomic.py", "tests/test_conversions.py", "tests/test_rows.py"),
           deps=("pytest", "hypothesis", "cogapp"), extras="",
           note="sqlite3 directly; schema-heavy (transform, FTS4/5, foreign keys, upserts); a subset of modules"),
-    Suite("records", "0.6.0", ("tests",), deps=("pytest",),
-          note="SQLAlchemy text queries on sqlite"),
 )}
 
 
