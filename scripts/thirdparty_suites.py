@@ -69,6 +69,13 @@ SUITES = {s.name: s for s in (
            "tests/test_atomic.py", "tests/test_conversions.py", "tests/test_rows.py"),
           deps=("pytest", "hypothesis", "cogapp"), extras="",
           note="sqlite3 directly; schema-heavy (transform, FTS4/5, foreign keys, upserts); a subset of modules"),
+    Suite("alembic", "1.20.1",
+          ("tests/test_batch.py", "tests/test_sqlite.py", "tests/test_version_table.py", "tests/test_bulk_insert.py",
+           "tests/test_autogen_diffs.py", "tests/test_autogen_indexes.py", "tests/test_script_consumption.py",
+           "tests/test_version_traversal.py"),
+          deps=("pytest>8,<10", "tzdata"),
+          note="SQLAlchemy 2 (sqlite:///:memory: and files) through SQLAlchemy's own testing plugin; migrations, "
+               "batch table rebuilds, reflection; a subset of modules"),
 )}
 
 
