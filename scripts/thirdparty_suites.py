@@ -318,17 +318,38 @@ def detail_replay(argv: list[str]) -> int:
     return cli_trace.replay_main(argv)
 
 
+def scratch_cwd(work: Path, label: str) -> Path:
+    """A fresh, empty working directory for one replay.
+
+    A trace's ``ATTACH DATABASE 'relative.db'`` runs verbatim today (issue 10, D5) and creates the
+    file in the replay's cwd; running in the repository would litter it. Whatever appears here is
+    reported as written outside the replay's workdir.
+    """
+    cwd = work / "replay-cwd" / label
+    shutil.rmtree(cwd, ignore_errors=True)
+    cwd.mkdir(parents=True)
+    return cwd
+
+
+def stray_files(cwd: Path) -> list[str]:
+    return sorted(str(p.relative_to(cwd)) for p in cwd.rglob("*") if p.is_file())
+
+
 def replay(trace: Path, golden: Path, backend: str, steps: dict[int, dict[str, Any]], timeout: float,
-           sqld: str) -> dict[str, Any]:
+           sqld: str, cwd: Path) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--detail-replay", str(trace), "--golden", str(golden),
            "--json", "--backend", backend]
     if backend in ("sqld-http", "embedded-replica"):
         cmd += ["--sqld", sqld]
-    code, out, err, seconds, rss = run(cmd, cwd=ROOT, timeout=timeout)
+    code, out, err, seconds, rss = run(cmd, cwd=cwd, timeout=timeout)
     report, noise = parse_report(out)
     result: dict[str, Any] = {"command": " ".join(cmd), "exit": code, "seconds": round(seconds, 1),
                               "peak_rss_kb": rss, "harness_errors": harness_errors(code, out, err, noise),
-                              "stderr_tail": _ANSI.sub("", err).strip()[-2000:], "stdout_noise": noise[:20]}
+                              "stderr_tail": _ANSI.sub("", err).strip()[-2000:], "stdout_noise": noise[:20],
+                              "files_written_in_cwd": stray_files(cwd)}
+    if result["files_written_in_cwd"]:
+        result["harness_errors"].append(f"replay wrote {len(result['files_written_in_cwd'])} file(s) in its cwd "
+                                        f"(outside its workdir): {', '.join(result['files_written_in_cwd'][:5])}")
     if report is None:
         result["harness_errors"].append("no JSON report: " + (_ANSI.sub("", err).strip()[-600:] or out[-600:]))
         return result
@@ -368,12 +389,13 @@ def replay(trace: Path, golden: Path, backend: str, steps: dict[int, dict[str, A
     return result
 
 
-def make_golden(trace: Path, golden: Path, timeout: float) -> dict[str, Any]:
+def make_golden(trace: Path, golden: Path, timeout: float, cwd: Path) -> dict[str, Any]:
     golden.parent.mkdir(parents=True, exist_ok=True)
     cmd = [str(Path(sys.executable).parent / "traceparity"), "replay", str(trace), "--golden", str(golden),
            "--update-golden", "--backend", REFERENCE]
-    code, out, err, seconds, rss = run(cmd, cwd=ROOT, timeout=timeout)
-    return {"command": " ".join(cmd), "exit": code, "seconds": round(seconds, 1), "peak_rss_kb": rss,
+    code, out, err, seconds, rss = run(cmd, cwd=cwd, timeout=timeout)
+    return {"files_written_in_cwd": stray_files(cwd),
+            "command": " ".join(cmd), "exit": code, "seconds": round(seconds, 1), "peak_rss_kb": rss,
             "output": out.strip()[-300:], "harness_errors": harness_errors(code, out, err, [])
             + ([_ANSI.sub("", err).strip()[-600:]] if code != 0 and err.strip() else [])}
 
@@ -445,12 +467,13 @@ def replay_everywhere(name: str, trace: Path, result: dict[str, Any], work: Path
         return
     golden = work / "golden" / f"{name}.golden.jsonl"
     result["trace_stats"], steps = trace_index(trace)
-    result["golden"] = make_golden(trace, golden, args.replay_timeout)
+    result["golden"] = make_golden(trace, golden, args.replay_timeout, scratch_cwd(work, f"{name}-golden"))
     print(f"[{name}] golden: exit {result['golden']['exit']} {result['golden']['output'][-120:]}", flush=True)
     previous = json.loads(out.read_text()).get("replays", {}) if out.exists() and args.skip_record else {}
     result["replays"] = previous  # replays of backends not selected this time are kept (with --skip-record)
     for backend in args.backends.split(","):
-        b = replay(trace, golden, backend, steps, args.replay_timeout, args.sqld)
+        b = replay(trace, golden, backend, steps, args.replay_timeout, args.sqld,
+                   scratch_cwd(work, f"{name}-{backend}"))
         result["replays"][backend] = b
         print(f"[{name}] {backend}: {b.get('status', 'ABORTED')} differing={b.get('differing_steps')} "
               f"unknown={b.get('unknown_steps')} errors={b['harness_errors'][:2]} ({b['seconds']} s)", flush=True)
