@@ -54,6 +54,7 @@ class Suite:
     extras: str = ""                             # e.g. "[test]"
     pytest_args: tuple[str, ...] = ()
     note: str = ""
+    env: tuple[tuple[str, str], ...] = ()        # extra environment for install and test runs
 
 
 SUITES = {s.name: s for s in (
@@ -69,6 +70,12 @@ SUITES = {s.name: s for s in (
            "tests/test_atomic.py", "tests/test_conversions.py", "tests/test_rows.py"),
           deps=("pytest", "hypothesis", "cogapp"), extras="",
           note="sqlite3 directly; schema-heavy (transform, FTS4/5, foreign keys, upserts); a subset of modules"),
+    Suite("sqlalchemy", "2.0.44",
+          ("test/dialect/test_suite.py", "test/sql/test_types.py", "test/sql/test_insert_exec.py",
+           "test/sql/test_returning.py", "test/sql/test_resultset.py"),
+          deps=("pytest>=7", "typing_extensions"), env=(("DISABLE_SQLALCHEMY_CEXT", "1"),),
+          note="SQLAlchemy's own dialect compliance suite and SQL/type tests on its default sqlite:///:memory: "
+               "(pure-Python build)"),
     Suite("alembic", "1.20.1",
           ("tests/test_batch.py", "tests/test_sqlite.py", "tests/test_version_table.py", "tests/test_bulk_insert.py",
            "tests/test_autogen_diffs.py", "tests/test_autogen_indexes.py", "tests/test_script_consumption.py",
@@ -132,7 +139,7 @@ def install(suite: Suite, tree: Path, work: Path) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     code, _, err, _, _ = run([str(python), "-m", "pip", "install", "-q", f"{tree}{suite.extras}", *suite.deps],
-                             timeout=900)
+                             timeout=900, env={**os.environ, **dict(suite.env)})
     if code != 0:
         raise SystemExit(f"installing {suite.name} into {venv} failed ({code}): {err.strip()[-800:]}")
     return python
@@ -148,7 +155,7 @@ def record(suite: Suite, tree: Path, python: Path, trace: Path, timeout: float) 
     """Run the suite plainly, then under ``traceparity record``: recording must not change the outcome."""
     pytest_cmd = [str(python), "-m", "pytest", *suite.tests, "-q", "-p", "no:cacheprovider", "-o",
                   "addopts=", *PLUGIN_OFF, *suite.pytest_args]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | dict(suite.env)
     code, out, _err, seconds, _ = run(pytest_cmd, cwd=tree, timeout=timeout, env=env)
     plain = {"command": " ".join(pytest_cmd), "exit": code, "seconds": round(seconds, 1), "outcome": _outcome(out)}
     cmd = [str(Path(sys.executable).parent / "traceparity"), "record", "-o", str(trace), "--cwd", str(tree),
