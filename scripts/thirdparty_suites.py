@@ -55,6 +55,11 @@ class Suite:
     pytest_args: tuple[str, ...] = ()
     note: str = ""
     env: tuple[tuple[str, str], ...] = ()        # extra environment for install and test runs
+    package: str = ""                            # PyPI name when it differs from the suite name
+
+    @property
+    def dist(self) -> str:
+        return self.package or self.name
 
 
 SUITES = {s.name: s for s in (
@@ -70,6 +75,8 @@ SUITES = {s.name: s for s in (
            "tests/test_atomic.py", "tests/test_conversions.py", "tests/test_rows.py"),
           deps=("pytest", "hypothesis", "cogapp"), extras="",
           note="sqlite3 directly; schema-heavy (transform, FTS4/5, foreign keys, upserts); a subset of modules"),
+    Suite("sqlite-utils-full", "4.2.1", ("tests",), deps=("pytest", "hypothesis", "cogapp"),
+          package="sqlite-utils", note="sqlite3 directly; the whole sqlite-utils suite (CLI included)"),
     Suite("sqlalchemy", "2.0.44",
           ("test/dialect/test_suite.py", "test/sql/test_types.py", "test/sql/test_insert_exec.py",
            "test/sql/test_returning.py", "test/sql/test_resultset.py"),
@@ -115,13 +122,13 @@ def run(cmd: list[str], *, cwd: Path | None = None, timeout: float, env: dict[st
 def fetch(suite: Suite, src: Path, work: Path) -> Path:
     """Download the sdist by name and unpack a fresh copy (so every recording starts clean)."""
     src.mkdir(parents=True, exist_ok=True)
-    stem = f"{suite.name}-{suite.version}"
+    stem = f"{suite.dist}-{suite.version}"
     archives = [p for p in src.glob("*.tar.gz") if p.name.lower().replace("_", "-") == f"{stem}.tar.gz".lower()]
     if not archives:
         code, _out, err, _, _ = run([sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:",
-                                    "--no-deps", "-d", str(src), f"{suite.name}=={suite.version}"], timeout=600)
+                                    "--no-deps", "-d", str(src), f"{suite.dist}=={suite.version}"], timeout=600)
         if code != 0:
-            raise SystemExit(f"pip download {suite.name}=={suite.version} failed ({code}): {err.strip()[-500:]}")
+            raise SystemExit(f"pip download {suite.dist}=={suite.version} failed ({code}): {err.strip()[-500:]}")
         archives = [p for p in src.glob("*.tar.gz") if p.name.lower().replace("_", "-") == f"{stem}.tar.gz".lower()]
     target = work / "work"
     with tarfile.open(archives[0]) as tar:
