@@ -427,6 +427,11 @@ def markdown(results: list[dict[str, Any]]) -> str:
            "harness errors | time s | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         st = r.get("trace_stats", {})
+        golden = r.get("golden", {})
+        if golden.get("exit") not in (None, 0):
+            out.append(f"| {r['suite']} | {st.get('events')} | {st.get('databases')} | {st.get('connections')} | "
+                       f"(golden, {REFERENCE}) | GOLDEN FAILED | - | - | - | {len(golden['harness_errors'])} | "
+                       f"{golden['seconds']} | {round((golden['peak_rss_kb'] or 0) / 1024)} |")
         for backend, b in r.get("replays", {}).items():
             out.append(f"| {r['suite']} | {st.get('events')} | {st.get('databases')} | {st.get('connections')} | "
                        f"{backend} | {b.get('status', 'ABORTED')} | {b.get('differing_steps', '-')} | "
@@ -485,6 +490,10 @@ def replay_everywhere(name: str, trace: Path, result: dict[str, Any], work: Path
     print(f"[{name}] golden: exit {result['golden']['exit']} {result['golden']['output'][-120:]}", flush=True)
     previous = json.loads(out.read_text()).get("replays", {}) if out.exists() and args.skip_record else {}
     result["replays"] = previous  # replays of backends not selected this time are kept (with --skip-record)
+    if result["golden"]["exit"] != 0:
+        print(f"[{name}] no golden, so no replay can be compared; see {out}", flush=True)
+        out.write_text(json.dumps(result, indent=2, default=str))
+        return
     for backend in args.backends.split(","):
         b = replay(trace, golden, backend, steps, args.replay_timeout, args.sqld,
                    scratch_cwd(work, f"{name}-{backend}"))
