@@ -158,18 +158,30 @@ def _outcome(out: str) -> str:
                 lines[-1] if lines else "")
 
 
+def _pytest_cmd(suite: Suite, python: Path) -> list[str]:
+    return [str(python), "-m", "pytest", *suite.tests, "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+            *PLUGIN_OFF, *suite.pytest_args]
+
+
+def _env(suite: Suite) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | dict(suite.env)
+
+
+def plain_run(suite: Suite, tree: Path, python: Path, timeout: float) -> dict[str, Any]:
+    """The suite without recording, for comparison (the caller unpacks a fresh tree afterwards: files the
+    tests leave behind, e.g. sqlitedict's tests/db/*.sqlite, would otherwise exist before the recording)."""
+    cmd = _pytest_cmd(suite, python)
+    code, out, _err, seconds, _ = run(cmd, cwd=tree, timeout=timeout, env=_env(suite))
+    return {"command": " ".join(cmd), "exit": code, "seconds": round(seconds, 1), "outcome": _outcome(out)}
+
+
 def record(suite: Suite, tree: Path, python: Path, trace: Path, timeout: float) -> dict[str, Any]:
-    """Run the suite plainly, then under ``traceparity record``: recording must not change the outcome."""
-    pytest_cmd = [str(python), "-m", "pytest", *suite.tests, "-q", "-p", "no:cacheprovider", "-o",
-                  "addopts=", *PLUGIN_OFF, *suite.pytest_args]
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")} | dict(suite.env)
-    code, out, _err, seconds, _ = run(pytest_cmd, cwd=tree, timeout=timeout, env=env)
-    plain = {"command": " ".join(pytest_cmd), "exit": code, "seconds": round(seconds, 1), "outcome": _outcome(out)}
+    """Run the suite under ``traceparity record`` in a freshly unpacked tree."""
     cmd = [str(Path(sys.executable).parent / "traceparity"), "record", "-o", str(trace), "--cwd", str(tree),
-           "--", *pytest_cmd]
-    code, out, err, seconds, rss = run(cmd, timeout=timeout, env=env)
+           "--", *_pytest_cmd(suite, python)]
+    code, out, err, seconds, rss = run(cmd, timeout=timeout, env=_env(suite))
     return {"command": " ".join(cmd), "exit": code, "seconds": round(seconds, 1), "peak_rss_kb": rss,
-            "pytest_outcome": _outcome(out), "unrecorded": plain, "stderr_tail": err.strip()[-1500:]}
+            "pytest_outcome": _outcome(out), "stderr_tail": err.strip()[-1500:]}
 
 
 # -- trace statistics ---------------------------------------------------------------------
@@ -568,8 +580,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_record:
             tree = fetch(suite, args.src or work / "src", work)
             python = install(suite, tree, work)
+            plain = plain_run(suite, tree, python, args.record_timeout)
+            tree = fetch(suite, args.src or work / "src", work)  # fresh tree: nothing left by the plain run
             print(f"[{name}] recording in {tree} ...", flush=True)
-            result["record"] = record(suite, tree, python, trace, args.record_timeout)
+            result["record"] = record(suite, tree, python, trace, args.record_timeout) | {"unrecorded": plain}
             print(f"[{name}] recorded: {result['record']['pytest_outcome']} ({result['record']['seconds']} s)",
                   flush=True)
         else:
