@@ -60,7 +60,8 @@ def test_an_unexplained_divergence_fails_naming_the_statement(pytester: pytest.P
     result = pytester.runpytest("-v", *TWO_BACKENDS, "--reference-backend=libsql-local", "-k", "big_int")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
-        "*[[]sqlalchemy-sqlite[]] this test's statements diverge from the reference backend libsql-local*1 data (1 unknown)*",
+        "*[[]sqlalchemy-sqlite[]] this test's statements diverge from the reference backend libsql-local*"
+        "1 data (1 unknown)*",
         "most severe diverging statement 5 (execute on conn 1, database app.db) at test_app.py:9",
         "  SQL:      SELECT v FROM t",
         "*[[]data; unknown[]] [[]rows.storage_class[]] row 0*column 'v': expected 1099511627776.0 (real), "
