@@ -31,7 +31,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.zero{color:#999}
 .sev{display:inline-block;font-size:.8em;padding:0 6px;border-radius:3px;background:#eee;margin-right:6px}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:6px}.pair div{min-width:0}
 pre{white-space:pre-wrap;word-break:break-word;margin:0;background:#f6f6f6;padding:3px 5px;font-size:.9em}
-.meta,.small{color:#555;font-size:.9em}ul.tests{columns:2 22em;margin:.3em 0;padding-left:1.2em}
+.meta,.small{color:#555;font-size:.9em}.cause,li,p{overflow-wrap:anywhere}ul.tests{columns:2 22em;margin:.3em 0;padding-left:1.2em}
 ul.tests li{break-inside:avoid}@media (max-width:600px){.pair{grid-template-columns:1fr}}
 @media print{body{max-width:none;font-size:11px}.cause{break-inside:avoid}a{color:inherit}}
 """
