@@ -31,8 +31,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.zero{color:#999}
 .sev{display:inline-block;font-size:.8em;padding:0 6px;border-radius:3px;background:#eee;margin-right:6px}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:6px}.pair div{min-width:0}
 pre{white-space:pre-wrap;word-break:break-word;margin:0;background:#f6f6f6;padding:3px 5px;font-size:.9em}
-.meta,.small{color:#555;font-size:.9em}.cause,li,p{overflow-wrap:anywhere}ul.tests{columns:2 22em;margin:.3em 0;padding-left:1.2em}
-ul.tests li{break-inside:avoid}@media (max-width:600px){.pair{grid-template-columns:1fr}}
+.meta,.small{color:#555;font-size:.9em}.cause,li,p{overflow-wrap:anywhere}p.tests{margin:.2em 0 .6em;font-size:.9em}
+@media (max-width:600px){.pair{grid-template-columns:1fr}}
 @media print{body{max-width:none;font-size:11px}.cause{break-inside:avoid}a{color:inherit}}
 """
 
@@ -107,12 +107,14 @@ def _cause(index: int, cause: Cause, today: dt.date) -> str:
     if cause.minimized:
         parts.append(f'<p>minimized reproduction: <a href="{esc(cause.minimized)}">{esc(cause.minimized)}</a></p>')
     grouped = cause.grouped_tests()
-    listed = list(grouped.items())[:MAX_TESTS_LISTED]
-    items = "".join(f"<li>{esc(test)} <span class='small'>({esc(', '.join(b))})</span></li>" for test, b in listed)
-    more = (f"<p class='small'>and {len(grouped) - len(listed)} more (all are in the JSON report)</p>"
-            if len(grouped) > len(listed) else "")
-    parts.append(f"<details><summary>{len(grouped)} test(s) showing it</summary>"
-                 f"<ul class='tests'>{items}</ul>{more}</details></section>")
+    by_backends: dict[tuple[str, ...], list[str]] = {}
+    for test, backends in list(grouped.items())[:MAX_TESTS_LISTED]:
+        by_backends.setdefault(tuple(backends), []).append(test)
+    lists = "".join(f"<p class='small'><b>on {esc(', '.join(b))}</b> ({len(t)}):</p><p class='tests'>"
+                    f"{esc(' · '.join(t))}</p>" for b, t in by_backends.items())
+    more = (f"<p class='small'>and {len(grouped) - MAX_TESTS_LISTED} more (all are in the JSON report)</p>"
+            if len(grouped) > MAX_TESTS_LISTED else "")
+    parts.append(f"<details><summary>{len(grouped)} test(s) showing it</summary>{lists}{more}</details></section>")
     return "".join(parts)
 
 
