@@ -212,6 +212,11 @@ class _ReportHooks:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.run.collected = len(session.items)
+        self.run.filters = collect.selection_filters(session.config.option)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.run.collected = max(self.run.collected, len(ids))  # the controller collects nothing itself
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         collect.absorb(self.state.report, report)

@@ -181,7 +181,7 @@ class Analysis:
         if known:
             head += f"; {len(known)} known root cause(s), severities present: {', '.join(self.severities())}"
         elif not unknown:
-            head += "; every backend matched the reference"
+            head += "; no differences recorded"
         failing = sum(len(t) for t in self.failures.values())
         if failing:
             head += f"; {failing} test(s) failed without a recorded difference"

@@ -64,6 +64,15 @@ def absorb(report: ParityReport, test_report: Any) -> None:
     )
 
 
+def selection_filters(option: Any) -> list[str]:
+    """The command-line filters that make a run partial (its unused rules prove nothing)."""
+    found = [f"-k {option.keyword}" if getattr(option, "keyword", "") else "",
+             f"-m {option.markexpr}" if getattr(option, "markexpr", "") else "",
+             "--lf" if getattr(option, "lf", False) else "",
+             "--deselect" if getattr(option, "deselect", None) else ""]
+    return [f for f in found if f]
+
+
 def finish(
     report: ParityReport,
     *,

@@ -136,7 +136,7 @@ def _stale(report: ParityReport) -> str:
         return ""
     esc = html.escape
     if report.partial:
-        return (f"<h2 id='stale'>Stale rules</h2><p>Not judged: this run deselected most tests "
+        return (f"<h2 id='stale'>Stale rules</h2><p>Not judged: this run {esc(report.partial_reason())} "
                 f"({len(stale)} rule(s) explained nothing).</p>")
     items = "".join(f"<li><b>{esc(r.id)}</b> <span class='small'>{esc(r.origin)}</span>: {esc(r.reason[:240])}</li>"
                     for r in stale)
@@ -149,8 +149,9 @@ def _run(report: ParityReport) -> str:
     esc = html.escape
     env = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.environment.items())
     timing = "".join(f"<tr><th>{esc(b)}</th><td class='n'>{s:.1f} s</td></tr>" for b, s in report.timings().items())
-    runs = "".join(f"<li>{esc(', '.join(r.backends))}: {r.duration:.1f} s wall, {r.collected} test(s) run"
-                   f"{f', {r.deselected} deselected' if r.deselected else ''}</li>" for r in report.runs)
+    runs = "".join(f"<li>{esc(', '.join(r.backends))}: {r.duration:.1f} s wall, {r.collected} test(s) collected"
+                   f"{f', {r.deselected} deselected' if r.deselected else ''}"
+                   f"{f' ({esc(chr(32).join(r.filters))})' if r.filters else ''}</li>" for r in report.runs)
     return (f"<h2 id='run'>Run</h2><details><summary>versions, servers, timings</summary>"
             f"<table>{env}</table><p class='small'>time in tests per backend</p><table>{timing}</table>"
             f"<ul>{runs}</ul></details>")

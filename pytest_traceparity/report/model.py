@@ -64,11 +64,12 @@ class RunInfo:
     collected: int = 0
     deselected: int = 0
     backends: list[str] = field(default_factory=list)
+    filters: list[str] = field(default_factory=list)  # -k / -m / --lf / --deselect given
 
     @property
     def partial(self) -> bool:
-        """Most tests deselected (-k, -m, --lf...): rules it did not hit may simply not have run."""
-        return self.deselected > 0 and self.deselected * 2 >= self.collected + self.deselected
+        """Selected by -k, -m, --lf... or most tests deselected: unused rules may simply not have run."""
+        return bool(self.filters) or (self.deselected > 0 and self.deselected * 2 >= self.collected + self.deselected)
 
 
 @dataclass
@@ -109,6 +110,13 @@ class ParityReport:
     @property
     def partial(self) -> bool:
         return any(run.partial for run in self.runs)
+
+    def partial_reason(self) -> str:
+        """``selected tests with -k x`` / ``deselected most tests``: why unused rules prove nothing."""
+        filters = [f for run in self.runs for f in run.filters]
+        if filters:
+            return f"selected tests with {' '.join(dict.fromkeys(filters))}"
+        return "deselected most tests" if self.partial else ""
 
     def max_lag(self) -> dict[str, int]:
         """Largest replication lag (frames behind the primary) seen per backend."""

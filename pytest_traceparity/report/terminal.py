@@ -37,7 +37,7 @@ def stale_lines(report: ParityReport, verbose: bool) -> list[str]:
     if not stale:
         return []
     if report.partial:
-        return [f"stale rules: not judged, this run deselected most tests ({len(stale)} rule(s) unused)"]
+        return [f"stale rules: not judged, this run {report.partial_reason()} ({len(stale)} rule(s) unused)"]
     ordered = [r.id for r in stale if r.project] + [r.id for r in stale if not r.project]
     own = sum(1 for r in stale if r.project)
     shown = ordered if verbose else ordered[: min(TOP_STALE, own)]
@@ -65,10 +65,6 @@ def render_terminal(report: ParityReport, verbose: bool = False, analysis: Analy
             lines.append(cause_line(cause))
             if verbose:
                 lines.append(f"      {cause.reason}")
-    if verbose and analysis.failures:
-        lines.append("failures without a recorded difference:")
-        for reason, tests in analysis.failures.items():
-            lines.append(f"  {len(tests)}x {reason}")
     for backend, lag in report.max_lag().items():
         lines.append(f"{backend}: replication lag at test end, max {lag} frame(s) behind the primary")
     lines += stale_lines(report, verbose)
