@@ -118,9 +118,23 @@ def content_digests(execute: Execute, schema_data: dict[str, Any]) -> dict[str, 
     ):
         names.append("sqlite_sequence")
     for name in sorted(names):
-        result = execute(f"SELECT * FROM {_ident(name)}")
+        try:
+            result = execute(f"SELECT * FROM {_ident(name)}")
+        except Exception as exc:
+            out[name] = {"error": _error_kind(exc)}
+            continue
         out[name] = digest_rows(result)
     return out
+
+
+def _error_kind(exc: BaseException) -> str:
+    """Backend-independent: the canonical error kind, never the driver's message text."""
+    kind = getattr(exc, "kind", None)
+    if isinstance(kind, str):
+        return kind
+    from ..backends.errors import classify_message
+
+    return classify_message(str(exc))
 
 
 def digest_rows(result: Result) -> dict[str, Any]:
@@ -134,6 +148,20 @@ def digest_rows(result: Result) -> dict[str, Any]:
 def snapshot(execute: Execute) -> dict[str, Any]:
     """Everything a golden keeps about a database's final state."""
     data = schema(execute)
+    return {"schema_sha256": fingerprint(data), "schema": data, "content": content_digests(execute, data)}
+
+
+def safe_snapshot(execute: Execute) -> dict[str, Any]:
+    """:func:`snapshot` that never raises: an unreadable database or table is recorded as an error.
+
+    Why: one unreadable table (an FTS4 table whose content table was dropped) must not
+    abort a replay or make a golden impossible; it is part of the final state, compared
+    like any other, and named (database, table) when it differs.
+    """
+    try:
+        data = schema(execute)
+    except Exception as exc:
+        return {"error": f"schema unreadable ({_error_kind(exc)})"}
     return {"schema_sha256": fingerprint(data), "schema": data, "content": content_digests(execute, data)}
 
 
@@ -182,11 +210,17 @@ def _what_differs(want: dict[str, Any], got: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _readable(digest: dict[str, Any]) -> str:
+    return f"unreadable ({digest['error']})" if "error" in digest else f"{digest.get('rows')} row(s)"
+
+
 def diff_content(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     lines = []
     for name, how, want, got in _differences_by_name(expected, actual):
         if how != "differs":
             lines.append(f"table {name!r} content is {how}")
+        elif "error" in want or "error" in got:
+            lines.append(f"table {name!r}: {_readable(want)} in the golden, {_readable(got)} here")
         elif want["rows"] != got["rows"]:
             lines.append(f"table {name!r} has {got['rows']} row(s), expected {want['rows']}")
         else:

@@ -17,6 +17,7 @@ from ..backends.base import Backend, BackendContext
 from ..backends.values import display
 from ..compare import Difference, compare_outcomes
 from ..divergences import DivergenceRegistry
+from ..trace.faithful import faithfulness
 from ..trace.format import SQL_OPS, Event, TraceReader
 from ..trace.replayer import Replayer
 from .fingerprint import diff_content, diff_schemas
@@ -76,6 +77,7 @@ class ReplayReport:
     failures: list[StepReport] = field(default_factory=list)
     known: list[StepReport] = field(default_factory=list)
     golden_status: str | None = None  # created / updated / unchanged (update mode)
+    departures: list[Any] = field(default_factory=list)  # update mode: trace.faithful.Departure
     served_by: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -167,7 +169,8 @@ def verify_trace(
     report = ReplayReport(trace=trace, golden=golden, backend=backend.id)
     name = report.name
     reader = TraceReader(trace)
-    with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name) as replayer:
+    with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name,
+                                                                        trace=trace) as replayer:
         for event in reader:
             want = expected.next_step()
             if want is None or want.seq != event.seq or want.op != event.op or want.sql != event.sql:
@@ -218,6 +221,10 @@ def _final_differences(want: dict[str, Any], got: dict[str, Any]) -> list[Differ
             diffs.append(Difference("schema", f"database {db_id} is {'missing' if db_id not in got else 'extra'}"))
             continue
         w, g = want[db_id], got[db_id]
+        if ("error" in w or "error" in g) and w.get("error") != g.get("error"):
+            diffs.append(Difference("schema", f"final state of {db_id}: {w.get('error') or 'readable'} in the "
+                                              f"golden, {g.get('error') or 'readable'} here"))
+            continue
         if w.get("schema_sha256") != g.get("schema_sha256"):
             lines = diff_schemas(w.get("schema", {}), g.get("schema", {})) or ["schema fingerprint differs"]
             diffs.extend(Difference("schema", f"{db_id}: {line}") for line in lines)
@@ -242,6 +249,7 @@ def update_golden(
     make_context: Callable[[str], BackendContext],
     *,
     golden: Path | None = None,
+    allow_departures: bool = False,
 ) -> ReplayReport:
     """Rewrite the golden from ``backend`` (the caller ensures it is the reference)."""
     golden = golden or golden_path_for(trace)
@@ -250,13 +258,14 @@ def update_golden(
     existed = golden.exists()
     header = GoldenHeader(trace=report.name, trace_sha256=file_sha256(trace), reference=backend.id)
     changed = False
-    with Replayer(backend, make_context, report.name) as replayer:
+    with Replayer(backend, make_context, report.name, trace=trace) as replayer:
         golden.parent.mkdir(parents=True, exist_ok=True)
         with _staged(golden) as (fh, result):
             writer = GoldenWriter(fh, header)
             for event in reader:
                 writer.step(event, replayer.step(event))
                 report.steps += 1
+            report.departures = faithfulness(replayer, allow=allow_departures)
             writer.final(replayer.final_state())
         changed = result["changed"]
         report.served_by = dict(replayer.served_by)

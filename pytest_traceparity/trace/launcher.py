@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 from ..backends.errors import UsageError
 from .format import TraceHeader, TraceWriter
-from .recorder import ENV_BASE, ENV_DIR, ENV_REDACT, RedactionRule, unique_label
+from .recorder import ENV_BASE, ENV_DIR, ENV_REDACT, ENV_START, RedactionRule, unique_label
 
 ENV_PKG = "TRACEPARITY_RECORD_PKG"
 
@@ -76,6 +77,7 @@ def child_env(parts_dir: Path, base_dir: Path, redact: Sequence[RedactionRule | 
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(boot), env.get("PYTHONPATH", "")) if p)
     env[ENV_DIR] = str(parts_dir)
     env[ENV_BASE] = str(base_dir)
+    env[ENV_START] = repr(time.time())
     env[ENV_PKG] = str(Path(__file__).resolve().parents[2])
     specs = [r if isinstance(r, str) else r.spec() for r in redact]
     if specs:
@@ -129,6 +131,7 @@ def merge_parts(parts_dir: Path, out: Path, header: TraceHeader) -> MergeResult:
                 if local not in dbs:
                     if key is not None and key in by_key:
                         dbs[local] = by_key[key]
+                        data.pop("seed", None)  # captured once, by the first process to open it
                     else:
                         dbs[local] = f"db{len(labels) + 1}"
                         labels[dbs[local]] = (unique_label(data["target"], used) if key is not None

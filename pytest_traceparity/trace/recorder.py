@@ -27,6 +27,7 @@ import re
 import sqlite3
 import struct
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -37,9 +38,9 @@ from typing import Any
 
 from ..backends.errors import classify_message, dbapi_class, qualified_type_name
 from ..backends.values import encode_value
+from ..sqltext import is_transaction_control
 from .format import TraceHeader, TraceWriter
-
-_TX_SQL = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.IGNORECASE)
+from .seed import capture_seed
 
 
 # -- redaction ---------------------------------------------------------------------------
@@ -163,8 +164,11 @@ def _encode_params(params: Any) -> Any:
 
 def _error_json(exc: BaseException) -> dict[str, Any]:
     orig = getattr(exc, "orig", exc)
-    return {"kind": classify_message(str(orig)), "dbapi_class": dbapi_class(exc),
-            "exc_type": qualified_type_name(exc)}
+    data: dict[str, Any] = {"kind": classify_message(str(orig)), "dbapi_class": dbapi_class(exc),
+                            "exc_type": qualified_type_name(exc)}
+    if "statements in progress" in str(orig):  # cursor lifetime: the replay marks this step
+        data["in_progress"] = True
+    return data
 
 
 class Recorder:
@@ -181,6 +185,9 @@ class Recorder:
         self._dbs: dict[str, tuple[str, str]] = {}
         self._labels: set[str] = set()
         self._ndb = 0
+        self._temp_dirs: dict[str, str] = {}
+        self._new_file: str | None = None  # real path of a file database seen for the first time
+        self.started = float(os.environ.get(ENV_START) or time.time())
         self.closed = False
 
     # databases -------------------------------------------------------------------------
@@ -208,14 +215,29 @@ class Recorder:
             db_id, label = self._db_for(None, ":memory:")
             return db_id, label, None
         real = os.path.realpath(path)
+        key = hashlib.sha256(real.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        if key not in self._dbs:
+            self._new_file = real
+        return (*self._db_for(key, self._label(real)), key)
+
+    def _label(self, real: str) -> str:
+        """A name that does not change between recordings: relative to the recording's directory,
+        or ``tmpN/...`` for files under the temporary root (``N`` numbers their directories by
+        first appearance, so random directory names never reach the trace), else the base name."""
         try:
             label = os.path.relpath(real, self.base_dir)
         except ValueError:
-            label = os.path.basename(real)
+            label = ".."
         if label.startswith(".."):
-            label = os.path.basename(real)
-        key = hashlib.sha256(real.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-        return (*self._db_for(key, label.replace(os.sep, "/")), key)
+            temp = os.path.realpath(tempfile.gettempdir())
+            parent = os.path.dirname(real)
+            if real.startswith(temp + os.sep):
+                if parent not in self._temp_dirs:
+                    self._temp_dirs[parent] = f"tmp{len(self._temp_dirs) + 1}"
+                label = f"{self._temp_dirs[parent]}/{os.path.basename(real)}"
+            else:
+                label = os.path.basename(real)
+        return label.replace(os.sep, "/")
 
     def _db_for(self, key: str | None, label: str) -> tuple[str, str]:
         if key is not None and key in self._dbs:
@@ -232,8 +254,15 @@ class Recorder:
         with self._lock:
             self._conns += 1
             conn = self._conns
+            self._new_file = None
             db_id, label, key = self._database(database, uri)
-            self._write("open", conn, db=db_id, target=label, driver=driver, key=key if self.stamp else None)
+            seed = None
+            if self._new_file is not None and _existed_before(self._new_file, self.started):
+                seed = capture_seed(self._new_file)
+                if seed and "skipped" in seed:
+                    sys.stderr.write(f"traceparity record: {label}: {seed['skipped']}\n")
+            self._write("open", conn, db=db_id, target=label, driver=driver, seed=seed,
+                        key=key if self.stamp else None)
             return conn
 
     # events ------------------------------------------------------------------------------
@@ -269,6 +298,15 @@ class Recorder:
             if not self.closed:
                 self.closed = True
                 self.writer.close()
+
+
+def _existed_before(path: str, started: float) -> bool:
+    """True for a non-empty file last written before the recording started."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_size > 0 and st.st_mtime < started - 0.01  # the kernel's file clock is coarse
 
 
 def unique_label(label: str, used: set[str]) -> str:
@@ -316,7 +354,7 @@ def _run(rec: Recorder, owner: Any, conn_id: int, op: str, sql: str, params: Any
 
 
 def _implicit_begin(sql: str, before: bool, after: bool) -> bool:
-    return not before and after and not _TX_SQL.match(sql)
+    return not before and after and not is_transaction_control(sql)
 
 
 def _end(rec: Recorder, owner: Any, conn_id: int, op: str, call: Callable[[], Any]) -> Any:
@@ -412,6 +450,26 @@ def _sqlite_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Con
                 super().rollback()
             else:
                 _end(self._tp_recorder, self, self._tp_conn, "rollback", super().rollback)
+
+        def create_function(self, name: str, narg: int, func: Any, *args: Any, **kwargs: Any) -> None:
+            super().create_function(name, narg, func, *args, **kwargs)
+            self._tp_register("function", name, narg)
+
+        def create_aggregate(self, name: str, n_arg: int, aggregate_class: Any) -> None:
+            super().create_aggregate(name, n_arg, aggregate_class)
+            self._tp_register("aggregate", name, n_arg)
+
+        def create_window_function(self, name: str, num_params: int, aggregate_class: Any, /) -> None:
+            super().create_window_function(name, num_params, aggregate_class)
+            self._tp_register("window", name, num_params)
+
+        def create_collation(self, name: str, callable: Any, /) -> None:
+            super().create_collation(name, callable)
+            self._tp_register("collation", name, None)
+
+        def _tp_register(self, kind: str, name: str, arity: int | None) -> None:
+            if getattr(self, "_tp_recorder", None) is not None:
+                self._tp_recorder.simple(self._tp_conn, "register", kind=kind, name=str(name), arity=arity)
 
         def close(self) -> None:
             rec, self._tp_recorder = getattr(self, "_tp_recorder", None), None
@@ -632,7 +690,7 @@ class SQLAlchemyListener:
         rec, cid = found
         before = getattr(context, "_tp_before", None)
         after = _sa_in_tx(conn.connection.dbapi_connection)
-        began = bool(before is False and after and not _TX_SQL.match(statement))
+        began = bool(before is False and after and not is_transaction_control(statement))
         op = "executemany" if executemany else "execute"
         params = list(parameters) if executemany else parameters
         rec.statement(cid, op, statement, params, began=began, error=error)
@@ -786,6 +844,7 @@ def recording(path: str | os.PathLike[str], *, source: dict[str, Any] | None = N
 ENV_DIR = "TRACEPARITY_RECORD_DIR"
 ENV_BASE = "TRACEPARITY_RECORD_BASE"
 ENV_REDACT = "TRACEPARITY_RECORD_REDACT"
+ENV_START = "TRACEPARITY_RECORD_START"
 
 
 def install_from_env() -> Recorder | None:
