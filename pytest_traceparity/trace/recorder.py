@@ -468,8 +468,9 @@ def _sqlite_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Con
             self._tp_register("collation", name, None)
 
         def _tp_register(self, kind: str, name: str, arity: int | None) -> None:
-            if getattr(self, "_tp_recorder", None) is not None:
-                self._tp_recorder.simple(self._tp_conn, "register", kind=kind, name=str(name), arity=arity)
+            rec = getattr(self, "_tp_recorder", None)
+            if rec is not None:
+                rec.simple(self._tp_conn, "register", kind=kind, name=str(name), arity=arity)
 
         def close(self) -> None:
             rec, self._tp_recorder = getattr(self, "_tp_recorder", None), None
