@@ -114,7 +114,7 @@ def event_json(seq: int, conn: int, op: str, **fields: Any) -> dict[str, Any]:
     """An event object with its keys in the canonical order (seq, conn, op, then fields)."""
     data: dict[str, Any] = {"seq": seq, "conn": conn, "op": op}
     for key in ("db", "target", "driver", "key", "seed", "kind", "name", "arity", "mode", "sql", "params", "error",
-                "t"):
+                "t", "w"):
         if fields.get(key) is not None:
             data[key] = fields[key]
     return data

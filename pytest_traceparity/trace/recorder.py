@@ -271,6 +271,8 @@ class Recorder:
             return
         if self.stamp:
             fields["t"] = time.monotonic_ns()
+            # pytest-xdist names its workers only after start-up: the merge orders parts by that name.
+            fields["w"] = os.environ.get("PYTEST_XDIST_WORKER")
         self.writer.write_event(op, conn, **fields)
 
     def statement(self, conn: int, op: str, sql: str, params: Any, *, began: bool,
