@@ -109,8 +109,16 @@ def fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
-def content_digests(execute: Execute, schema_data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per table (and virtual table): row count and an order-insensitive sha256 of the rows."""
+Volatile = Callable[[str, list[dict[str, Any]]], "list[int] | None"]
+
+
+def content_digests(execute: Execute, schema_data: dict[str, Any],
+                    volatile: Volatile | None = None) -> dict[str, dict[str, Any]]:
+    """Per table (and virtual table): row count and an order-insensitive sha256 of the rows.
+
+    ``volatile(table, columns)`` names the column positions (``None``: all) whose values
+    enter the digest by storage class only (see :mod:`pytest_traceparity.trace.volatile`).
+    """
     out: dict[str, dict[str, Any]] = {}
     names = [*schema_data["tables"], *schema_data["virtual_tables"]]
     if "sqlite_sequence" not in names and _rows(
@@ -123,8 +131,22 @@ def content_digests(execute: Execute, schema_data: dict[str, Any]) -> dict[str, 
         except Exception as exc:
             out[name] = {"error": _error_kind(exc)}
             continue
+        if volatile is not None and name in schema_data["tables"]:
+            visible = [c for c in schema_data["tables"][name]["columns"] if not c.get("hidden")]
+            positions = volatile(name, visible)
+            if positions is None or positions:
+                result = _mask(result, positions)
         out[name] = digest_rows(result)
     return out
+
+
+def _mask(result: Result, positions: list[int] | None) -> Result:
+    def typed(v: Any) -> Any:
+        return None if v is None else (0 if isinstance(v, bool) else type(v)())
+
+    rows = [tuple(typed(v) if positions is None or i in positions else v for i, v in enumerate(row))
+            for row in result.rows]
+    return Result(columns=result.columns, rows=rows, rowcount=result.rowcount, lastrowid=result.lastrowid)
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -151,7 +173,7 @@ def snapshot(execute: Execute) -> dict[str, Any]:
     return {"schema_sha256": fingerprint(data), "schema": data, "content": content_digests(execute, data)}
 
 
-def safe_snapshot(execute: Execute) -> dict[str, Any]:
+def safe_snapshot(execute: Execute, volatile: Volatile | None = None) -> dict[str, Any]:
     """:func:`snapshot` that never raises: an unreadable database or table is recorded as an error.
 
     Why: one unreadable table (an FTS4 table whose content table was dropped) must not
@@ -162,7 +184,8 @@ def safe_snapshot(execute: Execute) -> dict[str, Any]:
         data = schema(execute)
     except Exception as exc:
         return {"error": f"schema unreadable ({_error_kind(exc)})"}
-    return {"schema_sha256": fingerprint(data), "schema": data, "content": content_digests(execute, data)}
+    return {"schema_sha256": fingerprint(data), "schema": data,
+            "content": content_digests(execute, data, volatile)}
 
 
 def diff_schemas(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:

@@ -27,11 +27,13 @@ from ..backends.errors import DatabaseError, TraceparityError
 from ..backends.values import Result
 from ..compare import Outcome
 from ..golden.fingerprint import safe_snapshot
+from ..sqltext import split
 from .faithful import Departure, departure_for
 from .format import Event, TraceReader
 from .isolation import PathMapper, isolate, isolate_many
 from .registrations import Registrations
 from .seed import restore_seed
+from .volatile import Volatility, load_patterns
 
 
 @dataclass
@@ -87,6 +89,7 @@ class Replayer:
         self.registrations = Registrations()
         self.paths = PathMapper(lambda: self.make_context(f"{self.name}-files").workdir)
         self._last = last_uses(trace) if trace is not None else None
+        self.volatility = Volatility(load_patterns(Path(trace).parent if trace is not None else Path.cwd()))
 
     def __enter__(self) -> Replayer:
         return self
@@ -151,12 +154,14 @@ class Replayer:
                 return marked
         if op == "execute":
             sql, params = isolate(event.sql or "", event.params, self.paths)
-            return Outcome.capture(conn.execute, sql, params)
+            return self._volatile(sql, Outcome.capture(conn.execute, sql, params))
         if op == "executemany":
             sql, batches = isolate_many(event.sql or "", list(event.many or []), self.paths)
-            return Outcome.capture(conn.executemany, sql, batches)
+            return self._volatile(sql, Outcome.capture(conn.executemany, sql, batches))
         if op == "executescript":
             sql, _ = isolate(event.sql or "", (), self.paths)
+            for statement in split(sql):
+                self.volatility.observe(statement)
             return _plain(Outcome.capture(conn.executescript, sql))
         if op == "begin":
             return _plain(Outcome.capture(conn.begin, event.mode or "DEFERRED"))
@@ -172,6 +177,12 @@ class Replayer:
             del self.connections[event.conn]
             return _plain(Outcome.capture(conn.close))
         return not_run(f"unknown op {op!r}", self.backend.id)
+
+    def _volatile(self, sql: str, outcome: Outcome) -> Outcome:
+        """Values a volatile statement returns are compared by storage class only."""
+        if self.volatility.observe(sql) and outcome.result is not None:
+            return Outcome(result=self.volatility.mask(outcome.result))
+        return outcome
 
     def _marked(self, event: Event) -> Outcome | None:
         """Steps whose outcome the replay cannot reproduce faithfully are marked, not run.
@@ -213,7 +224,7 @@ class Replayer:
         except Exception as exc:
             return {"error": f"final state could not be read: connect failed ({_one_line(exc)})"}
         with contextlib.closing(conn):
-            return safe_snapshot(lambda sql: conn.execute(sql))
+            return safe_snapshot(lambda sql: conn.execute(sql), self.volatility.volatile_columns)
 
     def final_state(self) -> dict[str, Any]:
         """Close what the program left open (like process exit), then snapshot every database."""

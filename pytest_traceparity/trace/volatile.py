@@ -1,0 +1,93 @@
+"""Values that differ on every run by nature, compared by storage class only.
+
+``DEFAULT CURRENT_TIMESTAMP``, ``random()``, ``datetime('now')``... make even the
+reference fail its own golden. A statement that computes such a value has its result
+values replaced by a placeholder of the same storage class (NULL stays NULL, an integer
+becomes 0, text becomes ''...), in the golden and in every replay alike; tables such a
+statement writes, and columns whose DEFAULT is volatile, enter the final-state digest
+the same way. Users add their own patterns (regexes searched in the SQL) in
+``pyproject.toml``::
+
+    [tool.traceparity]
+    volatile = ["uuid_generate\\\\(", "\\\\bnow_ms\\\\("]
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..backends.values import Result, SqlValue
+from ..sqltext import words
+
+BUILTIN = (
+    r"\bCURRENT_(?:TIMESTAMP|DATE|TIME)\b",
+    r"\brandom(?:blob)?\s*\(",
+    r"\b(?:datetime|date|time|julianday|unixepoch|strftime|timediff)\s*\([^;]*?'(?:now|localtime)'",
+)
+
+
+def _placeholder(value: SqlValue) -> SqlValue:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return 0
+    return type(value)()
+
+
+def load_patterns(start: Path) -> list[str]:
+    """User patterns from the nearest ``pyproject.toml`` at or above ``start`` (none if absent)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            return []
+    for folder in [start.resolve(), *start.resolve().parents]:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return []
+            patterns = data.get("tool", {}).get("traceparity", {}).get("volatile", [])
+            return [p for p in patterns if isinstance(p, str)]
+    return []
+
+
+class Volatility:
+    """Decides which statements and columns are volatile, and masks their values."""
+
+    def __init__(self, extra: Iterable[str] = ()) -> None:
+        self.patterns = [re.compile(p, re.IGNORECASE) for p in (*BUILTIN, *extra)]
+        self.tables: set[str] = set()  # tables written by a volatile statement (lower-case names)
+
+    def is_volatile(self, sql: str) -> bool:
+        return any(p.search(sql) for p in self.patterns)
+
+    def observe(self, sql: str) -> bool:
+        """True when ``sql`` is volatile; remembers which table it writes."""
+        if not sql or not self.is_volatile(sql):
+            return False
+        ws = words(sql)
+        for verb, skip in (("INTO", ()), ("UPDATE", ("OR", "ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE"))):
+            if verb in ws:
+                i = ws.index(verb) + 1
+                while i < len(ws) and ws[i] in skip:
+                    i += 1
+                if i < len(ws) and ws[i] != "SELECT":
+                    self.tables.add(ws[i].lower())
+        return True
+
+    def mask(self, result: Result) -> Result:
+        rows = [tuple(_placeholder(v) for v in row) for row in result.rows]
+        return Result(columns=result.columns, rows=rows, rowcount=result.rowcount, lastrowid=result.lastrowid)
+
+    def volatile_columns(self, table: str, columns: list[dict[str, Any]]) -> list[int] | None:
+        """Column positions to compare by type in ``table``'s digest (``None``: all of them)."""
+        if table.lower() in self.tables:
+            return None
+        return [i for i, c in enumerate(columns) if c.get("default") and self.is_volatile(str(c["default"]))]
