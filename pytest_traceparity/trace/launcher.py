@@ -10,6 +10,7 @@ merge), with connections and databases renumbered. No clock value reaches the tr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -103,14 +104,29 @@ class _Part:
                 self.events.append(data)
         self.start = int(self.events[0].get("t", 0)) if self.events else 0
         self.worker = next((str(e["w"]) for e in self.events if e.get("w")), "")
+        digest = hashlib.sha256()
+        for data in self.events:
+            digest.update(json.dumps({k: v for k, v in data.items() if k not in ("t", "w", "key")},
+                                     sort_keys=True).encode("utf-8"))
+        self.digest = digest.hexdigest()
 
-    def order(self) -> tuple[str, int, str]:
-        """pytest-xdist workers by name (gw0, gw1 ...: their start order races), others by start."""
-        return (self.worker, self.start, self.path.name)
+
+def _ordered(parts: list[_Part]) -> list[_Part]:
+    """The first process to record (not a pytest-xdist worker) first, then the others by content.
+
+    Why not start time for all: processes started together (xdist workers, a pool of
+    children) start in a different order on every run, and xdist hands the same test
+    files to different workers from run to run; ordering them by what they did makes the
+    same program give the same trace.
+    """
+    plain = [p for p in parts if not p.worker]
+    first = [min(plain, key=lambda p: (p.start, p.path.name))] if plain else []
+    rest = sorted((p for p in parts if p not in first), key=lambda p: (p.digest, p.path.name))
+    return [*first, *rest]
 
 
 def _canonical(parts: list[_Part]) -> Iterator[dict[str, Any]]:
-    """Events in canonical order: process start order, then each process's own sequence.
+    """Events in canonical order: process order (:func:`_ordered`), then each process's own sequence.
 
     A database opened by several processes keeps the order in which its events really
     happened: an event on such a database waits until it is the earliest pending one.
@@ -160,7 +176,7 @@ def merge_parts(parts_dir: Path, out: Path, header: TraceHeader) -> MergeResult:
     Connection and database ids are renumbered by first appearance in that order (one
     file path is one database across processes); the merge keys and stamps are dropped.
     """
-    parts = sorted((_Part(p) for p in parts_dir.glob("part-*.jsonl")), key=_Part.order)
+    parts = _ordered([_Part(p) for p in parts_dir.glob("part-*.jsonl")])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     writer = TraceWriter(tmp, header)
