@@ -108,7 +108,7 @@ def test_changed_insert_parameter_names_the_step(pytester: pytest.Pytester) -> N
     seq = seq_of(trace, "INSERT INTO t (name, n) VALUES (?, ?)")
     text = trace.read_text()
     old = f'{{"seq":{seq},"conn":1,"op":"execute","sql":"INSERT INTO t (name, n) VALUES (?, ?)","params":' \
-          '[{"text":"alpha"},{"int":"1"}]}'
+          '[{"text":"alpha"},{"int":"1"}],"rowcount":1}'
     assert old in text
     trace.write_text(text.replace(old, old.replace('{"int":"1"}', '{"int":"7"}')))
     result = run(pytester, TRACE)

@@ -49,3 +49,15 @@ def test_undocumented_departure_refuses_the_golden(tmp_path: Path, capsys: pytes
     assert replay_main([str(trace), "--update-golden", "--allow-departures"]) == 0
     assert (tmp_path / "golden" / "t.golden.jsonl").exists()
     assert "1 undocumented" in capsys.readouterr().err
+
+
+def test_row_count_the_program_saw_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = _program(tmp_path)
+    lines = trace.read_text().splitlines()
+    insert = json.loads(lines[3])
+    assert insert["rowcount"] == 1  # recorded from the program's cursor
+    insert["rowcount"] = 5
+    lines[3] = json.dumps(insert, separators=(",", ":"))
+    trace.write_text("\n".join(lines) + "\n")
+    assert replay_main([str(trace), "--update-golden"]) == 2
+    assert "program saw rowcount 5, replay got rowcount 1" in capsys.readouterr().err

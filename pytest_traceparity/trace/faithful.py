@@ -2,7 +2,8 @@
 
 A golden is only worth something if the reference replay reproduces the program's own
 outcome. The recorder keeps each call's error (kind, PEP 249 class); here each replayed
-step is compared with it: error or not, and the error kind. ``--update-golden`` lists
+step is compared with it: error or not, the error kind, and the row count of
+INSERT/UPDATE/DELETE/REPLACE. ``--update-golden`` lists
 every departure (count and first examples) and refuses to write when one is not of a
 documented class, unless explicitly allowed.
 
@@ -59,7 +60,11 @@ def departure_for(event: Event, outcome: Outcome) -> Departure | None:
         return None
     want = event.error
     if (want is None) == (got is None) and (want is None or want.get("kind") == got.get("kind")):  # type: ignore[union-attr]
-        return None
+        result = outcome.result
+        if event.rowcount is None or result is None or result.rowcount == event.rowcount:
+            return None
+        return Departure(seq=event.seq, conn=event.conn, line=event.line, sql=event.short(100),
+                         program=f"rowcount {event.rowcount}", replay=f"rowcount {result.rowcount}")
     cause = "undocumented"
     if (got is not None and got.get("kind") == "not_run") or event.op == "open":
         cause = "open-failed"

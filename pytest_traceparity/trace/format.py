@@ -43,7 +43,7 @@ REGENERATE_HINT = "re-record it with: traceparity record -o FILE -- CMD ..."
 
 _EVENT_KEYS = {
     "seq", "conn", "op", "db", "target", "driver", "sql", "params", "mode", "error", "seed", "kind", "name",
-    "arity",
+    "arity", "rowcount",
 }
 
 
@@ -93,6 +93,7 @@ class Event:
     kind: str | None = None  # register: function / aggregate / window / collation
     name: str | None = None  # register: the registered name
     arity: int | None = None  # register: argument count (-1: any)
+    rowcount: int | None = None  # execute/executemany of INSERT/UPDATE/DELETE: what the program saw
     line: int = 0
 
     def short(self, limit: int = 160) -> str:
@@ -113,8 +114,8 @@ def dumps(obj: dict[str, Any]) -> str:
 def event_json(seq: int, conn: int, op: str, **fields: Any) -> dict[str, Any]:
     """An event object with its keys in the canonical order (seq, conn, op, then fields)."""
     data: dict[str, Any] = {"seq": seq, "conn": conn, "op": op}
-    for key in ("db", "target", "driver", "key", "seed", "kind", "name", "arity", "mode", "sql", "params", "error",
-                "t", "w"):
+    for key in ("db", "target", "driver", "key", "seed", "kind", "name", "arity", "mode", "sql", "params", "rowcount",
+                "error", "t", "w"):
         if fields.get(key) is not None:
             data[key] = fields[key]
     return data
@@ -352,6 +353,10 @@ class TraceReader:
             if mode not in BEGIN_MODES:
                 raise self._fail(lineno, f"must be one of {', '.join(BEGIN_MODES)}, got {mode!r}", "mode")
             event.mode = mode
+        rowcount = data.get("rowcount")
+        if rowcount is not None and (not isinstance(rowcount, int) or isinstance(rowcount, bool)):
+            raise self._fail(lineno, f"must be an integer, got {rowcount!r}", "rowcount")
+        event.rowcount = rowcount
         error = data.get("error")
         if error is not None and not isinstance(error, dict):
             raise self._fail(lineno, "must be an object", "error")

@@ -9,7 +9,7 @@ import contextlib
 from typing import Any
 
 from ..sqltext import is_transaction_control
-from .sink import Recorder, _Active
+from .sink import Recorder, _Active, dml_rowcount
 
 
 def _captured_by_proxy(dbapi_conn: Any) -> bool:
@@ -93,7 +93,7 @@ class SQLAlchemyListener:
             context._tp_before = _sa_in_tx(conn.connection.dbapi_connection)
 
     def _emit(self, conn: Any, statement: str, parameters: Any, context: Any, executemany: bool,
-              error: BaseException | None) -> None:
+              error: BaseException | None, cursor: Any = None) -> None:
         found = self._conn_id(conn)
         if found is None:
             return
@@ -103,11 +103,12 @@ class SQLAlchemyListener:
         began = bool(before is False and after and not is_transaction_control(statement))
         op = "executemany" if executemany else "execute"
         params = list(parameters) if executemany else parameters
-        rec.statement(cid, op, statement, params, began=began, error=error)
+        rec.statement(cid, op, statement, params, began=began, error=error,
+                      rowcount=None if error is not None else dml_rowcount(statement, cursor))
 
     def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                executemany: bool) -> None:
-        self._emit(conn, statement, parameters, context, executemany, None)
+        self._emit(conn, statement, parameters, context, executemany, None, cursor)
 
     def _error(self, ctx: Any) -> None:
         if ctx.connection is not None and ctx.statement is not None:

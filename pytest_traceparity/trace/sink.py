@@ -22,7 +22,7 @@ from typing import Any
 
 from ..backends.errors import classify_message, dbapi_class, qualified_type_name
 from ..backends.values import encode_value
-from ..sqltext import is_transaction_control
+from ..sqltext import is_transaction_control, statement_kind, words
 from .format import TraceWriter
 from .seed import capture_seed
 
@@ -261,7 +261,7 @@ class Recorder:
             fields["w"] = os.environ.get("PYTEST_XDIST_WORKER")
         self.writer.write_event(op, conn, **fields)
 
-    def statement(self, conn: int, op: str, sql: str, params: Any, *, began: bool,
+    def statement(self, conn: int, op: str, sql: str, params: Any, *, began: bool, rowcount: int | None = None,
                   ended: str | None = None, error: BaseException | None = None, mode: str = "DEFERRED") -> None:
         """Write one statement, preceded by the implicit ``begin`` the driver issued for it."""
         if op == "executemany":
@@ -275,7 +275,8 @@ class Recorder:
                 self._write(ended, conn)
             if began:
                 self._write("begin", conn, mode=mode)
-            self._write(op, conn, sql=sql, params=encoded, error=_error_json(error) if error else None)
+            self._write(op, conn, sql=sql, params=encoded, error=_error_json(error) if error else None,
+                        rowcount=rowcount)
 
     def simple(self, conn: int, op: str, **fields: Any) -> None:
         with self._lock:
@@ -328,8 +329,10 @@ def _run(rec: Recorder, owner: Any, conn_id: int, op: str, sql: str, params: Any
     """
     before = _in_tx(owner)
     error: Exception | None = None
+    result: Any = None
     try:
-        return call()
+        result = call()
+        return result
     except Exception as exc:
         error = exc
         raise
@@ -338,7 +341,17 @@ def _run(rec: Recorder, owner: Any, conn_id: int, op: str, sql: str, params: Any
         script = op == "executescript"
         rec.statement(conn_id, op, sql, params, error=error, mode=_begin_mode(owner),
                       began=not script and _implicit_begin(sql, before, after),
-                      ended="commit" if script and script_commits and before else None)
+                      ended="commit" if script and script_commits and before else None,
+                      rowcount=None if script or error else dml_rowcount(sql, result))
+
+
+def dml_rowcount(sql: str, cursor: Any) -> int | None:
+    """What the program saw as rowcount after INSERT/UPDATE/DELETE/REPLACE (the faithfulness
+    check compares it); ``None`` for other statements and for RETURNING (counted while fetched)."""
+    if statement_kind(sql) not in ("INSERT", "UPDATE", "DELETE", "REPLACE") or "RETURNING" in words(sql):
+        return None
+    count = getattr(cursor, "rowcount", None)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else None
 
 
 def _implicit_begin(sql: str, before: bool, after: bool) -> bool:
