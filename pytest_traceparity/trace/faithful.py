@@ -12,7 +12,10 @@ Documented classes (why the replay may legitimately differ from the program):
 * ``not-captured``: the step runs on a database that existed before recording but
   could not be captured (over the seed size limit), so the replay starts it empty;
 * ``open-failed``: the connection could not be opened on this backend;
-* ``after-departure``: the same connection already departed earlier (its state differs).
+* ``after-departure``: the same connection already departed earlier (its state differs);
+* ``missing-function``: the replay has no function the program had (``no such function``:
+  registered through an API the recorder does not see, or a trace recorded before
+  registrations were recorded); re-record with this version to have those steps marked.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ..backends.errors import TraceparityError
 from ..compare import Outcome
 from .format import Event
 
-DOCUMENTED = ("not-captured", "open-failed", "after-departure")
+DOCUMENTED = ("not-captured", "open-failed", "after-departure", "missing-function")
 MAX_EXAMPLES = 5
 
 
@@ -68,6 +71,8 @@ def departure_for(event: Event, outcome: Outcome) -> Departure | None:
     cause = "undocumented"
     if (got is not None and got.get("kind") == "not_run") or event.op == "open":
         cause = "open-failed"
+    elif want is None and got is not None and got.get("kind") == "no_such_function":
+        cause = "missing-function"
     return Departure(seq=event.seq, conn=event.conn, line=event.line, sql=event.short(100),
                      program=_seen(want), replay=_seen(got), cause=cause)
 
