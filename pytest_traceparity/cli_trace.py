@@ -194,10 +194,12 @@ def replay_main(argv: Sequence[str]) -> int:
                 report = update_golden(trace, backend, make, golden=golden, allow_departures=allow)
             else:
                 report = verify_trace(trace, backend, make, load_registry(Path.cwd()), golden=golden)
+        notes = report.replay_notes
         if args.update_golden:
             if args.json:
                 data = report.to_json()
                 data["departures"] = [d.to_json() for d in report.departures]
+                data["replay"] = notes.to_json() if notes is not None else {}
                 print(json.dumps(data))
             else:
                 print(f"golden {report.golden}: {report.golden_status} ({report.steps} steps, from {backend_id})")
@@ -205,9 +207,13 @@ def replay_main(argv: Sequence[str]) -> int:
                     from .trace.faithful import summary
 
                     print(summary(report.departures), file=sys.stderr)
+                for line in notes.lines() if notes is not None else []:
+                    print(line)
             return 0
         if args.json:
-            print(json.dumps(report.to_json(), indent=2))
+            data = report.to_json()
+            data["replay"] = notes.to_json() if notes is not None else {}
+            print(json.dumps(data, indent=2))
         elif report.status == "failed":
             print(report.failure_message())
         elif report.status == "xfail":
@@ -216,6 +222,9 @@ def replay_main(argv: Sequence[str]) -> int:
         else:
             print(f"trace '{report.name}' on {backend_id}: {report.steps} steps and the final state match "
                   f"{report.golden}")
+        if not args.json and notes is not None:
+            for line in notes.lines():
+                print(line)
         return 1 if report.status == "failed" else 0
 
     return _guard(prog, run)

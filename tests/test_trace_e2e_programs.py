@@ -129,6 +129,9 @@ def test_registered_functions_are_marked_and_excluded(sandbox: dict[str, Path], 
     assert reports["sqlalchemy-sqlite"]["status"] == "passed"
     golden = (sandbox["proj"] / "golden" / "udf.golden.jsonl").read_text()
     assert golden.count('"kind":"excluded"') == 4  # the INSERT ... twice(), twice(), total2(), COLLATE rev
+    for report in reports.values():
+        assert report["replay"]["excluded_steps"] == 4
+        assert any("function twice/1" in reason for reason in report["replay"]["excluded"])
 
 
 def test_preexisting_database_is_captured_and_restored(sandbox: dict[str, Path], sqld_args: list[str]) -> None:
@@ -143,6 +146,7 @@ def test_preexisting_database_is_captured_and_restored(sandbox: dict[str, Path],
     reports = _replay_everywhere(trace, sandbox, sqld_args)
     for backend, report in reports.items():
         assert report["status"] in ("passed", "xfail"), (backend, report["failures"])
+        assert report["replay"]["seeded"]["db1"].startswith("restored"), backend
 
 
 def test_unfetched_returning_cursor_reproduces(sandbox: dict[str, Path], sqld_args: list[str]) -> None:

@@ -78,6 +78,7 @@ class ReplayReport:
     known: list[StepReport] = field(default_factory=list)
     golden_status: str | None = None  # created / updated / unchanged (update mode)
     departures: list[Any] = field(default_factory=list)  # update mode: trace.faithful.Departure
+    replay_notes: Any = None  # trace.replayer.ReplayStats: steps excluded from comparison, seeded databases
     served_by: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -203,6 +204,7 @@ def verify_trace(
             )
         actual_final = replayer.final_state()
         report.served_by = dict(replayer.served_by)
+        report.replay_notes = replayer.stats
         want_final = expected.final or {}
         diffs = _final_differences(want_final, actual_final)
 
@@ -269,6 +271,7 @@ def update_golden(
             writer.final(replayer.final_state())
         changed = result["changed"]
         report.served_by = dict(replayer.served_by)
+        report.replay_notes = replayer.stats
     report.golden_status = ("updated" if existed else "created") if changed else "unchanged"
     return report
 

@@ -68,6 +68,19 @@ class ReplayStats:
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> steps not run
     seeded: dict[str, str] = field(default_factory=dict)  # db id -> how its pre-existing content was restored
 
+    def to_json(self) -> dict[str, Any]:
+        return {"excluded": dict(self.excluded), "excluded_steps": sum(self.excluded.values()),
+                "seeded": dict(self.seeded)}
+
+    def lines(self) -> list[str]:
+        """For people: what was not compared, and what was restored before replay."""
+        out = []
+        if self.excluded:
+            out.append(f"{sum(self.excluded.values())} step(s) marked and excluded from comparison:")
+            out += [f"  {n}x {reason}" for reason, n in sorted(self.excluded.items())]
+        out += [f"database {db} existed before recording: {how}" for db, how in sorted(self.seeded.items())]
+        return out
+
 
 class Replayer:
     """Drives one trace on one backend; use as a context manager so databases get released."""
