@@ -20,7 +20,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..backends.errors import classify_message, dbapi_class, qualified_type_name
+from ..backends.errors import dbapi_class, qualified_type_name, wrap_error
 from ..backends.values import encode_value
 from ..sqltext import is_transaction_control, statement_kind, words
 from .format import TraceWriter
@@ -150,7 +150,8 @@ def _encode_params(params: Any) -> Any:
 
 def _error_json(exc: BaseException) -> dict[str, Any]:
     orig = getattr(exc, "orig", exc)
-    data: dict[str, Any] = {"kind": classify_message(str(orig)), "dbapi_class": dbapi_class(exc),
+    kind = wrap_error(exc, backend="recorder").kind  # the backends' own classification (error names too)
+    data: dict[str, Any] = {"kind": kind, "dbapi_class": dbapi_class(exc),
                             "exc_type": qualified_type_name(exc)}
     if "statements in progress" in str(orig):  # cursor lifetime: the replay marks this step
         data["in_progress"] = True
