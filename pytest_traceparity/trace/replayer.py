@@ -127,7 +127,12 @@ class Replayer:
 
     def step(self, event: Event) -> Outcome:
         """Run one event; never raises for what the trace contains."""
-        outcome = self._step(event)
+        try:
+            outcome = self._step(event)
+        except TraceparityError as exc:
+            outcome = not_run(_one_line(exc), self.backend.id)
+        except Exception as exc:  # a client library failing outside its error model: a fact, not an abort
+            outcome = not_run(f"the client raised {type(exc).__name__}: {_one_line(exc)}", self.backend.id)
         departure = departure_for(event, outcome)
         if departure is not None:
             self.departures.append(departure)
