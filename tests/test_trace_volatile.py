@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import sqlite3
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def _program(root: Path) -> Path:
         c.execute("SELECT random(), datetime('now'), 42").fetchall()
         c.execute("SELECT hex(randomblob(4)) AS mine").fetchall()
         c.execute("SELECT msg FROM log").fetchall()
+        c.execute('SELECT * FROM "log"').fetchall()  # the DEFAULT CURRENT_TIMESTAMP column, read back
         c.close()
     return trace
 
@@ -36,6 +38,7 @@ def test_reference_passes_its_own_golden_despite_volatile_values(tmp_path: Path,
     assert replay_main([str(trace), "--update-golden"]) == 0
     golden = (tmp_path / "golden" / "vol.golden.jsonl").read_text()
     assert '"text":""' in golden or '""' in golden  # the volatile text values are placeholders
+    time.sleep(1.1)  # CURRENT_TIMESTAMP has one-second resolution: make sure it moved
     for backend in ("sqlalchemy-sqlite", "libsql-local"):
         capsys.readouterr()
         assert replay_main([str(trace), "--backend", backend, "--json"]) == 0, capsys.readouterr().out
@@ -51,4 +54,8 @@ def test_user_patterns_come_from_pyproject(tmp_path: Path) -> None:
     assert vol.is_volatile("SELECT now_ms()") and not vol.is_volatile("SELECT 1")
     assert vol.observe("INSERT INTO t(x) VALUES (now_ms())") and "t" in vol.tables
     assert vol.is_volatile("SELECT datetime('now', 'localtime')")
+    assert not vol.observe("CREATE TABLE IF NOT EXISTS main.h (id, at TEXT DEFAULT (datetime('now')), n DEFAULT 1)")
+    assert vol.columns == {"h": {"at"}}
+    assert vol.result_columns("select * from h", ("id", "at", "n")) == [1]
+    assert vol.result_columns("select * from t", ("x",)) is None  # written with now_ms() above
     assert not vol.is_volatile("SELECT datetime('2020-01-01')")

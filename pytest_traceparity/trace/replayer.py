@@ -198,8 +198,13 @@ class Replayer:
 
     def _volatile(self, sql: str, outcome: Outcome) -> Outcome:
         """Values a volatile statement returns are compared by storage class only."""
-        if self.volatility.observe(sql) and outcome.result is not None:
-            return Outcome(result=self.volatility.mask(outcome.result))
+        volatile = self.volatility.observe(sql)
+        result = outcome.result
+        if result is None or not result.rows:
+            return outcome
+        positions = None if volatile else self.volatility.result_columns(sql, result.columns)
+        if positions is None or positions:
+            return Outcome(result=self.volatility.mask(result, positions))
         return outcome
 
     def _marked(self, event: Event) -> Outcome | None:

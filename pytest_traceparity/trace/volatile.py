@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.values import Result, SqlValue
-from ..sqltext import words
+from ..sqltext import tokens, words
 
 BUILTIN = (
     r"\bCURRENT_(?:TIMESTAMP|DATE|TIME)\b",
@@ -64,13 +64,17 @@ class Volatility:
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self.patterns = [re.compile(p, re.IGNORECASE) for p in (*BUILTIN, *extra)]
         self.tables: set[str] = set()  # tables written by a volatile statement (lower-case names)
+        self.columns: dict[str, set[str]] = {}  # table -> columns with a volatile DEFAULT (lower-case)
 
     def is_volatile(self, sql: str) -> bool:
         return any(p.search(sql) for p in self.patterns)
 
     def observe(self, sql: str) -> bool:
-        """True when ``sql`` is volatile; remembers which table it writes."""
+        """True when ``sql`` itself computes a volatile value; remembers which table it writes,
+        and which columns a ``CREATE TABLE`` gives a volatile DEFAULT."""
         if not sql or not self.is_volatile(sql):
+            return False
+        if self._create_table(sql):
             return False
         ws = words(sql)
         for verb, skip in (("INTO", ()), ("UPDATE", ("OR", "ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE"))):
@@ -82,12 +86,64 @@ class Volatility:
                     self.tables.add(ws[i].lower())
         return True
 
-    def mask(self, result: Result) -> Result:
-        rows = [tuple(_placeholder(v) for v in row) for row in result.rows]
+    def _create_table(self, sql: str) -> bool:
+        toks = [t for t in tokens(sql) if t.kind != "semicolon"]
+        heads = [t.text.upper() for t in toks[:6]]
+        if not heads or heads[0] != "CREATE" or "TABLE" not in heads:
+            return False
+        i = heads.index("TABLE") + 1
+        while i < len(toks) and toks[i].text.upper() in ("IF", "NOT", "EXISTS"):
+            i += 1
+        if i >= len(toks):
+            return True
+        table = toks[i].text.strip('"`[]').lower()
+        if i + 2 < len(toks) and toks[i + 1].text == ".":
+            table = toks[i + 2].text.strip('"`[]').lower()
+        depth, start, defs = 0, None, []
+        for tok in toks[i:]:
+            if tok.text == "(":
+                depth += 1
+                if depth == 1:
+                    start = tok.start + 1
+                    continue
+            elif tok.text == ")":
+                depth -= 1
+                if depth == 0 and start is not None:
+                    defs.append(sql[start:tok.start])
+                    break
+            elif tok.text == "," and depth == 1 and start is not None:
+                defs.append(sql[start:tok.start])
+                start = tok.start + 1
+        for definition in defs:
+            first = next(iter(tokens(definition)), None)
+            if first is None or first.text.upper() in ("PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT"):
+                continue
+            if "DEFAULT" in words(definition) and self.is_volatile(definition):
+                self.columns.setdefault(table, set()).add(first.text.strip('"`[]').lower())
+        return True
+
+    def result_columns(self, sql: str, columns: tuple[str, ...]) -> list[int] | None:
+        """Positions of ``columns`` a read of ``sql`` must compare by type (``None``: all)."""
+        if self.is_volatile(sql):
+            return None
+        named = {w.lower() for w in words(sql)} | {t.text.strip('"`[]').lower() for t in tokens(sql)
+                                                   if t.kind == "ident"}
+        if named & self.tables:
+            return None
+        hot: set[str] = set()
+        for table in named & set(self.columns):
+            hot |= self.columns[table]
+        return [i for i, c in enumerate(columns) if c.lower() in hot]
+
+    def mask(self, result: Result, positions: list[int] | None = None) -> Result:
+        rows = [tuple(_placeholder(v) if positions is None or i in positions else v for i, v in enumerate(row))
+                for row in result.rows]
         return Result(columns=result.columns, rows=rows, rowcount=result.rowcount, lastrowid=result.lastrowid)
 
     def volatile_columns(self, table: str, columns: list[dict[str, Any]]) -> list[int] | None:
         """Column positions to compare by type in ``table``'s digest (``None``: all of them)."""
         if table.lower() in self.tables:
             return None
-        return [i for i, c in enumerate(columns) if c.get("default") and self.is_volatile(str(c["default"]))]
+        hot = self.columns.get(table.lower(), set())
+        return [i for i, c in enumerate(columns)
+                if (c.get("default") and self.is_volatile(str(c["default"]))) or str(c.get("name")).lower() in hot]
