@@ -43,7 +43,7 @@ REGENERATE_HINT = "re-record it with: traceparity record -o FILE -- CMD ..."
 
 _EVENT_KEYS = {
     "seq", "conn", "op", "db", "target", "driver", "sql", "params", "mode", "error", "seed", "kind", "name",
-    "arity", "rowcount",
+    "arity", "rowcount", "fresh",
 }
 
 
@@ -90,6 +90,7 @@ class Event:
     mode: str | None = None
     error: dict[str, Any] | None = None
     seed: dict[str, Any] | None = None  # open: content of a database that existed before recording
+    fresh: bool = False  # open: the program deleted this database's file since its last use
     kind: str | None = None  # register: function / aggregate / window / collation
     name: str | None = None  # register: the registered name
     arity: int | None = None  # register: argument count (-1: any)
@@ -114,8 +115,8 @@ def dumps(obj: dict[str, Any]) -> str:
 def event_json(seq: int, conn: int, op: str, **fields: Any) -> dict[str, Any]:
     """An event object with its keys in the canonical order (seq, conn, op, then fields)."""
     data: dict[str, Any] = {"seq": seq, "conn": conn, "op": op}
-    for key in ("db", "target", "driver", "key", "seed", "kind", "name", "arity", "mode", "sql", "params", "rowcount",
-                "error", "t", "w"):
+    for key in ("db", "target", "driver", "key", "fresh", "seed", "kind", "name", "arity", "mode", "sql",
+                "params", "rowcount", "error", "t", "w"):
         if fields.get(key) is not None:
             data[key] = fields[key]
     return data
@@ -314,6 +315,10 @@ class TraceReader:
             if seed is not None and not isinstance(seed, dict):
                 raise self._fail(lineno, "must be an object", "seed")
             event.seed = seed
+            fresh = data.get("fresh", False)
+            if not isinstance(fresh, bool):
+                raise self._fail(lineno, f"must be true or false, got {fresh!r}", "fresh")
+            event.fresh = fresh
             opened[conn] = event.db or ""
             return event
         if conn not in opened:

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .sink import Recorder, _Active, _end, _run
+from .sink import Recorder, _Active, _end, _run, file_exists_now
 
 
 class RecordingLibsqlCursor:
@@ -50,10 +50,10 @@ class RecordingLibsqlConnection:
 
     _tp_recording = True
 
-    def __init__(self, raw: Any, recorder: Recorder, database: Any) -> None:
+    def __init__(self, raw: Any, recorder: Recorder, database: Any, existed: bool | None = None) -> None:
         self._raw = raw
         self._tp_recorder = recorder
-        self._tp_conn = recorder.open("libsql", database)
+        self._tp_conn = recorder.open("libsql", database, existed=existed)
 
     def cursor(self) -> RecordingLibsqlCursor:
         return RecordingLibsqlCursor(self._raw.cursor(), self)
@@ -95,9 +95,10 @@ class RecordingLibsqlConnection:
 def _patched_libsql_connect(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def connect(database: Any, *args: Any, **kwargs: Any) -> Any:
+        existed = file_exists_now(database) if _Active.recorder is not None else None
         raw = original(database, *args, **kwargs)
         rec = _Active.recorder
-        return raw if rec is None else RecordingLibsqlConnection(raw, rec, database)
+        return raw if rec is None else RecordingLibsqlConnection(raw, rec, database, existed)
 
     connect._tp_original = original  # type: ignore[attr-defined]
     return connect

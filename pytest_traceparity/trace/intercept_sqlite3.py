@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from .sink import _Active, _begin_mode, _end, _in_tx, _run
+from .sink import _Active, _begin_mode, _end, _in_tx, _run, file_exists_now
 
 
 def _sqlite_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
@@ -61,10 +61,11 @@ def _sqlite_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Con
         _tp_recording = True
 
         def __init__(self, database: Any, *args: Any, **kwargs: Any) -> None:
-            super().__init__(database, *args, **kwargs)
             rec = _Active.recorder
+            existed = file_exists_now(database, bool(kwargs.get("uri"))) if rec else None
+            super().__init__(database, *args, **kwargs)
             self._tp_recorder = rec
-            self._tp_conn = rec.open("sqlite3", database, uri=bool(kwargs.get("uri"))) if rec else 0
+            self._tp_conn = rec.open("sqlite3", database, uri=bool(kwargs.get("uri")), existed=existed) if rec else 0
             if rec is not None and _in_tx(self):  # autocommit=False (3.12+) opens a transaction at once
                 rec.simple(self._tp_conn, "begin", mode=_begin_mode(self))
 

@@ -146,6 +146,8 @@ class Replayer:
             self.conn_db[event.conn] = event.db or "db"
             if event.seed and "skipped" in event.seed:
                 self.uncaptured.add(event.conn)
+            if event.fresh and event.db in self.databases:  # the program deleted the file: start afresh
+                self._discard(event.db, keep=event.conn)
             try:
                 database = self._database(event)
                 self.connections[event.conn] = database.connect()
@@ -236,6 +238,16 @@ class Replayer:
         if database is None:
             return
         self.snapshots[db_id] = self._snapshot(db_id, database)
+        with contextlib.suppress(Exception):
+            database.close()
+
+    def _discard(self, db_id: str, keep: int) -> None:
+        for conn_id in [c for c, d in self.conn_db.items() if d == db_id and c != keep]:
+            conn = self.connections.pop(conn_id, None)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        database = self.databases.pop(db_id)
         with contextlib.suppress(Exception):
             database.close()
 

@@ -237,18 +237,21 @@ class Recorder:
             self._dbs[key] = (db_id, label)
         return db_id, label
 
-    def open(self, driver: str, database: Any, *, uri: bool = False) -> int:
+    def open(self, driver: str, database: Any, *, uri: bool = False, existed: bool | None = None) -> int:
+        """``existed``: whether the file was there (non-empty) just before ``connect()``; a known
+        database file that is gone again was deleted by the program, so the replay starts it afresh."""
         with self._lock:
             self._conns += 1
             conn = self._conns
             self._new_file = None
             db_id, label, key = self._database(database, uri)
+            fresh = True if existed is False and key is not None and self._new_file is None else None
             seed = None
             if self._new_file is not None and _existed_before(self._new_file, self.started):
                 seed = capture_seed(self._new_file)
                 if seed and "skipped" in seed:
                     sys.stderr.write(f"traceparity record: {label}: {seed['skipped']}\n")
-            self._write("open", conn, db=db_id, target=label, driver=driver, seed=seed,
+            self._write("open", conn, db=db_id, target=label, driver=driver, seed=seed, fresh=fresh,
                         key=key if self.stamp else None)
             return conn
 
@@ -288,6 +291,22 @@ class Recorder:
             if not self.closed:
                 self.closed = True
                 self.writer.close()
+
+
+def file_exists_now(database: Any, uri: bool = False) -> bool | None:
+    """Is the database file ``connect(database)`` would open there (``None``: not a file)?"""
+    try:
+        text = os.fsdecode(database) if isinstance(database, (bytes, os.PathLike)) else str(database)
+    except (TypeError, ValueError):
+        return None
+    if "://" in text or text in ("", ":memory:"):
+        return None
+    if uri or text.startswith("file:"):
+        body, _, query = text[len("file:"):].partition("?") if text.startswith("file:") else (text, "", "")
+        if "mode=memory" in query or body in ("", ":memory:"):
+            return None
+        text = body
+    return os.path.exists(text)
 
 
 def _existed_before(path: str, started: float) -> bool:
