@@ -58,4 +58,11 @@ def test_user_patterns_come_from_pyproject(tmp_path: Path) -> None:
     assert vol.columns == {"h": {"at"}}
     assert vol.result_columns("select * from h", ("id", "at", "n")) == [1]
     assert vol.result_columns("select * from t", ("x",)) is None  # written with now_ms() above
+    vol.observe("CREATE TABLE _tmp (id, d2 DATETIME DEFAULT (datetime('now', 'localtime')))")
+    vol.observe("ALTER TABLE _tmp RENAME TO foo")  # a table rebuild, as migration tools do it
+    vol.observe("ALTER TABLE foo ADD COLUMN d3 TEXT DEFAULT CURRENT_DATE")
+    assert vol.columns["foo"] == {"d2", "d3"} and "_tmp" not in vol.columns
+    vol.observe("CREATE TABLE foo (id, d2)")  # dropped and created again without volatile defaults
+    assert "foo" not in vol.columns
+    assert vol.result_columns("PRAGMA database_list", ("seq", "name", "file")) is None
     assert not vol.is_volatile("SELECT datetime('2020-01-01')")

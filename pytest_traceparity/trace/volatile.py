@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.values import Result, SqlValue
-from ..sqltext import tokens, words
+from ..sqltext import statement_kind, tokens, words
 
 BUILTIN = (
     r"\bCURRENT_(?:TIMESTAMP|DATE|TIME)\b",
     r"\brandom(?:blob)?\s*\(",
     r"\b(?:datetime|date|time|julianday|unixepoch|strftime|timediff)\s*\([^;]*?'(?:now|localtime)'",
+    r"\bdatabase_list\b",  # file paths of the replay's own private databases
 )
 
 
@@ -72,9 +73,15 @@ class Volatility:
     def observe(self, sql: str) -> bool:
         """True when ``sql`` itself computes a volatile value; remembers which table it writes,
         and which columns a ``CREATE TABLE`` gives a volatile DEFAULT."""
-        if not sql or not self.is_volatile(sql):
+        if not sql:
             return False
-        if self._create_table(sql):
+        kind = statement_kind(sql)
+        if kind == "CREATE" and self._create_table(sql):
+            return False
+        if kind == "ALTER":
+            self._alter(sql)
+            return False
+        if not self.is_volatile(sql):
             return False
         ws = words(sql)
         for verb, skip in (("INTO", ()), ("UPDATE", ("OR", "ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE"))):
@@ -114,13 +121,53 @@ class Volatility:
             elif tok.text == "," and depth == 1 and start is not None:
                 defs.append(sql[start:tok.start])
                 start = tok.start + 1
+        hot = set()
         for definition in defs:
-            first = next(iter(tokens(definition)), None)
-            if first is None or first.text.upper() in ("PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT"):
-                continue
-            if "DEFAULT" in words(definition) and self.is_volatile(definition):
-                self.columns.setdefault(table, set()).add(first.text.strip('"`[]').lower())
+            name = self._volatile_column(definition)
+            if name is not None:
+                hot.add(name)
+        self.tables.discard(table)  # a new table of that name starts with nothing volatile in it
+        if hot:
+            self.columns[table] = hot
+        else:
+            self.columns.pop(table, None)
         return True
+
+    def _volatile_column(self, definition: str) -> str | None:
+        first = next(iter(tokens(definition)), None)
+        if first is None or first.text.upper() in ("PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT"):
+            return None
+        if "DEFAULT" in words(definition) and self.is_volatile(definition):
+            return first.text.strip('"`[]').lower()
+        return None
+
+    def _alter(self, sql: str) -> None:
+        """``ALTER TABLE a RENAME TO b`` carries a's volatile columns to b; ``ADD [COLUMN]`` may add one."""
+        toks = [t for t in tokens(sql) if t.kind != "semicolon"]
+        names = [t.text.strip('"`[]').lower() for t in toks]
+        upper = [t.text.upper() for t in toks]
+        if len(toks) < 5 or upper[1] != "TABLE":
+            return
+        i = 2
+        if i + 2 < len(toks) and toks[i + 1].text == ".":
+            i += 2
+        table = names[i]
+        rest = upper[i + 1:]
+        if rest[:2] == ["RENAME", "TO"] and len(rest) > 2:
+            target = names[-1]
+            if table in self.columns:
+                self.columns[target] = self.columns.pop(table)
+            if table in self.tables:
+                self.tables.discard(table)
+                self.tables.add(target)
+        elif rest[:1] == ["ADD"]:
+            index = i + 3 if rest[1:2] == ["COLUMN"] else i + 2
+            if index >= len(toks):
+                return
+            start = toks[index].start
+            name = self._volatile_column(sql[start:])
+            if name is not None:
+                self.columns.setdefault(table, set()).add(name)
 
     def result_columns(self, sql: str, columns: tuple[str, ...]) -> list[int] | None:
         """Positions of ``columns`` a read of ``sql`` must compare by type (``None``: all)."""
