@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from pytest_traceparity.trace.format import TraceReader
 from pytest_traceparity.trace.launcher import record
 
@@ -100,12 +102,13 @@ def test_multi_process_program_records_byte_identical(tmp_path: Path) -> None:
     assert len(shared_conns) == 3  # parent, child c, parent again: in the order they happened
 
 
-def test_pytest_suite_under_xdist_records_byte_identical(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dist", ["load", "loadfile"])
+def test_pytest_suite_under_xdist_records_byte_identical(dist: str, tmp_path: Path) -> None:
     work = tmp_path / "suite"
     work.mkdir()
     for name, body in SUITE.items():
         (work / name).write_text(textwrap.dedent(body))
-    command = [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadfile", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", dist, "-p", "no:cacheprovider",
                "-p", "no:randomly", "-p", "no:traceparity"]
     first, second = _twice(command, work, tmp_path)
     assert first == second
