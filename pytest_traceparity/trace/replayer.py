@@ -151,11 +151,11 @@ class Replayer:
             try:
                 database = self._database(event)
                 self.connections[event.conn] = database.connect()
-            except TraceparityError as exc:
+            except Exception as exc:  # any failure to open is a fact about this backend, never an abort
                 self.failed_opens[event.conn] = _one_line(exc)
                 if isinstance(exc, DatabaseError):
                     return Outcome(error=exc)
-                return not_run(f"database could not be created ({_one_line(exc)})", self.backend.id)
+                return not_run(f"database could not be opened ({_one_line(exc)})", self.backend.id)
             return Outcome(result=Result())
         if op == "register":
             self.registrations.add(event)
