@@ -87,6 +87,8 @@ def test_fts4_orphan_final_state_is_a_difference_not_an_abort(sandbox: dict[str,
     golden = (sandbox["proj"] / "golden" / "fts4_orphan.golden.jsonl").read_text()
     assert '"docs_fts":{"error"' in golden.replace(" ", "")
     assert reports["sqlalchemy-sqlite"]["status"] == "passed"
+    for report in reports.values():  # named in every report, whatever the backend
+        assert report["replay"]["unreadable"] == ["database db1 (app.db), table 'docs_fts': unreadable (other)"]
 
 
 def test_vacuum_then_reopen_on_embedded_replica_runs_to_the_end(sandbox: dict[str, Path],

@@ -67,10 +67,11 @@ class ReplayStats:
 
     excluded: dict[str, int] = field(default_factory=dict)  # reason -> steps not run
     seeded: dict[str, str] = field(default_factory=dict)  # db id -> how its pre-existing content was restored
+    unreadable: list[str] = field(default_factory=list)  # final-state parts that could not be read, by name
 
     def to_json(self) -> dict[str, Any]:
         return {"excluded": dict(self.excluded), "excluded_steps": sum(self.excluded.values()),
-                "seeded": dict(self.seeded)}
+                "seeded": dict(self.seeded), "unreadable": list(self.unreadable)}
 
     def lines(self) -> list[str]:
         """For people: what was not compared, and what was restored before replay."""
@@ -79,6 +80,7 @@ class ReplayStats:
             out.append(f"{sum(self.excluded.values())} step(s) marked and excluded from comparison:")
             out += [f"  {n}x {reason}" for reason, n in sorted(self.excluded.items())]
         out += [f"database {db} existed before recording: {how}" for db, how in sorted(self.seeded.items())]
+        out += [f"final state: {what} (recorded as such and compared)" for what in self.unreadable]
         return out
 
 
@@ -94,6 +96,7 @@ class Replayer:
         self.connections: dict[int, Connection] = {}
         self.failed_opens: dict[int, str] = {}
         self.conn_db: dict[int, str] = {}
+        self.targets: dict[str, str] = {}  # db id -> the name the program used for it
         self.served_by: dict[str, str] = {}
         self.snapshots: dict[str, Any] = {}
         self.departures: list[Departure] = []
@@ -144,6 +147,7 @@ class Replayer:
         op = event.op
         if op == "open":
             self.conn_db[event.conn] = event.db or "db"
+            self.targets.setdefault(event.db or "db", event.target or "?")
             if event.seed and "skipped" in event.seed:
                 self.uncaptured.add(event.conn)
             if event.fresh and event.db in self.databases:  # the program deleted the file: start afresh
@@ -257,9 +261,21 @@ class Replayer:
         try:
             conn = database.connect()
         except Exception as exc:
-            return {"error": f"final state could not be read: connect failed ({_one_line(exc)})"}
+            snap = {"error": f"final state could not be read: connect failed ({_one_line(exc)})"}
+            self._note_unreadable(db_id, snap)
+            return snap
         with contextlib.closing(conn):
-            return safe_snapshot(lambda sql: conn.execute(sql), self.volatility.volatile_columns)
+            snap = safe_snapshot(lambda sql: conn.execute(sql), self.volatility.volatile_columns)
+        self._note_unreadable(db_id, snap)
+        return snap
+
+    def _note_unreadable(self, db_id: str, snap: dict[str, Any]) -> None:
+        where = f"database {db_id} ({self.targets.get(db_id, '?')})"
+        if "error" in snap:
+            self.stats.unreadable.append(f"{where}: {snap['error']}")
+        for table, digest in snap.get("content", {}).items():
+            if "error" in digest:
+                self.stats.unreadable.append(f"{where}, table {table!r}: unreadable ({digest['error']})")
 
     def final_state(self) -> dict[str, Any]:
         """Close what the program left open (like process exit), then snapshot every database."""
