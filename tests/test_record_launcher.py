@@ -126,7 +126,8 @@ def test_cli_record_bad_input_is_one_line(argv: list[str], needle: str, tmp_path
 
 
 def test_same_base_name_in_different_directories_stays_apart(tmp_path: Path) -> None:
-    """Files outside the recording directory are labelled by base name; distinct files never merge."""
+    """Temporary files are labelled tmpN/base (random directory names never reach the trace); distinct
+    files never merge."""
     (tmp_path / "work").mkdir()
     script = textwrap.dedent(
         """
@@ -145,4 +146,4 @@ def test_same_base_name_in_different_directories_stays_apart(tmp_path: Path) -> 
     code, merged = record([sys.executable, "prog.py"], out, cwd=tmp_path / "work")
     assert code == 0 and merged.parts == 2
     opens = [(e.db, e.target) for e in TraceReader(out) if e.op == "open"]
-    assert opens == [("db1", "x.db"), ("db2", "x.db~2"), ("db3", "x.db~3"), ("db4", "x.db~4")]
+    assert opens == [("db1", "tmp1/x.db"), ("db2", "tmp2/x.db"), ("db3", "tmp1/x.db~2"), ("db4", "tmp2/x.db~2")]
