@@ -97,21 +97,13 @@ def record_main(argv: Sequence[str]) -> int:
 def _contexts(sqld: str | None = None, sqld_url: str | None = None,
               sync_url: str | None = None) -> Iterator[Callable[[str], BackendContext]]:
     """Fresh database contexts; an sqld server (for server backends) starts only if one asks."""
-    from .backends.base import safe_name
     from .config import ReplicaSettings, sqld_config
     from .services import HarnessServices
 
     root = Path(tempfile.mkdtemp(prefix="traceparity-replay-"))
-    counter = itertools.count()
-    replica = ReplicaSettings(sync_url=sync_url)
-    services = HarnessServices(sqld_config(sqld or ("url" if sqld_url else "auto"), url=sqld_url), replica, root)
-
-    def make(name: str) -> BackendContext:
-        unique = f"{safe_name(name, 40)}-{next(counter)}"
-        workdir = root / unique
-        workdir.mkdir(parents=True, exist_ok=True)
-        options = {"replica_sync": replica.sync, "sync_url": replica.sync_url}
-        return BackendContext(workdir=workdir, name=unique, options=options, services=services)
+    services = HarnessServices(sqld_config(sqld or ("url" if sqld_url else "auto"), url=sqld_url),
+                               ReplicaSettings(sync_url=sync_url), root)
+    make = services.new_context
 
     try:
         yield make
