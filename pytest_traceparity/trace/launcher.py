@@ -39,7 +39,16 @@ try:
     try:
         from pytest_traceparity.trace.recorder import install_from_env as _install
     except ImportError:
-        _sys.path.append(_os.environ.get("TRACEPARITY_RECORD_PKG", ""))
+        # Load our package by location, never by adding its directory to sys.path: that
+        # directory also holds our distribution metadata, and pytest in the recorded program
+        # would then load our plugin (and its requirements) into a suite that never asked for it.
+        import importlib.util as _ilu
+        _pkg = _os.path.join(_os.environ.get("TRACEPARITY_RECORD_PKG", ""), "pytest_traceparity")
+        _spec = _ilu.spec_from_file_location(
+            "pytest_traceparity", _os.path.join(_pkg, "__init__.py"), submodule_search_locations=[_pkg])
+        _mod = _ilu.module_from_spec(_spec)
+        _sys.modules["pytest_traceparity"] = _mod
+        _spec.loader.exec_module(_mod)
         from pytest_traceparity.trace.recorder import install_from_env as _install
     _install()
 except Exception as _exc:  # never break the program being recorded
