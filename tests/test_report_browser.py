@@ -28,13 +28,30 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 VIEWPORT = (1280, 900)
 
 
+def _apt(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["apt-get", *args], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
 @pytest.fixture(scope="session")
-def chromium() -> Path:
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Debian's chromium, installed once per machine (a file lock: xdist workers would race on dpkg's lock)."""
+    problem = ""
     if not CHROMIUM.exists() and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "chromium"], capture_output=True, timeout=900,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        import fcntl
+
+        lock = tmp_path_factory.getbasetemp().parent / "traceparity-chromium-install.lock"
+        with lock.open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if not CHROMIUM.exists():
+                done = _apt("install", "-y", "chromium")
+                if done.returncode != 0:  # a fresh machine has no package lists yet
+                    _apt("update")
+                    done = _apt("install", "-y", "chromium")
+                problem = (done.stdout + done.stderr)[-1500:] if done.returncode != 0 else ""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing and could not be installed: run `apt-get install -y chromium` as root")
+        pytest.fail(f"{CHROMIUM} is missing and could not be installed: run `apt-get install -y chromium` as root"
+                    + (f"\napt-get said:\n{problem}" if problem else ""))
     return CHROMIUM
 
 
