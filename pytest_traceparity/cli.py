@@ -23,7 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "fingerprint": ("pytest_traceparity.cli_trace", "fingerprint_main", "print a database's schema fingerprint"),
     "serve": ("pytest_traceparity.servers.standin.__main__", "serve_main",
               "run the sqld stand-in (Hrana + sync) on 127.0.0.1"),
-    "report": ("pytest_traceparity.report.cli", "report_main", "render a JSON parity report as text or HTML"),
+    "report": ("pytest_traceparity.report.cli", "report_main", "render and merge JSON parity reports"),
     "backends": ("pytest_traceparity.cli", "backends_main", "list registered backends and whether they can run"),
     "conformance": ("pytest_traceparity.cli", "conformance_main",
                     "run the installed conformance suite (extra args go to pytest)"),

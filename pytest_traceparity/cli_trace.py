@@ -97,27 +97,48 @@ def record_main(argv: Sequence[str]) -> int:
 def _contexts(sqld: str | None = None, sqld_url: str | None = None,
               sync_url: str | None = None) -> Iterator[Callable[[str], BackendContext]]:
     """Fresh database contexts; an sqld server (for server backends) starts only if one asks."""
-    from .backends.base import safe_name
     from .config import ReplicaSettings, sqld_config
     from .services import HarnessServices
 
     root = Path(tempfile.mkdtemp(prefix="traceparity-replay-"))
-    counter = itertools.count()
-    replica = ReplicaSettings(sync_url=sync_url)
-    services = HarnessServices(sqld_config(sqld or ("url" if sqld_url else "auto"), url=sqld_url), replica, root)
-
-    def make(name: str) -> BackendContext:
-        unique = f"{safe_name(name, 40)}-{next(counter)}"
-        workdir = root / unique
-        workdir.mkdir(parents=True, exist_ok=True)
-        options = {"replica_sync": replica.sync, "sync_url": replica.sync_url}
-        return BackendContext(workdir=workdir, name=unique, options=options, services=services)
+    services = HarnessServices(sqld_config(sqld or ("url" if sqld_url else "auto"), url=sqld_url),
+                               ReplicaSettings(sync_url=sync_url), root)
+    make = services.new_context
 
     try:
         yield make
     finally:
         services.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def native_stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr while backends run, then put it back.
+
+    Why: native client libraries (the libsql client's Rust logger) write straight to fd 1,
+    which would corrupt ``--json`` output; Python's own prints happen after, on the
+    original stdout.
+    """
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        os.close(saved)
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def replay_main(argv: Sequence[str]) -> int:
@@ -129,7 +150,10 @@ def replay_main(argv: Sequence[str]) -> int:
     parser.add_argument("--reference-backend", default=None, help="reference backend id")
     parser.add_argument("--golden", default=None, help="golden file (default: ../golden/<trace>.golden.jsonl)")
     parser.add_argument("--update-golden", action="store_true", help="rewrite the golden (reference backend only)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (only JSON on stdout; "
+                        "client logs go to stderr)")
+    parser.add_argument("--allow-departures", action="store_true", help="with --update-golden: write the golden "
+                        "even when the reference replay departs from what the program saw for no documented cause")
     parser.add_argument("--sqld", default=None, help="how to get sqld for server backends: "
                         "auto|binary|docker|url|stand-in (default: auto)")
     parser.add_argument("--sqld-url", default=None, help="URL of a running sqld (auth: TURSO_AUTH_TOKEN)")
@@ -157,24 +181,39 @@ def replay_main(argv: Sequence[str]) -> int:
         trace = Path(args.trace)
         TraceReader(trace)  # header check first: a clear error before any database is created
         golden = Path(args.golden) if args.golden else None
-        with _contexts(args.sqld, args.sqld_url, args.sync_url) as make:
+        if args.update_golden and backend_id != reference:
+            return _fail(prog, f"--update-golden writes goldens from the reference backend {reference!r} "
+                               f"only, not {backend_id!r}; drop --backend or pass --backend {reference}")
+        allow = args.allow_departures or os.environ.get("TRACEPARITY_ALLOW_DEPARTURES") == "1"
+        minimized = None
+        with native_stdout_to_stderr(), _contexts(args.sqld, args.sqld_url, args.sync_url) as make:
             if args.update_golden:
-                if backend_id != reference:
-                    return _fail(prog, f"--update-golden writes goldens from the reference backend {reference!r} "
-                                       f"only, not {backend_id!r}; drop --backend or pass --backend {reference}")
-                report = update_golden(trace, backend, make, golden=golden)
-                print(json.dumps(report.to_json()) if args.json else
-                      f"golden {report.golden}: {report.golden_status} ({report.steps} steps, from {backend_id})")
-                return 0
-            rules = load_registry(Path.cwd())
-            report = verify_trace(trace, backend, make, rules, golden=golden)
-            minimized = None
-            unknown = [f for f in sorted(report.failures, key=lambda f: f.rank)
-                       if isinstance(f.seq, int) and any(a.rule is None for a in f.attributions)]
-            if args.minimize and unknown:
-                out = Path(args.minimize_output or f"{report.name}.{backend_id}.min.jsonl")
-                minimized = _minimize_to(trace, registry.get(reference), backend, make, rules, out,
-                                         seq=int(unknown[0].seq))
+                report = update_golden(trace, backend, make, golden=golden, allow_departures=allow)
+            else:
+                rules = load_registry(Path.cwd())
+                report = verify_trace(trace, backend, make, rules, golden=golden)
+                unknown = [f for f in sorted(report.failures, key=lambda f: f.rank)
+                           if isinstance(f.seq, int) and any(a.rule is None for a in f.attributions)]
+                if args.minimize and unknown:
+                    out = Path(args.minimize_output or f"{report.name}.{backend_id}.min.jsonl")
+                    minimized = _minimize_to(trace, registry.get(reference), backend, make, rules, out,
+                                             seq=int(unknown[0].seq))
+        notes = report.replay_notes
+        if args.update_golden:
+            if args.json:
+                data = report.to_json()
+                data["departures"] = [d.to_json() for d in report.departures]
+                data["replay"] = notes.to_json() if notes is not None else {}
+                print(json.dumps(data))
+            else:
+                print(f"golden {report.golden}: {report.golden_status} ({report.steps} steps, from {backend_id})")
+                if report.departures:
+                    from .trace.faithful import summary
+
+                    print(summary(report.departures), file=sys.stderr)
+                for line in notes.lines() if notes is not None else []:
+                    print(line)
+            return 0
         data = report.to_json()
         if minimized is not None:
             data["minimized"] = minimized
@@ -182,6 +221,7 @@ def replay_main(argv: Sequence[str]) -> int:
                 if difference["rule"] is None:
                     difference["minimized"] = minimized["path"]
         if args.json:
+            data["replay"] = notes.to_json() if notes is not None else {}
             print(json.dumps(data, indent=2))
         elif report.status == "failed":
             print(report.failure_message())
@@ -194,6 +234,9 @@ def replay_main(argv: Sequence[str]) -> int:
         if minimized is not None and not args.json:
             print(f"minimal reproduction of {minimized['target']}: {minimized['path']} ({minimized['events']} of "
                   f"{minimized['original']} events)")
+        if not args.json and notes is not None:
+            for line in notes.lines():
+                print(line)
         return 1 if report.status == "failed" else 0
 
     return _guard(prog, run)

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import fnmatch
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from .divergences import marker_decision
 from .redirect import pytest_glue as redirect_glue
 from .redirect.pytest_glue import adbapi, dbapi  # noqa: F401  (fixtures)
 from .report import collect
+from .report.model import RunInfo
 from .state import STATE_KEY, TraceparityState, build_state
 from .trace.pytest_items import pytest_collect_file, replay  # noqa: F401  (trace items + `replay` fixture)
 
@@ -32,7 +34,8 @@ _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("--update-golden", None, {"action": "store_true", "default": False,
                                 "help": "rewrite golden baselines from the reference backend (never from others)"}),
     ("--traces", "traceparity_traces", {"help": "glob of trace files to collect (default: fixtures/traces/*.jsonl)"}),
-    ("--traceparity-report", "traceparity_report", {"help": "write a parity report to PATH (.json or .html)"}),
+    ("--traceparity-report", "traceparity_report", {"help": "write a parity report to PATH (.json or .html); "
+                                                                 "-v lists every root cause in the terminal"}),
     ("--sqld", "traceparity_sqld", {"help": "how to get sqld: auto|binary|docker|url|stand-in (default: auto)"}),
     ("--sqld-bin", "traceparity_sqld_bin", {"help": "path to the sqld binary (binary strategy)"}),
     ("--sqld-image", "traceparity_sqld_image", {"help": "docker image for sqld (docker strategy)"}),
@@ -201,6 +204,19 @@ class _ReportHooks:
 
     def __init__(self, state: TraceparityState) -> None:
         self.state = state
+        self.started = time.monotonic()
+        self.run = RunInfo()
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.run.deselected += len(items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.run.collected = len(session.items)
+        self.run.filters = collect.selection_filters(session.config.option)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.run.collected = max(self.run.collected, len(ids))  # the controller collects nothing itself
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         collect.absorb(self.state.report, report)
@@ -213,13 +229,9 @@ class _ReportHooks:
         if state.report_path:
             path = Path(state.report_path)
             path = path if path.is_absolute() else config.rootpath / path
-        lines = collect.finish(
-            state.report,
-            secrets=state.secrets(),
-            path=path,
-            blanket_reasons={f"{e.id}: {e.reason}" for e in state.divergences.entries if not e.strict},
-            rules=state.divergences.entries,
-        )
+        self.run.duration = round(time.monotonic() - self.started, 2)
+        lines = collect.finish(state.report, secrets=state.secrets(), path=path, rules=state.divergences.entries,
+                               run=self.run, verbose=config.get_verbosity() > 0)
         if lines:
             terminalreporter.write_sep("=", "traceparity parity matrix")
             for line in lines:

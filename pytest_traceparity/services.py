@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .backends.base import BackendContext, safe_name
 from .config import ReplicaSettings, TursoSettings
 
 if TYPE_CHECKING:
@@ -27,8 +29,28 @@ class HarnessServices:
         self.turso_settings = turso or TursoSettings()
         self.workdir = workdir
         self._shared: dict[str, Any] = {}
+        self._contexts = itertools.count()
         self._handle: Any = None
         self._failure: str | None = None  # a server that could not start is not retried per test
+
+    def new_context(self, name: str) -> BackendContext:
+        """A fresh private directory and unique name for one database, with the run's settings.
+
+        The one factory for pytest and the CLI alike, so both hand backends the same options
+        (sync mode, sync URL and its token, offline mode, turso-sync mode).
+        """
+        unique = f"{safe_name(name, 40)}-{next(self._contexts)}"
+        workdir = self.workdir / unique
+        workdir.mkdir(parents=True, exist_ok=True)
+        replica = self.replica_settings
+        options = {
+            "replica_sync": replica.sync,
+            "sync_url": replica.sync_url,
+            "replica_offline": replica.offline,
+            "sync_auth_token": replica.sync_token or self.sqld_settings.auth_token,
+            "turso_sync": self.turso_settings.sync,
+        }
+        return BackendContext(workdir=workdir, name=unique, options=options, services=self)
 
     def sqld(self) -> SqldEndpoint:
         from .backends.errors import BackendUnavailable

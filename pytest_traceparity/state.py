@@ -7,7 +7,6 @@ other lacks.
 from __future__ import annotations
 
 import atexit
-import itertools
 import os
 import shutil
 import tempfile
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backends.base import BackendContext, safe_name
+from .backends.base import BackendContext
 from .backends.errors import UsageError
 from .config import ReplicaSettings, TursoSettings, sqld_config
 from .divergences import DivergenceRegistry, load_registry, project_settings
@@ -57,22 +56,10 @@ class TraceparityState:
     report_path: str | None = None
     conformance_cases: list[Path] = field(default_factory=list)
     report: ParityReport = field(default_factory=ParityReport)
-    _counter: Any = field(default_factory=itertools.count)
 
     def new_context(self, name: str) -> BackendContext:
         """A fresh private directory (and unique name) for one database."""
-        unique = f"{safe_name(name, 40)}-{next(self._counter)}"
-        workdir = self.workdir / unique
-        workdir.mkdir(parents=True, exist_ok=True)
-        replica = self.services.replica_settings
-        options = {
-            "replica_sync": replica.sync,
-            "sync_url": replica.sync_url,
-            "replica_offline": replica.offline,
-            "sync_auth_token": replica.sync_token or self.services.sqld_settings.auth_token,
-            "turso_sync": self.services.turso_settings.sync,
-        }
-        return BackendContext(workdir=workdir, name=unique, options=options, services=self.services)
+        return self.services.new_context(name)
 
     def secrets(self) -> tuple[Secret | None, ...]:
         """Every token this run holds, for last-line redaction of reports."""

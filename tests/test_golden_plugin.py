@@ -108,7 +108,7 @@ def test_changed_insert_parameter_names_the_step(pytester: pytest.Pytester) -> N
     seq = seq_of(trace, "INSERT INTO t (name, n) VALUES (?, ?)")
     text = trace.read_text()
     old = f'{{"seq":{seq},"conn":1,"op":"execute","sql":"INSERT INTO t (name, n) VALUES (?, ?)","params":' \
-          '[{"text":"alpha"},{"int":"1"}]}'
+          '[{"text":"alpha"},{"int":"1"}],"rowcount":1}'
     assert old in text
     trace.write_text(text.replace(old, old.replace('{"int":"1"}', '{"int":"7"}')))
     result = run(pytester, TRACE)
@@ -249,9 +249,12 @@ def test_traces_option_selects_other_files(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
     assert (pytester.path / "recorded" / "golden" / "small.golden.jsonl").exists()
     pytester.makeini("[pytest]\ntraceparity_traces = nothing/*.jsonl\n")
-    result = run(pytester, "recorded")
-    result.assert_outcomes()  # a .jsonl outside the glob is not a trace item
-    result = run(pytester, "recorded/traces/small.jsonl")  # ...unless named on the command line
+    (elsewhere / "data.jsonl").write_text('{"not": "a trace"}\n')  # another tool's JSONL: left alone
+    result = run(pytester)
+    result.assert_outcomes()  # a .jsonl outside the glob, not named on the command line, is not collected
+    result = run(pytester, "recorded")  # ...but a directory given on the command line collects its traces
+    result.assert_outcomes(passed=1)  # (data.jsonl there is not a trace: no item, no error)
+    result = run(pytester, "recorded/traces/small.jsonl")  # ...as does the file itself
     result.assert_outcomes(passed=1)
 
 

@@ -126,7 +126,8 @@ def test_cli_record_bad_input_is_one_line(argv: list[str], needle: str, tmp_path
 
 
 def test_same_base_name_in_different_directories_stays_apart(tmp_path: Path) -> None:
-    """Files outside the recording directory are labelled by base name; distinct files never merge."""
+    """Temporary files are labelled tmpN/base (random directory names never reach the trace); distinct
+    files never merge."""
     (tmp_path / "work").mkdir()
     script = textwrap.dedent(
         """
@@ -145,4 +146,28 @@ def test_same_base_name_in_different_directories_stays_apart(tmp_path: Path) -> 
     code, merged = record([sys.executable, "prog.py"], out, cwd=tmp_path / "work")
     assert code == 0 and merged.parts == 2
     opens = [(e.db, e.target) for e in TraceReader(out) if e.op == "open"]
-    assert opens == [("db1", "x.db"), ("db2", "x.db~2"), ("db3", "x.db~3"), ("db4", "x.db~4")]
+    assert opens == [("db1", "tmp1/x.db"), ("db2", "tmp2/x.db"), ("db3", "tmp1/x.db~2"), ("db4", "tmp2/x.db~2")]
+
+
+def test_recording_another_environment_does_not_load_our_plugin_there(tmp_path: Path) -> None:
+    """A program in an environment without pytest-traceparity (a third-party suite's own venv) is
+    recorded without our distribution becoming visible there: its pytest must not load our plugin
+    (which would demand SQLAlchemy and abort the suite) just because it is being recorded."""
+    import subprocess
+    import venv
+
+    env_dir = tmp_path / "foreign"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    program = tmp_path / "app.py"
+    program.write_text(textwrap.dedent("""
+        import importlib.metadata, sqlite3
+        print("pytest11:", sorted(e.name for e in importlib.metadata.entry_points(group="pytest11")))
+        sqlite3.connect("a.db").execute("CREATE TABLE t(a)")
+    """))
+    out = tmp_path / "app.jsonl"
+    result = subprocess.run([sys.executable, "-m", "pytest_traceparity.cli", "record", "-o", str(out), "--cwd",
+                             str(tmp_path), "--", str(python), str(program)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "pytest11: []" in result.stdout
+    assert [e.sql for e in TraceReader(out) if e.op == "execute"] == ["CREATE TABLE t(a)"]

@@ -34,8 +34,10 @@ def test_report_found_behind_client_log_lines() -> None:
     assert any("stdout not pure JSON" in e for e in mod.harness_errors(0, noisy, "", noise))
 
 
-def test_program_recorded_and_replayed_with_unknown_divergence(tmp_path: Path) -> None:
-    """A double-quoted string literal: fine on SQLite, an error on libsql -> one unknown step, no harness error."""
+def test_program_recorded_and_replayed_and_attributed(tmp_path: Path) -> None:
+    """A double-quoted string literal: fine on SQLite, an error on libsql. The runner must show it
+    attributed to its root-cause rule (libsql.double-quoted-string-literal-refused), with no
+    unknown step and no harness error."""
     mod = _script()
     program = tmp_path / "dqs.py"
     program.write_text('"""DQS."""\nimport sqlite3\n\nc = sqlite3.connect("t.db")\nc.execute("CREATE TABLE kv (k)")\n'
@@ -46,9 +48,10 @@ def test_program_recorded_and_replayed_with_unknown_divergence(tmp_path: Path) -
     result = json.loads((work / "repro" / "results" / "dqs.json").read_text())
     reference, libsql = result["replays"]["sqlalchemy-sqlite"], result["replays"]["libsql-local"]
     assert (reference["status"], reference["harness_errors"]) == ("passed", [])
-    assert libsql["status"] == "failed" and libsql["harness_errors"] == []
-    assert libsql["unknown_steps"] == 1
-    [cause] = libsql["unknown_causes"]["error.unexpected"]
-    assert cause["examples"][0]["sql"] == 'SELECT name FROM sqlite_master WHERE type="table"'
-    assert "no such column: table" in cause["examples"][0]["message"]
+    assert libsql["status"] == "xfail" and libsql["harness_errors"] == []
+    assert (libsql["unknown_steps"], libsql["unknown_causes"]) == (0, {})
+    assert libsql["known_by_rule"]["libsql.double-quoted-string-literal-refused"] == 1
+    worst = libsql["root_causes"][0]
+    assert (worst["rule"], worst["severity"], worst["first_seq"]) == (
+        "libsql.double-quoted-string-literal-refused", "error-new", 3)
     assert "## dqs" in (work / "repro" / "SUMMARY.md").read_text()

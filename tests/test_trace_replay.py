@@ -210,3 +210,30 @@ def test_golden_of_another_trace_is_refused(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert f"{golden}:1: this golden belongs to trace 'prog', not 'other'; regenerate it with: pytest {other} " \
            "--update-golden" in err
+
+
+def test_deleted_database_file_replays_afresh(tmp_path: Path) -> None:
+    """A program that deletes its database file between connections starts the next one empty."""
+    import os
+
+    trace = tmp_path / "traces" / "fresh.jsonl"
+    trace.parent.mkdir()
+    with recording(trace, base_dir=str(tmp_path)):
+        for n in range(2):
+            c = sqlite3.connect(tmp_path / "app.db")
+            c.execute("CREATE TABLE IF NOT EXISTS t(x)")
+            c.execute("INSERT INTO t VALUES (1)")
+            c.commit()
+            c.execute("DELETE FROM t")
+            c.commit()
+            c.close()
+            if n == 0:
+                os.remove(tmp_path / "app.db")
+    opens = [e for e in TraceReader(trace) if e.op == "open"]
+    assert [e.fresh for e in opens] == [False, True]
+    backend = standalone_registry().get("sqlalchemy-sqlite")
+    with Replayer(backend, contexts(tmp_path / "replay"), "fresh", trace=trace) as replayer:
+        steps = [(e, replayer.step(e)) for e in TraceReader(trace)]
+    deletes = [o.result.rowcount for e, o in steps if e.sql == "DELETE FROM t" and o.result is not None]
+    assert deletes == [1, 1]
+    assert not replayer.departures

@@ -109,8 +109,16 @@ def fingerprint(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()
 
 
-def content_digests(execute: Execute, schema_data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per table (and virtual table): row count and an order-insensitive sha256 of the rows."""
+Volatile = Callable[[str, list[dict[str, Any]]], "list[int] | None"]
+
+
+def content_digests(execute: Execute, schema_data: dict[str, Any],
+                    volatile: Volatile | None = None) -> dict[str, dict[str, Any]]:
+    """Per table (and virtual table): row count and an order-insensitive sha256 of the rows.
+
+    ``volatile(table, columns)`` names the column positions (``None``: all) whose values
+    enter the digest by storage class only (see :mod:`pytest_traceparity.trace.volatile`).
+    """
     out: dict[str, dict[str, Any]] = {}
     names = [*schema_data["tables"], *schema_data["virtual_tables"]]
     if "sqlite_sequence" not in names and _rows(
@@ -118,9 +126,37 @@ def content_digests(execute: Execute, schema_data: dict[str, Any]) -> dict[str, 
     ):
         names.append("sqlite_sequence")
     for name in sorted(names):
-        result = execute(f"SELECT * FROM {_ident(name)}")
+        try:
+            result = execute(f"SELECT * FROM {_ident(name)}")
+        except Exception as exc:
+            out[name] = {"error": _error_kind(exc)}
+            continue
+        if volatile is not None and name in schema_data["tables"]:
+            visible = [c for c in schema_data["tables"][name]["columns"] if not c.get("hidden")]
+            positions = volatile(name, visible)
+            if positions is None or positions:
+                result = _mask(result, positions)
         out[name] = digest_rows(result)
     return out
+
+
+def _mask(result: Result, positions: list[int] | None) -> Result:
+    def typed(v: Any) -> Any:
+        return None if v is None else (0 if isinstance(v, bool) else type(v)())
+
+    rows = [tuple(typed(v) if positions is None or i in positions else v for i, v in enumerate(row))
+            for row in result.rows]
+    return Result(columns=result.columns, rows=rows, rowcount=result.rowcount, lastrowid=result.lastrowid)
+
+
+def _error_kind(exc: BaseException) -> str:
+    """Backend-independent: the canonical error kind, never the driver's message text."""
+    kind = getattr(exc, "kind", None)
+    if isinstance(kind, str):
+        return kind
+    from ..backends.errors import classify_message
+
+    return classify_message(str(exc))
 
 
 def digest_rows(result: Result) -> dict[str, Any]:
@@ -135,6 +171,21 @@ def snapshot(execute: Execute) -> dict[str, Any]:
     """Everything a golden keeps about a database's final state."""
     data = schema(execute)
     return {"schema_sha256": fingerprint(data), "schema": data, "content": content_digests(execute, data)}
+
+
+def safe_snapshot(execute: Execute, volatile: Volatile | None = None) -> dict[str, Any]:
+    """:func:`snapshot` that never raises: an unreadable database or table is recorded as an error.
+
+    Why: one unreadable table (an FTS4 table whose content table was dropped) must not
+    abort a replay or make a golden impossible; it is part of the final state, compared
+    like any other, and named (database, table) when it differs.
+    """
+    try:
+        data = schema(execute)
+    except Exception as exc:
+        return {"error": f"schema unreadable ({_error_kind(exc)})"}
+    return {"schema_sha256": fingerprint(data), "schema": data,
+            "content": content_digests(execute, data, volatile)}
 
 
 def diff_schemas(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
@@ -182,11 +233,17 @@ def _what_differs(want: dict[str, Any], got: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _readable(digest: dict[str, Any]) -> str:
+    return f"unreadable ({digest['error']})" if "error" in digest else f"{digest.get('rows')} row(s)"
+
+
 def diff_content(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     lines = []
     for name, how, want, got in _differences_by_name(expected, actual):
         if how != "differs":
             lines.append(f"table {name!r} content is {how}")
+        elif "error" in want or "error" in got:
+            lines.append(f"table {name!r}: {_readable(want)} in the golden, {_readable(got)} here")
         elif want["rows"] != got["rows"]:
             lines.append(f"table {name!r} has {got['rows']} row(s), expected {want['rows']}")
         else:

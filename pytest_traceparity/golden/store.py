@@ -47,9 +47,13 @@ def update_command(trace: str | os.PathLike[str]) -> str:
 
 
 def golden_path_for(trace: str | os.PathLike[str]) -> Path:
-    """``fixtures/traces/x.jsonl`` -> ``fixtures/golden/x.golden.jsonl`` (sibling ``golden`` dir)."""
+    """``.../traces/x.jsonl`` -> ``.../golden/x.golden.jsonl`` (the sibling ``golden`` dir); a trace in
+    any other directory ``d/x.jsonl`` -> ``d/golden/x.golden.jsonl``, never outside the trace's tree."""
     trace = Path(trace)
-    return trace.parent.parent / "golden" / f"{trace_name(trace)}{GOLDEN_SUFFIX}"
+    name = f"{trace_name(trace)}{GOLDEN_SUFFIX}"
+    if trace.parent.name == "traces":
+        return trace.parent.parent / "golden" / name
+    return trace.parent / "golden" / name
 
 
 def trace_name(trace: str | os.PathLike[str]) -> str:

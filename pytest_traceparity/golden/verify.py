@@ -28,6 +28,7 @@ from ..compare import (
 )
 from ..divergences import Attribution, DivergenceRegistry, most_severe_first, root_causes, summarize
 from ..divergences.severity import RANK
+from ..trace.faithful import faithfulness
 from ..trace.format import SQL_OPS, Event, TraceReader
 from ..trace.replayer import Replayer
 from .fingerprint import diff_content, diff_schemas
@@ -99,6 +100,8 @@ class ReplayReport:
     failures: list[StepReport] = field(default_factory=list)
     known: list[StepReport] = field(default_factory=list)
     golden_status: str | None = None  # created / updated / unchanged (update mode)
+    departures: list[Any] = field(default_factory=list)  # update mode: trace.faithful.Departure
+    replay_notes: Any = None  # trace.replayer.ReplayStats: steps excluded from comparison, seeded databases
     served_by: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -213,7 +216,8 @@ def verify_trace(
     reader = TraceReader(trace)
     in_tx: dict[int, bool] = {}
     history = History()
-    with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name) as replayer:
+    with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name,
+                                                                        trace=trace) as replayer:
         for event in reader:
             want = expected.next_step()
             if want is None or want.seq != event.seq or want.op != event.op or want.sql != event.sql:
@@ -253,6 +257,7 @@ def verify_trace(
             )
         actual_final = replayer.final_state()
         report.served_by = dict(replayer.served_by)
+        report.replay_notes = replayer.stats
         want_final = expected.final or {}
         diffs = _final_differences(want_final, actual_final, history)
 
@@ -274,6 +279,10 @@ def _final_differences(want: dict[str, Any], got: dict[str, Any],
             diffs.append(Difference("schema", f"database {db_id} is {'missing' if db_id not in got else 'extra'}"))
             continue
         w, g = want[db_id], got[db_id]
+        if ("error" in w or "error" in g) and w.get("error") != g.get("error"):
+            diffs.append(Difference("schema", f"final state of {db_id}: {w.get('error') or 'readable'} in the "
+                                              f"golden, {g.get('error') or 'readable'} here"))
+            continue
         if w.get("schema_sha256") != g.get("schema_sha256"):
             lines = diff_schemas(w.get("schema", {}), g.get("schema", {})) or ["schema fingerprint differs"]
             relation = "text-spacing" if _only_sql_text(w.get("schema", {}), g.get("schema", {})) else None
@@ -325,6 +334,7 @@ def update_golden(
     make_context: Callable[[str], BackendContext],
     *,
     golden: Path | None = None,
+    allow_departures: bool = False,
 ) -> ReplayReport:
     """Rewrite the golden from ``backend`` (the caller ensures it is the reference)."""
     golden = golden or golden_path_for(trace)
@@ -333,16 +343,18 @@ def update_golden(
     existed = golden.exists()
     header = GoldenHeader(trace=report.name, trace_sha256=file_sha256(trace), reference=backend.id)
     changed = False
-    with Replayer(backend, make_context, report.name) as replayer:
+    with Replayer(backend, make_context, report.name, trace=trace) as replayer:
         golden.parent.mkdir(parents=True, exist_ok=True)
         with _staged(golden) as (fh, result):
             writer = GoldenWriter(fh, header)
             for event in reader:
                 writer.step(event, replayer.step(event))
                 report.steps += 1
+            report.departures = faithfulness(replayer, allow=allow_departures)
             writer.final(replayer.final_state())
         changed = result["changed"]
         report.served_by = dict(replayer.served_by)
+        report.replay_notes = replayer.stats
     report.golden_status = ("updated" if existed else "created") if changed else "unchanged"
     return report
 

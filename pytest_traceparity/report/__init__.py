@@ -1,4 +1,8 @@
-"""Parity reports: one record per (test, backend), rendered for terminal, JSON, HTML, GitHub."""
+"""Parity reports: one record per (test, backend), judged into root causes and a verdict per backend.
+
+:mod:`.model` (data, JSON), :mod:`.causes` (root causes, readiness), :mod:`.terminal`,
+:mod:`.html`, :mod:`.markdown` (renderings), :mod:`.merge` (several runs), ``schema.json``.
+"""
 
 from __future__ import annotations
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import redact
-from .model import ItemRecord, ParityReport
-from .render import render_markdown, render_terminal
+from .causes import analyse
+from .markdown import render_markdown
+from .model import ItemRecord, ParityReport, RunInfo
+from .terminal import render_terminal
 
 
 def absorb(report: ParityReport, test_report: Any) -> None:
@@ -62,26 +64,38 @@ def absorb(report: ParityReport, test_report: Any) -> None:
     )
 
 
+def selection_filters(option: Any) -> list[str]:
+    """The command-line filters that make a run partial (its unused rules prove nothing)."""
+    found = [f"-k {option.keyword}" if getattr(option, "keyword", "") else "",
+             f"-m {option.markexpr}" if getattr(option, "markexpr", "") else "",
+             "--lf" if getattr(option, "lf", False) else "",
+             "--deselect" if getattr(option, "deselect", None) else ""]
+    return [f for f in found if f]
+
+
 def finish(
     report: ParityReport,
     *,
     secrets: tuple[Any, ...],
     path: Path | None,
-    blanket_reasons: set[str] | None = None,
     rules: Any = (),
+    run: RunInfo | None = None,
+    verbose: bool = False,
 ) -> list[str]:
-    """Redact, write the file and the GitHub step summary; returns the terminal lines."""
+    """Redact, note the rules and the run, write the file and the GitHub step summary; returns the terminal lines."""
     for item in report.items:
         item.reason = redact(item.reason, *secrets)
         item.served_by = redact(item.served_by, *secrets)
         item.info = {k: redact(v, *secrets) if isinstance(v, str) else v for k, v in item.info.items()}
     if not report.items:
         return []
-    lines = render_terminal(report, blanket_reasons)
-    stale = report.stale_rules(rules)
-    if stale:
-        lines.append(f"stale rules (could apply to a backend that ran, explained nothing in this run; remove or "
-                     f"fix them if the run covered their workload): {', '.join(stale)}")
+    report.note_rules(rules)
+    if run is not None:
+        run.environment = dict(report.environment)
+        run.backends = list(report.counts())
+        report.runs = [run]
+    analysis = analyse(report)
+    lines = render_terminal(report, verbose=verbose, analysis=analysis)
     if path is not None:
         try:
             report.write(path)
@@ -92,5 +106,5 @@ def finish(
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(render_markdown(report))
+            fh.write(render_markdown(report, analysis))
     return lines

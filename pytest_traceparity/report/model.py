@@ -1,18 +1,22 @@
-"""The report's data: what ran where, what served it, and how it ended."""
+"""The report's data: what ran where, what served it, how it ended, and the rules it judged by.
+
+Everything the renderings show is derived from this model (see :mod:`.causes`), and the model
+round-trips through JSON (``schema.json`` describes it), so HTML and Markdown can be rendered
+from the JSON of one or several runs (:mod:`.merge`).
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-_STEP_SUFFIX = re.compile(r"\s*\[seq [^\]]*\]$")  # trace items name the steps a reason covered
 OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
 FORMAT = "traceparity-report"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -29,11 +33,53 @@ class ItemRecord:
 
 
 @dataclass
+class RuleInfo:
+    """What a report needs to know about a rule: enough to explain a root cause without the TOML."""
+
+    id: str
+    reason: str
+    severity: str | None = None
+    until: str | None = None
+    origin: str = ""
+    backends: list[str] = field(default_factory=list)
+    applicable: bool = False  # its backend ran, it is active and not strict: it could have been hit
+    stale: bool = False  # applicable and hit nothing
+    project: bool = False  # from the project's pyproject.toml, not shipped with the package
+
+    @classmethod
+    def from_rule(cls, rule: Any, ran: list[str], hit: set[str]) -> RuleInfo:
+        applicable = (not rule.strict and rule.active() and any(rule.applies_backend(b) for b in ran))
+        return cls(id=rule.id, reason=rule.reason, severity=rule.severity,
+                   until=rule.until.isoformat() if rule.until else None, origin=str(rule.origin),
+                   backends=list(rule.backends), applicable=applicable,
+                   stale=applicable and rule.id not in hit, project=bool(rule.project))
+
+
+@dataclass
+class RunInfo:
+    """One pytest session: its versions, how long it took, and whether it ran everything collected."""
+
+    environment: dict[str, str] = field(default_factory=dict)
+    duration: float = 0.0
+    collected: int = 0
+    deselected: int = 0
+    backends: list[str] = field(default_factory=list)
+    filters: list[str] = field(default_factory=list)  # -k / -m / --lf / --deselect given
+
+    @property
+    def partial(self) -> bool:
+        """Selected by -k, -m, --lf... or most tests deselected: unused rules may simply not have run."""
+        return bool(self.filters) or (self.deselected > 0 and self.deselected * 2 >= self.collected + self.deselected)
+
+
+@dataclass
 class ParityReport:
     reference: str = ""
     backends: list[str] = field(default_factory=list)
     items: list[ItemRecord] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, RuleInfo] = field(default_factory=dict)
+    runs: list[RunInfo] = field(default_factory=list)
 
     def add(self, record: ItemRecord) -> None:
         self.items.append(record)
@@ -51,31 +97,26 @@ class ParityReport:
                 labels.setdefault(item.backend, {})[item.served_by] = None
         return {backend: list(found) for backend, found in labels.items()}
 
-    def known_divergences(self) -> dict[str, Counter[str]]:
-        """xfail reasons per backend, with how often each was hit."""
-        table: dict[str, Counter[str]] = {}
-        for item in self.items:
-            if item.outcome == "xfailed" and item.reason:
-                for line in item.reason.splitlines():
-                    reason = _STEP_SUFFIX.sub("", line.strip())
-                    if reason:
-                        table.setdefault(item.backend, Counter())[reason] += 1
-        return table
-
-    def rule_hits(self) -> dict[str, Counter[str]]:
-        """Per backend: how many tests each rule id explained a difference in."""
-        table: dict[str, Counter[str]] = {}
-        for item in self.items:
-            for rule in item.rules:
-                table.setdefault(item.backend, Counter())[rule] += 1
-        return table
-
-    def stale_rules(self, rules: Any) -> list[str]:
-        """Ids of non-strict rules that could apply to a backend that ran, and explained nothing."""
+    def note_rules(self, rules: Any) -> None:
+        """Record the rules of this run, with which could have applied and which stayed unused."""
         hit = {rule for item in self.items for rule in item.rules}
-        ran = [b for b in self.counts() if b]
-        return [r.id for r in rules if r.id not in hit and not r.strict and r.active()
-                and any(r.applies_backend(b) for b in ran)]
+        ran = [b for b, c in self.counts().items() if b and sum(c.values())]
+        self.rules = {r.id: RuleInfo.from_rule(r, ran, hit) for r in rules}
+
+    def stale_rules(self) -> list[str]:
+        """Ids of non-strict rules that could apply to a backend that ran, and explained nothing."""
+        return [r.id for r in self.rules.values() if r.stale]
+
+    @property
+    def partial(self) -> bool:
+        return any(run.partial for run in self.runs)
+
+    def partial_reason(self) -> str:
+        """``selected tests with -k x`` / ``deselected most tests``: why unused rules prove nothing."""
+        filters = [f for run in self.runs for f in run.filters]
+        if filters:
+            return f"selected tests with {' '.join(dict.fromkeys(filters))}"
+        return "deselected most tests" if self.partial else ""
 
     def max_lag(self) -> dict[str, int]:
         """Largest replication lag (frames behind the primary) seen per backend."""
@@ -86,24 +127,12 @@ class ParityReport:
                 lags[item.backend] = max(lags.get(item.backend, 0), lag)
         return lags
 
-    def xfail_breakdown(self, blanket_reasons: set[str]) -> dict[str, tuple[int, int]]:
-        """Per backend: (xfails explained by client-wide rules only, xfails with case-specific ones).
-
-        Client-wide rules (glob subjects, e.g. "rowcount after SELECT is a leftover") say the
-        rows, types and errors still matched; case-specific ones are the differences to read.
-        """
-        table: dict[str, tuple[int, int]] = {}
+    def timings(self) -> dict[str, float]:
+        """Seconds spent in tests per backend (summed over workers, so it can exceed the wall time)."""
+        spent: dict[str, float] = {}
         for item in self.items:
-            if item.outcome != "xfailed":
-                continue
-            reasons = {_STEP_SUFFIX.sub("", line.strip()) for line in item.reason.splitlines() if line.strip()}
-            wide, specific = table.get(item.backend, (0, 0))
-            if reasons and reasons <= blanket_reasons:
-                wide += 1
-            else:
-                specific += 1
-            table[item.backend] = (wide, specific)
-        return table
+            spent[item.backend] = spent.get(item.backend, 0.0) + item.duration
+        return {b: round(s, 3) for b, s in spent.items()}
 
     def failures(self) -> list[ItemRecord]:
         return [i for i in self.items if i.outcome in ("failed", "error", "xpassed")]
@@ -113,42 +142,69 @@ class ParityReport:
         return not self.failures()
 
     def to_json(self) -> dict[str, Any]:
+        from .causes import analyse
+
+        analysis = analyse(self)
         return {
             "format": FORMAT,
             "version": VERSION,
             "reference": self.reference,
             "backends": self.backends,
             "environment": self.environment,
+            "runs": [asdict(r) for r in self.runs],
             "summary": {b: dict(c) for b, c in self.counts().items()},
             "served_by": self.served_by(),
+            "timings": self.timings(),
             "max_lag_frames": self.max_lag(),
+            "overall": analysis.overall_json(),
+            "verdict": [v.to_json() for v in analysis.verdicts],
+            "root_causes": [c.to_json() for c in analysis.causes],
+            "rules": [asdict(r) for r in self.rules.values()],
             "items": [asdict(i) for i in self.items],
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], origin: str = "report") -> ParityReport:
+        """Read a report; derived sections (verdict, root causes) are recomputed, not trusted."""
         if data.get("format") != FORMAT:
             raise ValueError(f"{origin}: not a traceparity report (format={data.get('format')!r})")
-        if data.get("version") != VERSION:
-            raise ValueError(f"{origin}: report version {data.get('version')!r} is not supported (want {VERSION})")
+        if data.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"{origin}: report version {data.get('version')!r} is not supported "
+                             f"(want one of {', '.join(map(str, READABLE_VERSIONS))})")
+        rules = [RuleInfo(**r) for r in data.get("rules", [])]
         return cls(
             reference=data.get("reference", ""),
             backends=list(data.get("backends", [])),
             environment=dict(data.get("environment", {})),
             items=[ItemRecord(**item) for item in data.get("items", [])],
+            rules={r.id: r for r in rules},
+            runs=[RunInfo(**r) for r in data.get("runs", [])],
         )
 
     def write(self, path: Path) -> None:
-        """Write ``.json`` or ``.html`` (by suffix) atomically."""
-        from .render import render_html
+        """Write ``.json``, ``.html`` or ``.md`` (by suffix) atomically."""
+        suffix = path.suffix.lower()
+        if suffix == ".html":
+            from .html import render_html
 
-        if path.suffix.lower() == ".html":
             text = render_html(self)
-        elif path.suffix.lower() == ".json":
-            text = json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n"
+        elif suffix == ".json":
+            text = json.dumps(self.to_json(), indent=1, sort_keys=False) + "\n"
+        elif suffix == ".md":
+            from .markdown import render_markdown
+
+            text = render_markdown(self)
         else:
-            raise ValueError(f"--traceparity-report={path}: use a .json or .html file name")
+            raise ValueError(f"{path}: use a file name ending in .json, .html or .md")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of :meth:`ParityReport.to_json` (shipped as ``report/schema.json``)."""
+    from importlib import resources
+
+    text = resources.files("pytest_traceparity.report").joinpath("schema.json").read_text(encoding="utf-8")
+    return dict(json.loads(text))

@@ -33,14 +33,17 @@ FORMAT = "traceparity-trace"
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
-OPS = ("open", "execute", "executemany", "executescript", "begin", "commit", "rollback", "sync", "close")
+OPS = ("open", "execute", "executemany", "executescript", "begin", "commit", "rollback", "sync", "close",
+       "register")
+REGISTER_KINDS = ("function", "aggregate", "window", "collation")
 SQL_OPS = ("execute", "executemany", "executescript")
 BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 
 REGENERATE_HINT = "re-record it with: traceparity record -o FILE -- CMD ..."
 
 _EVENT_KEYS = {
-    "seq", "conn", "op", "db", "target", "driver", "sql", "params", "mode", "error",
+    "seq", "conn", "op", "db", "target", "driver", "sql", "params", "mode", "error", "seed", "kind", "name",
+    "arity", "rowcount", "fresh",
 }
 
 
@@ -86,6 +89,12 @@ class Event:
     driver: str | None = None
     mode: str | None = None
     error: dict[str, Any] | None = None
+    seed: dict[str, Any] | None = None  # open: content of a database that existed before recording
+    fresh: bool = False  # open: the program deleted this database's file since its last use
+    kind: str | None = None  # register: function / aggregate / window / collation
+    name: str | None = None  # register: the registered name
+    arity: int | None = None  # register: argument count (-1: any)
+    rowcount: int | None = None  # execute/executemany of INSERT/UPDATE/DELETE: what the program saw
     line: int = 0
 
     def short(self, limit: int = 160) -> str:
@@ -93,6 +102,8 @@ class Event:
         text = " ".join((self.sql or self.op.upper()).split())
         if self.op == "begin":
             text = f"BEGIN {self.mode or 'DEFERRED'} (implicit)"
+        elif self.op == "register":
+            text = f"register {self.kind} {self.name}/{self.arity}"
         return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -104,7 +115,8 @@ def dumps(obj: dict[str, Any]) -> str:
 def event_json(seq: int, conn: int, op: str, **fields: Any) -> dict[str, Any]:
     """An event object with its keys in the canonical order (seq, conn, op, then fields)."""
     data: dict[str, Any] = {"seq": seq, "conn": conn, "op": op}
-    for key in ("db", "target", "driver", "key", "mode", "sql", "params", "error", "t"):
+    for key in ("db", "target", "driver", "key", "fresh", "seed", "kind", "name", "arity", "mode", "sql",
+                "params", "rowcount", "error", "t", "w"):
         if fields.get(key) is not None:
             data[key] = fields[key]
     return data
@@ -299,6 +311,14 @@ class TraceReader:
                 if not isinstance(value, str) or not value:
                     raise self._fail(lineno, "must be a non-empty string", key)
             event.db, event.target, event.driver = data["db"], data["target"], data["driver"]
+            seed = data.get("seed")
+            if seed is not None and not isinstance(seed, dict):
+                raise self._fail(lineno, "must be an object", "seed")
+            event.seed = seed
+            fresh = data.get("fresh", False)
+            if not isinstance(fresh, bool):
+                raise self._fail(lineno, f"must be true or false, got {fresh!r}", "fresh")
+            event.fresh = fresh
             opened[conn] = event.db or ""
             return event
         if conn not in opened:
@@ -324,11 +344,24 @@ class TraceReader:
             event.many = [self._params(p, lineno, f"params[{i}]") for i, p in enumerate(batches)]
         elif "params" in data:
             raise self._fail(lineno, f"op {op!r} takes no params", "params")
+        if op == "register":
+            kind, name, arity = data.get("kind"), data.get("name"), data.get("arity")
+            if kind not in REGISTER_KINDS:
+                raise self._fail(lineno, f"must be one of {', '.join(REGISTER_KINDS)}, got {kind!r}", "kind")
+            if not isinstance(name, str) or not name:
+                raise self._fail(lineno, "must be a non-empty string", "name")
+            if arity is not None and (not isinstance(arity, int) or isinstance(arity, bool)):
+                raise self._fail(lineno, f"must be an integer, got {arity!r}", "arity")
+            event.kind, event.name, event.arity = kind, name, arity
         if op == "begin":
             mode = data.get("mode", "DEFERRED")
             if mode not in BEGIN_MODES:
                 raise self._fail(lineno, f"must be one of {', '.join(BEGIN_MODES)}, got {mode!r}", "mode")
             event.mode = mode
+        rowcount = data.get("rowcount")
+        if rowcount is not None and (not isinstance(rowcount, int) or isinstance(rowcount, bool)):
+            raise self._fail(lineno, f"must be an integer, got {rowcount!r}", "rowcount")
+        event.rowcount = rowcount
         error = data.get("error")
         if error is not None and not isinstance(error, dict):
             raise self._fail(lineno, "must be an object", "error")

@@ -10,13 +10,14 @@ merge), with connections and databases renumbered. No clock value reaches the tr
 
 from __future__ import annotations
 
-import heapq
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 from ..backends.errors import UsageError
 from .format import TraceHeader, TraceWriter
-from .recorder import ENV_BASE, ENV_DIR, ENV_REDACT, RedactionRule, unique_label
+from .recorder import ENV_BASE, ENV_DIR, ENV_REDACT, ENV_START, RedactionRule, unique_label
 
 ENV_PKG = "TRACEPARITY_RECORD_PKG"
 
@@ -38,7 +39,16 @@ try:
     try:
         from pytest_traceparity.trace.recorder import install_from_env as _install
     except ImportError:
-        _sys.path.append(_os.environ.get("TRACEPARITY_RECORD_PKG", ""))
+        # Load our package by location, never by adding its directory to sys.path: that
+        # directory also holds our distribution metadata, and pytest in the recorded program
+        # would then load our plugin (and its requirements) into a suite that never asked for it.
+        import importlib.util as _ilu
+        _pkg = _os.path.join(_os.environ.get("TRACEPARITY_RECORD_PKG", ""), "pytest_traceparity")
+        _spec = _ilu.spec_from_file_location(
+            "pytest_traceparity", _os.path.join(_pkg, "__init__.py"), submodule_search_locations=[_pkg])
+        _mod = _ilu.module_from_spec(_spec)
+        _sys.modules["pytest_traceparity"] = _mod
+        _spec.loader.exec_module(_mod)
         from pytest_traceparity.trace.recorder import install_from_env as _install
     _install()
 except Exception as _exc:  # never break the program being recorded
@@ -76,6 +86,7 @@ def child_env(parts_dir: Path, base_dir: Path, redact: Sequence[RedactionRule | 
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(boot), env.get("PYTHONPATH", "")) if p)
     env[ENV_DIR] = str(parts_dir)
     env[ENV_BASE] = str(base_dir)
+    env[ENV_START] = repr(time.time())
     env[ENV_PKG] = str(Path(__file__).resolve().parents[2])
     specs = [r if isinstance(r, str) else r.spec() for r in redact]
     if specs:
@@ -84,33 +95,97 @@ def child_env(parts_dir: Path, base_dir: Path, redact: Sequence[RedactionRule | 
 
 
 class _Part:
-    """Streams one part's events (lenient: a killed process loses only its last line)."""
+    """One process's part file, read whole (lenient: a killed process loses only its last line)."""
 
-    def __init__(self, index: int, path: Path) -> None:
-        self.index = index
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.complete = False
-
-    def __iter__(self) -> Iterator[tuple[int, int, dict[str, Any]]]:
-        with self.path.open("r", encoding="utf-8") as fh:
+        self.events: list[dict[str, Any]] = []
+        with path.open("r", encoding="utf-8") as fh:
             fh.readline()
-            for position, text in enumerate(fh):
+            for text in fh:
                 if not text.endswith("\n"):
-                    return
+                    break
                 data = json.loads(text)
                 if "end" in data:
                     self.complete = True
-                    return
-                yield int(data.pop("t", 0)), self.index, {**data, "_pos": position}
+                    break
+                self.events.append(data)
+        self.start = int(self.events[0].get("t", 0)) if self.events else 0
+        self.worker = next((str(e["w"]) for e in self.events if e.get("w")), "")
+        digest = hashlib.sha256()
+        for data in self.events:
+            digest.update(json.dumps({k: v for k, v in data.items() if k not in ("t", "w", "key")},
+                                     sort_keys=True).encode("utf-8"))
+        self.digest = digest.hexdigest()
+
+
+def _ordered(parts: list[_Part]) -> list[_Part]:
+    """The first process to record (not a pytest-xdist worker) first, then the others by content.
+
+    Why not start time for all: processes started together (xdist workers, a pool of
+    children) start in a different order on every run, and xdist hands the same test
+    files to different workers from run to run; ordering them by what they did makes the
+    same program give the same trace.
+    """
+    plain = [p for p in parts if not p.worker]
+    first = [min(plain, key=lambda p: (p.start, p.path.name))] if plain else []
+    rest = sorted((p for p in parts if p not in first), key=lambda p: (p.digest, p.path.name))
+    return [*first, *rest]
+
+
+def _canonical(parts: list[_Part]) -> Iterator[dict[str, Any]]:
+    """Events in canonical order: process order (:func:`_ordered`), then each process's own sequence.
+
+    A database opened by several processes keeps the order in which its events really
+    happened: an event on such a database waits until it is the earliest pending one.
+    Events on a process's own databases never wait, so timing between processes that
+    share nothing never reaches the trace.
+    """
+    keys: dict[tuple[int, str], str] = {}
+    owners: dict[str, set[int]] = {}
+    for index, part in enumerate(parts):
+        for data in part.events:
+            if data["op"] == "open" and data.get("key"):
+                keys[(index, data["db"])] = data["key"]
+                owners.setdefault(data["key"], set()).add(index)
+    shared = {key for key, who in owners.items() if len(who) > 1}
+    conn_db: dict[tuple[int, int], str] = {}
+    for index, part in enumerate(parts):
+        for data in part.events:
+            if data["op"] == "open":
+                conn_db[(index, data["conn"])] = data["db"]
+
+    def is_shared(index: int, data: dict[str, Any]) -> bool:
+        db = data.get("db") if data["op"] == "open" else conn_db.get((index, data["conn"]))
+        return keys.get((index, db or "")) in shared
+
+    heads = [0] * len(parts)
+    remaining = sum(len(p.events) for p in parts)
+    while remaining:
+        waiting: list[tuple[int, int]] = []
+        for index, part in enumerate(parts):
+            if heads[index] >= len(part.events):
+                continue
+            data = part.events[heads[index]]
+            if not is_shared(index, data):
+                break
+            waiting.append((int(data.get("t", 0)), index))
+        else:
+            index = min(waiting)[1]
+        data = parts[index].events[heads[index]]
+        heads[index] += 1
+        remaining -= 1
+        yield {**data, "_part": index}
 
 
 def merge_parts(parts_dir: Path, out: Path, header: TraceHeader) -> MergeResult:
-    """Merge per-process parts into one trace, in the order the events happened.
+    """Merge per-process parts into one trace in canonical order (see :func:`_canonical`).
 
-    Streams a k-way merge on each event's monotonic stamp; connection and database ids
-    are renumbered globally (one file path is one database across processes).
+    Connection and database ids are renumbered by first appearance in that order (one
+    file path is one database across processes); the merge keys and stamps are dropped.
     """
-    parts = [_Part(i, p) for i, p in enumerate(sorted(parts_dir.glob("part-*.jsonl")))]
+    parts = _ordered([_Part(p) for p in parts_dir.glob("part-*.jsonl")])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     writer = TraceWriter(tmp, header)
@@ -120,8 +195,10 @@ def merge_parts(parts_dir: Path, out: Path, header: TraceHeader) -> MergeResult:
     labels: dict[str, str] = {}
     used: set[str] = set()
     try:
-        for _, index, data in heapq.merge(*parts, key=lambda item: (item[0], item[1], item[2]["_pos"])):
-            del data["_pos"]
+        for data in _canonical(parts):
+            index = data.pop("_part")
+            data.pop("t", None)
+            data.pop("w", None)
             if data["op"] == "open":
                 conns[(index, data["conn"])] = len(conns) + 1
                 key = data.pop("key", None)
@@ -129,6 +206,7 @@ def merge_parts(parts_dir: Path, out: Path, header: TraceHeader) -> MergeResult:
                 if local not in dbs:
                     if key is not None and key in by_key:
                         dbs[local] = by_key[key]
+                        data.pop("seed", None)  # captured once, by the first process to open it
                     else:
                         dbs[local] = f"db{len(labels) + 1}"
                         labels[dbs[local]] = (unique_label(data["target"], used) if key is not None

@@ -11,6 +11,8 @@ reference backend's item; every other backend's item compares and never writes.
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,7 +25,7 @@ from ..backends.errors import TraceparityError
 from ..golden.store import golden_path_for, trace_name
 from ..golden.verify import ReplayReport, update_golden, verify_trace
 from ..state import STATE_KEY, TraceparityState
-from .format import TraceReader
+from .format import FORMAT, TraceReader
 
 
 class TraceDivergence(Exception):
@@ -49,14 +51,40 @@ def _matches(path: Path, state: TraceparityState) -> bool:
     return False
 
 
+def is_trace_file(path: Path) -> bool:
+    """True when the file starts with a trace header line (whatever its version)."""
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline(64 * 1024)
+        data = json.loads(first.decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def _given(file_path: Path, config: pytest.Config) -> bool:
+    """The file is, or lies under, a path named on the command line (not the default rootdir)."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return False
+    resolved = file_path.resolve()
+    for arg in config.args:
+        target = Path(arg.split("::", 1)[0])
+        target = (target if target.is_absolute() else config.invocation_params.dir / target).resolve()
+        if resolved == target or target in resolved.parents:
+            return True
+    return False
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> TraceFile | None:
-    """Collect ``*.jsonl`` traces matching ``--traces`` (or named explicitly on the command line)."""
+    """Collect ``*.jsonl`` traces matching ``--traces`` or given on the command line (a file or a
+    directory holding it), when the file starts with a trace header; other ``.jsonl`` files are
+    not ours and are left alone without error."""
     state = _state(parent.config)
     if state is None or file_path.suffix != ".jsonl" or file_path.name.endswith(".golden.jsonl"):
         return None
-    if _matches(file_path, state) or parent.session.isinitpath(file_path):
-        return TraceFile.from_parent(parent, path=file_path)
-    return None
+    if not (_matches(file_path, state) or parent.session.isinitpath(file_path) or _given(file_path, parent.config)):
+        return None
+    return TraceFile.from_parent(parent, path=file_path) if is_trace_file(file_path) else None
 
 
 class TraceFile(pytest.File):
@@ -91,7 +119,8 @@ def run_trace(state: TraceparityState, trace: Path, backend_id: str, *, golden: 
     trace = _display(trace)
     golden = _display(golden) if golden is not None else None
     if update and backend_id == state.reference:
-        return update_golden(trace, backend, state.new_context, golden=golden)
+        return update_golden(trace, backend, state.new_context, golden=golden,
+                             allow_departures=os.environ.get("TRACEPARITY_ALLOW_DEPARTURES") == "1")
     if update:
         # Another backend under --update-golden: compare with what the reference writes in this
         # run (replayed privately), so the outcome never depends on item order or xdist workers.
@@ -100,7 +129,7 @@ def run_trace(state: TraceparityState, trace: Path, backend_id: str, *, golden: 
         with tempfile.TemporaryDirectory(prefix="traceparity-golden-") as tmp:
             fresh = Path(tmp) / real.name
             reference = state.registry.get(state.reference)
-            update_golden(trace, reference, state.new_context, golden=fresh)
+            update_golden(trace, reference, state.new_context, golden=fresh, allow_departures=True)
             report = verify_trace(trace, backend, state.new_context, state.divergences, golden=fresh)
         report.golden = real
         return report

@@ -5,21 +5,35 @@ own fresh database on the backend; each recorded connection gets its own connect
 it, so interleaved multi-connection traffic (and its locking) replays as recorded.
 Nothing is papered over: a backend that refuses named parameters or raises a different
 exception class produces a different outcome, which the caller compares and judges.
+
+A replay never aborts on what a trace contains: a connection whose open failed turns
+its later steps into "not run" outcomes, an unreadable final state becomes a recorded
+error in the snapshot, and file targets (ATTACH, VACUUM INTO, load_extension) are mapped
+into the replay's private workdir (:mod:`.isolation`). Given the trace path, each
+database is snapshotted and closed right after its last use, so memory stays bounded by
+the databases in use at once, not by the trace's size.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..backends.base import CAP_SYNC, Backend, BackendContext, Connection, Database
 from ..backends.errors import DatabaseError, TraceparityError
 from ..backends.values import Result
 from ..compare import Outcome
-from ..golden.fingerprint import snapshot
+from ..golden.fingerprint import safe_snapshot
+from ..sqltext import split
+from .faithful import Departure, departure_for
 from .format import Event, TraceReader
+from .isolation import PathMapper, isolate, isolate_many
+from .registrations import Registrations
+from .seed import restore_seed
+from .volatile import Volatility, load_patterns
 
 
 @dataclass
@@ -29,19 +43,69 @@ class Step:
 
 
 class ReplayError(TraceparityError):
-    """The replay itself could not go on (not a divergence): e.g. a database could not be created."""
+    """The replay itself could not go on (not a divergence)."""
+
+
+def not_run(reason: str, backend: str) -> Outcome:
+    """The outcome of a step that could not be attempted (its connection never opened)."""
+    return Outcome(error=DatabaseError(f"not run: {reason}", kind="not_run", backend=backend,
+                                       exc_type="traceparity.NotRun", dbapi_class="NotRun"))
+
+
+def last_uses(trace: str | Path) -> dict[str, int]:
+    """``{db id: seq of its last event}``, one streaming pass over the trace."""
+    last: dict[str, int] = {}
+    for event in TraceReader(trace):
+        if event.db:
+            last[event.db] = event.seq
+    return last
+
+
+@dataclass
+class ReplayStats:
+    """What the replay did besides running steps, for reports."""
+
+    excluded: dict[str, int] = field(default_factory=dict)  # reason -> steps not run
+    seeded: dict[str, str] = field(default_factory=dict)  # db id -> how its pre-existing content was restored
+    unreadable: list[str] = field(default_factory=list)  # final-state parts that could not be read, by name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"excluded": dict(self.excluded), "excluded_steps": sum(self.excluded.values()),
+                "seeded": dict(self.seeded), "unreadable": list(self.unreadable)}
+
+    def lines(self) -> list[str]:
+        """For people: what was not compared, and what was restored before replay."""
+        out = []
+        if self.excluded:
+            out.append(f"{sum(self.excluded.values())} step(s) marked and excluded from comparison:")
+            out += [f"  {n}x {reason}" for reason, n in sorted(self.excluded.items())]
+        out += [f"database {db} existed before recording: {how}" for db, how in sorted(self.seeded.items())]
+        out += [f"final state: {what} (recorded as such and compared)" for what in self.unreadable]
+        return out
 
 
 class Replayer:
     """Drives one trace on one backend; use as a context manager so databases get released."""
 
-    def __init__(self, backend: Backend, make_context: Callable[[str], BackendContext], name: str) -> None:
+    def __init__(self, backend: Backend, make_context: Callable[[str], BackendContext], name: str,
+                 *, trace: str | Path | None = None) -> None:
         self.backend = backend
         self.make_context = make_context
         self.name = name
         self.databases: dict[str, Database] = {}
         self.connections: dict[int, Connection] = {}
+        self.failed_opens: dict[int, str] = {}
+        self.conn_db: dict[int, str] = {}
+        self.targets: dict[str, str] = {}  # db id -> the name the program used for it
         self.served_by: dict[str, str] = {}
+        self.snapshots: dict[str, Any] = {}
+        self.departures: list[Departure] = []
+        self.uncaptured: set[int] = set()  # connections to a pre-existing database the trace could not carry
+        self.stats = ReplayStats()
+        self.registrations = Registrations()
+        self.paths = PathMapper(lambda: self.make_context(f"{self.name}-files").workdir)
+        self._last = last_uses(trace) if trace is not None else None
+        self.volatility = Volatility(load_patterns(Path(trace).parent if trace is not None else Path.cwd()))
 
     def __enter__(self) -> Replayer:
         return self
@@ -49,13 +113,14 @@ class Replayer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _database(self, db_id: str) -> Database:
+    def _database(self, event: Event) -> Database:
+        db_id = event.db or "db"
         if db_id not in self.databases:
             ctx = self.make_context(f"{self.name}-{db_id}")
-            try:
-                self.databases[db_id] = self.backend.create_database(ctx)
-            except TraceparityError as exc:
-                raise ReplayError(f"[{self.backend.id}] cannot create a database for {db_id}: {exc}") from exc
+            database = self.backend.create_database(ctx)
+            self.databases[db_id] = database
+            if event.seed:
+                self.stats.seeded[db_id] = restore_seed(database, event.seed)
         return self.databases[db_id]
 
     def run(self, reader: TraceReader) -> Iterator[Step]:
@@ -64,23 +129,64 @@ class Replayer:
             yield Step(event, self.step(event))
 
     def step(self, event: Event) -> Outcome:
+        """Run one event; never raises for what the trace contains."""
+        try:
+            outcome = self._step(event)
+        except TraceparityError as exc:
+            outcome = not_run(_one_line(exc), self.backend.id)
+        except Exception as exc:  # a client library failing outside its error model: a fact, not an abort
+            outcome = not_run(f"the client raised {type(exc).__name__}: {_one_line(exc)}", self.backend.id)
+        departure = departure_for(event, outcome)
+        if departure is not None:
+            self.departures.append(departure)
+        if self._last is not None and event.db and self._last.get(event.db) == event.seq:
+            self._retire(event.db)
+        return outcome
+
+    def _step(self, event: Event) -> Outcome:
         op = event.op
         if op == "open":
-            database = self._database(event.db or "db")
+            self.conn_db[event.conn] = event.db or "db"
+            self.targets.setdefault(event.db or "db", event.target or "?")
+            if event.seed and "skipped" in event.seed:
+                self.uncaptured.add(event.conn)
+            if event.fresh and event.db in self.databases:  # the program deleted the file: start afresh
+                self._discard(event.db, keep=event.conn)
             try:
+                database = self._database(event)
                 self.connections[event.conn] = database.connect()
-            except DatabaseError as exc:
-                return Outcome(error=exc)
+            except Exception as exc:  # any failure to open is a fact about this backend, never an abort
+                self.failed_opens[event.conn] = _one_line(exc)
+                if isinstance(exc, DatabaseError):
+                    return Outcome(error=exc)
+                return not_run(f"database could not be opened ({_one_line(exc)})", self.backend.id)
+            return Outcome(result=Result())
+        if op == "register":
+            self.registrations.add(event)
             return Outcome(result=Result())
         conn = self.connections.get(event.conn)
-        if conn is None:  # the reader validates this; guards direct callers
-            raise ReplayError(f"seq {event.seq}: connection {event.conn} is not open")
+        if conn is None:
+            if op == "close":
+                self.failed_opens.pop(event.conn, None)
+                return Outcome(result=Result())
+            reason = self.failed_opens.get(event.conn)
+            why = f"open failed ({reason})" if reason is not None else "its connection is not open"
+            return not_run(why, self.backend.id)
+        if op in ("execute", "executemany", "executescript"):
+            marked = self._marked(event)
+            if marked is not None:
+                return marked
         if op == "execute":
-            return Outcome.capture(conn.execute, event.sql or "", event.params)
+            sql, params = isolate(event.sql or "", event.params, self.paths)
+            return self._volatile(sql, Outcome.capture(conn.execute, sql, params))
         if op == "executemany":
-            return Outcome.capture(conn.executemany, event.sql or "", event.many or [])
+            sql, batches = isolate_many(event.sql or "", list(event.many or []), self.paths)
+            return self._volatile(sql, Outcome.capture(conn.executemany, sql, batches))
         if op == "executescript":
-            return _plain(Outcome.capture(conn.executescript, event.sql or ""))
+            sql, _ = isolate(event.sql or "", (), self.paths)
+            for statement in split(sql):
+                self.volatility.observe(statement)
+            return _plain(Outcome.capture(conn.executescript, sql))
         if op == "begin":
             return _plain(Outcome.capture(conn.begin, event.mode or "DEFERRED"))
         if op == "commit":
@@ -94,19 +200,91 @@ class Replayer:
         if op == "close":
             del self.connections[event.conn]
             return _plain(Outcome.capture(conn.close))
-        raise ReplayError(f"seq {event.seq}: unknown op {op!r}")
+        return not_run(f"unknown op {op!r}", self.backend.id)
+
+    def _volatile(self, sql: str, outcome: Outcome) -> Outcome:
+        """Values a volatile statement returns are compared by storage class only."""
+        volatile = self.volatility.observe(sql)
+        result = outcome.result
+        if result is None or not result.rows:
+            return outcome
+        positions = None if volatile else self.volatility.result_columns(sql, result.columns)
+        if positions is None or positions:
+            return Outcome(result=self.volatility.mask(result, positions))
+        return outcome
+
+    def _marked(self, event: Event) -> Outcome | None:
+        """Steps whose outcome the replay cannot reproduce faithfully are marked, not run.
+
+        Every backend gets the same marked outcome, so they are excluded from comparison;
+        the count per reason is in :attr:`stats`.
+        """
+        reason = self.registrations.dependency(event.conn, event.sql or "")
+        if reason is None and event.error and event.error.get("in_progress"):
+            reason = "failed in the program because a cursor was still unfetched (cursor lifetime not replayed)"
+        if reason is None:
+            return None
+        self.stats.excluded[reason] = self.stats.excluded.get(reason, 0) + 1
+        fields = dict(event.error) if event.error and "in_progress" in event.error else {}
+        fields.update({"kind": "excluded", "dbapi_class": "Excluded", "exc_type": "traceparity.Excluded",
+                       "reason": reason})
+        return Outcome(error_json=fields)
+
+    def _retire(self, db_id: str) -> None:
+        """After a database's last event: close what is still open on it, snapshot it, release it."""
+        for conn_id in [c for c, d in self.conn_db.items() if d == db_id]:
+            conn = self.connections.pop(conn_id, None)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            del self.conn_db[conn_id]
+        database = self.databases.pop(db_id, None)
+        if database is None:
+            return
+        self.snapshots[db_id] = self._snapshot(db_id, database)
+        with contextlib.suppress(Exception):
+            database.close()
+
+    def _discard(self, db_id: str, keep: int) -> None:
+        for conn_id in [c for c, d in self.conn_db.items() if d == db_id and c != keep]:
+            conn = self.connections.pop(conn_id, None)
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        database = self.databases.pop(db_id)
+        with contextlib.suppress(Exception):
+            database.close()
+
+    def _snapshot(self, db_id: str, database: Database) -> dict[str, Any]:
+        with contextlib.suppress(Exception):
+            self.served_by[db_id] = database.served_by
+        try:
+            conn = database.connect()
+        except Exception as exc:
+            snap = {"error": f"final state could not be read: connect failed ({_one_line(exc)})"}
+            self._note_unreadable(db_id, snap)
+            return snap
+        with contextlib.closing(conn):
+            snap = safe_snapshot(lambda sql: conn.execute(sql), self.volatility.volatile_columns)
+        self._note_unreadable(db_id, snap)
+        return snap
+
+    def _note_unreadable(self, db_id: str, snap: dict[str, Any]) -> None:
+        where = f"database {db_id} ({self.targets.get(db_id, '?')})"
+        if "error" in snap:
+            self.stats.unreadable.append(f"{where}: {snap['error']}")
+        for table, digest in snap.get("content", {}).items():
+            if "error" in digest:
+                self.stats.unreadable.append(f"{where}, table {table!r}: unreadable ({digest['error']})")
 
     def final_state(self) -> dict[str, Any]:
         """Close what the program left open (like process exit), then snapshot every database."""
         self._close_connections()
-        out: dict[str, Any] = {}
-        for db_id in sorted(self.databases, key=_db_order):
+        out = dict(self.snapshots)
+        for db_id in list(self.databases):
             database = self.databases[db_id]
-            with contextlib.closing(database.connect()) as conn:
-                out[db_id] = snapshot(lambda sql, c=conn: c.execute(sql))  # type: ignore[misc]
-            with contextlib.suppress(Exception):
-                self.served_by[db_id] = database.served_by
-        return out
+            out[db_id] = self._snapshot(db_id, database)
+        return {k: out[k] for k in sorted(out, key=_db_order)}
 
     def _close_connections(self) -> None:
         conns, self.connections = self.connections, {}
@@ -120,6 +298,11 @@ class Replayer:
         for database in dbs.values():
             with contextlib.suppress(Exception):
                 database.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 240 else text[:237] + "..."
 
 
 def _plain(outcome: Outcome) -> Outcome:
