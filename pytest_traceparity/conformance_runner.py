@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import BackendContext, Connection
-from .backends.errors import UsageError
+from .backends.errors import DatabaseError, UsageError
 from .backends.facade import DB
 from .backends.values import canonical, decode_value, display
 from .compare import (
@@ -354,10 +354,18 @@ def run_case(case: Case, db: DB) -> CaseRun:
     """Run every step on ``db`` (a fresh database); errors are outcomes, not exceptions."""
     run = CaseRun(case=case, backend=db.backend_id, served_by=db.served_by)
     second: Connection | None = None
+    refused: Outcome | None = None  # opening the second connection failed: each of its steps shows that error
     for step in case.all_steps():
         if step.conn == 2:
-            if second is None:
-                second = db.connect()
+            if second is None and refused is None:
+                try:
+                    second = db.connect()
+                except DatabaseError as exc:
+                    refused = Outcome(error=exc)
+            if refused is not None:
+                run.steps.append(StepRun(step, refused))
+                continue
+            assert second is not None
             conn = second
         else:
             conn = db.connection

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-ALL = ("--backends=all", "--sqld=stand-in", "--traceparity-redirect")
+# The four built-in backends (all also takes the optional Turso / SQLAlchemy-over-libsql ones when
+# installed; the expected counts below are those of the built-ins).
+ALL = ("--backends=sqlalchemy-sqlite,libsql-local,sqld-http,embedded-replica", "--sqld=stand-in",
+       "--traceparity-redirect")
 
 SQLITE3_MODULE = """
 import sqlite3

@@ -29,12 +29,11 @@ OPTIONAL_BACKENDS = (
     ("turso_sync", "TursoSyncBackend"),
 )
 
-# >>> MERGE SWITCH (issue 14) <<<
-# False: the optional backends are left out of ``--backends=all`` (still selectable by id),
-# because their differences are not yet covered by root-cause rules in the divergence
-# registry and the Quick start parity job would fail on them. Flip to True once the rules
-# from notes/issue-14-divergences.md are in the registry.
-OPTIONAL_BACKENDS_IN_ALL = False
+# ``--backends=all`` takes an optional backend when its package (and, for turso-sync, the tursodb
+# binary) is present: their differences are described by root-cause rules in
+# known_divergences_turso.toml (and the libsql rules they share). False keeps them out of ``all``
+# (still selectable by id), e.g. while a new backend's differences have no rules yet.
+OPTIONAL_BACKENDS_IN_ALL = True
 
 
 @hookimpl

@@ -1,7 +1,8 @@
 """Known divergences as root-cause rules: model, matching, severity, staleness.
 
 Rules ship with the package (``pytest_traceparity/known_divergences.toml``: facts about
-the built-in clients) and come from the project's ``pyproject.toml``
+the built-in clients; ``known_divergences_turso.toml``: Turso's engine, its sync client and
+SQLAlchemy over libsql) and come from the project's ``pyproject.toml``
 (``[[tool.traceparity.rules]]``, same format; the old ``[[tool.traceparity.known_divergences]]``
 entries still load). ``[tool.traceparity.severity]`` re-ranks. See :mod:`.rules` for the format,
 :mod:`.registry` for precedence and :mod:`.severity` for the scale.
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 BUILTIN = "pytest_traceparity/known_divergences.toml"
+# Shipped rule files, loaded in this order (file order is the last precedence tie-breaker).
+BUILTIN_FILES = ("known_divergences.toml", "known_divergences_turso.toml")
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -50,10 +53,17 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 def builtin_entries() -> list[Rule]:
-    """Rules about the built-in clients that ship with the package."""
-    text = resources.files("pytest_traceparity").joinpath("known_divergences.toml").read_text(encoding="utf-8")
-    data = tomllib.loads(text)
-    return parse_rules(data.get("rule", []), BUILTIN)
+    """Rules about the built-in clients that ship with the package (ids are unique across the files)."""
+    rules: list[Rule] = []
+    for name in BUILTIN_FILES:
+        text = resources.files("pytest_traceparity").joinpath(name).read_text(encoding="utf-8")
+        origin = f"pytest_traceparity/{name}"
+        found = parse_rules(tomllib.loads(text).get("rule", []), origin, start=len(rules))
+        clash = {r.id for r in rules} & {r.id for r in found}
+        if clash:
+            raise UsageError(f"{origin}: rule id(s) {sorted(clash)} already defined in another shipped file")
+        rules += found
+    return rules
 
 
 def project_settings(rootdir: Path) -> tuple[dict[str, Any], Path | None]:
