@@ -62,7 +62,8 @@ def ratio_figure(name: str, slow: list[float], fast: list[float], target: float 
     fig = Figure(name, value, "x", ratios)
     if target is not None:
         fig.target, fig.met = f"<= {target:.1f}x{unit_note}", value <= target
-    fig.detail = {"slow_s_median": round(statistics.median(slow), 4), "fast_s_median": round(statistics.median(fast), 4)}
+    fig.detail = {"slow_s_median": round(statistics.median(slow), 4),
+                  "fast_s_median": round(statistics.median(fast), 4)}
     return fig
 
 
