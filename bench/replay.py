@@ -5,8 +5,9 @@ selects and range reads on two connections) replayed with ``verify_trace`` again
 golden, vs the same statements sent straight through the backend's raw client (decoded
 up front, so the raw side pays nothing for reading). The two sides alternate.
 
-Memory: ``python -m bench.replay --rss STEPS`` replays a trace of STEPS steps in a fresh
-process and prints its peak RSS (``ru_maxrss``), so 10k and 100k compare like for like.
+Memory: :func:`peak_rss` makes a trace of STEPS steps and its golden here, then replays it
+in a fresh process (``python -m bench.replay --rss-replay TRACE GOLDEN``) that prints its
+peak RSS (``ru_maxrss``), so 10k and 100k compare like for like.
 """
 
 from __future__ import annotations
@@ -153,29 +154,51 @@ class Workspace:
 
 
 def peak_rss(steps: int, backend_id: str = "libsql-local") -> dict[str, Any]:
-    """Peak RSS of a fresh process that replays a ``steps``-step trace (trace and golden made first)."""
+    """Peak RSS of a fresh process that only replays a ``steps``-step trace (made here first)."""
     import subprocess
 
-    out = subprocess.run([sys.executable, "-m", "bench.replay", "--rss", str(steps), "--backend", backend_id],
-                         capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _rss_child(steps: int, backend_id: str) -> None:
     ws = Workspace(steps)
     try:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        ws.events = []  # the raw side's decoded copy is not part of a replay
-        ws.replay(backend_id)()
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        cmd = [sys.executable, "-m", "bench.replay", "--rss-replay", str(ws.trace), str(ws.golden),
+               "--backend", backend_id, "--root", str(ws.root)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parent.parent)
     finally:
         ws.close()
-    print(json.dumps({"steps": steps, "peak_rss_kib": after, "rss_before_replay_kib": before}))
+    return {"steps": steps, **json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def _rss_child(trace: Path, golden: Path, backend_id: str, root: Path) -> None:
+    counter = itertools.count()
+
+    def make(name: str) -> BackendContext:
+        workdir = root / f"rss-{next(counter)}"
+        workdir.mkdir()
+        return BackendContext(workdir=workdir, name="db")
+
+    before = _peak_kib()
+    report = verify_trace(trace, standalone_registry().get(backend_id), make,
+                          DivergenceRegistry(builtin_entries()), golden=golden)
+    after = _peak_kib()
+    print(json.dumps({"peak_rss_kib": after, "rss_before_replay_kib": before, "status": report.status}))
+
+
+def _peak_kib() -> int:
+    """This process's peak RSS: VmHWM (ru_maxrss keeps the parent's peak across fork + exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rss", type=int, required=True)
+    parser.add_argument("--rss-replay", nargs=2, type=Path, required=True, metavar=("TRACE", "GOLDEN"))
     parser.add_argument("--backend", default="libsql-local")
+    parser.add_argument("--root", type=Path, required=True)
     args = parser.parse_args()
-    _rss_child(args.rss, args.backend)
+    _rss_child(args.rss_replay[0], args.rss_replay[1], args.backend, args.root)
