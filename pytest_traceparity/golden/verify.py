@@ -123,16 +123,16 @@ class ReplayReport:
     def known_steps(self) -> int:
         return len(self.known) + self.known_folded
 
-    def fold(self, step: StepReport) -> None:
+    def fold(self, seq: int | str, reasons: list[str], attributions: list[Attribution]) -> None:
         """Count a known step instead of keeping it (past KEEP_KNOWN)."""
         self.known_folded += 1
-        for reason in step.reasons:
-            self.folded_reasons.setdefault(reason, step.seq)
-        for a in step.attributions:
+        for reason in reasons:
+            self.folded_reasons.setdefault(reason, seq)
+        for a in attributions:
             key = (a.rule_id, a.severity, a.difference.aspect)
             group = self.folded.get(key)
             if group is None:
-                self.folded[key] = [1, step.seq, a]
+                self.folded[key] = [1, seq, a]
             else:
                 group[0] += 1
 
@@ -241,16 +241,16 @@ def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, dif
     verdict = registry.judge(report.backend, subject, diffs)
     if verdict.status == "same":
         return
+    if verdict.status == "known" and len(report.known) >= KEEP_KNOWN:  # counted, no step report built
+        seq = subject.rsplit("#", 1)[-1]
+        report.fold(int(seq) if seq.isdigit() else seq, [_reason_text(e) for e in verdict.entries],
+                    list(verdict.attributions))
+        return
     step = make()
     step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
     step.reasons = [_reason_text(e) for e in verdict.entries]
     step.attributions = list(verdict.attributions)
-    if verdict.status != "known":
-        report.failures.append(step)
-    elif len(report.known) < KEEP_KNOWN:
-        report.known.append(step)
-    else:
-        report.fold(step)
+    (report.known if verdict.status == "known" else report.failures).append(step)
 
 
 def verify_trace(
