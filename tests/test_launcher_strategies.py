@@ -225,7 +225,7 @@ def test_auto_prefers_url_then_path_then_standin(fake_sqld: Path, tmp_path: Path
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with start_sqld(SqldConfig(strategy="auto", workdir=tmp_path)) as handle:
         assert handle.endpoint.strategy == "stand-in"
-        assert handle.endpoint.label == "stand-in 0.1 (traceparity)"
+        assert handle.endpoint.label == "stand-in 0.1 (traceparity) [write-lock handover 0.2 s; sqld: 5 s]"
 
 
 def test_unknown_strategy() -> None:

@@ -35,7 +35,7 @@ def test_crashed_standin_is_named_not_a_traceback(
     out = result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            "*stand-in 0.1 (traceparity) at http://127.0.0.1:* stopped answering*"
+            "*stand-in 0.1 (traceparity)* at http://127.0.0.1:* stopped answering*"
             "the stand-in process (pid *) was killed by signal 9; its log is kept at *",
         ]
     )

@@ -38,7 +38,7 @@ def test_fresh_database_per_context_and_label(handle: SqldHandle, tmp_path: Path
     first, second = backend.create_database(ctx), backend.create_database(ctx)
     assert isinstance(first, SqldHttpDatabase) and isinstance(second, SqldHttpDatabase)
     try:
-        assert first.served_by == "stand-in 0.1 (traceparity)"
+        assert first.served_by == "stand-in 0.1 (traceparity) [write-lock handover 0.2 s; sqld: 5 s]"
         assert first.url != second.url and "/dev/" in first.url
         with first.connect() as conn:
             conn.execute("CREATE TABLE t(x)")

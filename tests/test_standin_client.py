@@ -35,7 +35,7 @@ def url(standin: SqldHandle, request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def test_label_says_stand_in(standin: SqldHandle) -> None:
-    assert standin.endpoint.label == "stand-in 0.1 (traceparity)"
+    assert standin.endpoint.label == "stand-in 0.1 (traceparity) [write-lock handover 0.2 s; sqld: 5 s]"
     assert standin.endpoint.strategy == "stand-in"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,9 @@ from .store import (
 )
 
 MAX_LISTED = 10
+# Known-divergence steps kept whole; past this, only counts per rule are kept, so replay
+# memory stays flat on a long trace where (say) every SELECT differs in a known way.
+KEEP_KNOWN = 2000
 
 
 @dataclass
@@ -99,6 +102,10 @@ class ReplayReport:
     steps: int = 0
     failures: list[StepReport] = field(default_factory=list)
     known: list[StepReport] = field(default_factory=list)
+    # known steps past KEEP_KNOWN: (rule, severity, aspect) -> [count, first seq, one attribution]
+    folded: dict[tuple[str | None, str, str], list[Any]] = field(default_factory=dict)
+    known_folded: int = 0
+    folded_reasons: dict[str, int | str] = field(default_factory=dict)  # reason -> first folded seq
     golden_status: str | None = None  # created / updated / unchanged (update mode)
     departures: list[Any] = field(default_factory=list)  # update mode: trace.faithful.Departure
     replay_notes: Any = None  # trace.replayer.ReplayStats: steps excluded from comparison, seeded databases
@@ -115,13 +122,37 @@ class ReplayReport:
             return "failed"
         return "xfail" if self.known else "passed"
 
+    @property
+    def known_steps(self) -> int:
+        return len(self.known) + self.known_folded
+
+    def fold(self, seq: int | str, reasons: list[str], attributions: list[Attribution]) -> None:
+        """Count a known step instead of keeping it (past KEEP_KNOWN)."""
+        self.known_folded += 1
+        for reason in reasons:
+            self.folded_reasons.setdefault(reason, seq)
+        for a in attributions:
+            key = (a.rule_id, a.severity, a.difference.aspect)
+            group = self.folded.get(key)
+            if group is None:
+                self.folded[key] = [1, seq, a]
+            else:
+                group[0] += 1
+
     def attributions(self) -> list[tuple[int | str, Attribution]]:
         """Every difference with its seq, in step order (failures and known steps together)."""
         steps = sorted(self.failures + self.known, key=lambda s: (isinstance(s.seq, str), s.seq))
         return [(s.seq, a) for s in steps for a in s.attributions]
 
+    def _all_attributions(self) -> Iterator[tuple[int | str, Attribution]]:
+        """As :meth:`attributions`, plus folded steps (each group's first seq, repeated ``count`` times)."""
+        yield from self.attributions()
+        for count, seq, attribution in self.folded.values():
+            for _ in range(count):
+                yield seq, attribution
+
     def summary(self) -> str:
-        return summarize(a for _, a in self.attributions())
+        return summarize(a for _, a in self._all_attributions())
 
     def failure_message(self) -> str:
         ranked = sorted(self.failures, key=lambda f: f.rank)  # stable: seq order within a rank
@@ -137,7 +168,7 @@ class ReplayReport:
         else:
             lines.append("no other step diverges")
         if self.known:
-            lines.append(f"({len(self.known)} step(s) differ in known ways: {self.xfail_reason()})")
+            lines.append(f"({self.known_steps} step(s) differ in known ways: {self.xfail_reason()})")
         lines.append(f"if the reference behaviour changed on purpose, review and run: {update_command(self.trace)}")
         return "\n".join(lines)
 
@@ -146,9 +177,12 @@ class ReplayReport:
         for step in self.known:
             for reason in step.reasons:
                 reasons.setdefault(reason, []).append(str(step.seq))
+        for reason, seq in self.folded_reasons.items():
+            reasons.setdefault(reason, []).append(str(seq))  # folded steps: their first seq, then "..."
         parts = []
         for reason, seqs in reasons.items():
-            shown = ", ".join(seqs[:5]) + (" ..." if len(seqs) > 5 else "")
+            more = len(seqs) > 5 or reason in self.folded_reasons
+            shown = ", ".join(seqs[:5]) + (" ..." if more else "")
             parts.append(f"{reason} [seq {shown}]")
         return "\n".join(parts)  # one registry reason per line: the report counts them per line
 
@@ -160,7 +194,10 @@ class ReplayReport:
                         "expected": a.difference.expected, "actual": a.difference.actual,
                         "relation": a.difference.relation, "sql": sql.get(seq) or None,
                         "message": a.difference.message} for seq, a in pairs]
-        return {"differences": differences, "root_causes": root_causes(pairs)}
+        out = {"differences": differences, "root_causes": root_causes(self._all_attributions())}
+        if self.known_folded:
+            out["differences_not_listed"] = sum(group[0] for group in self.folded.values())
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -170,6 +207,7 @@ class ReplayReport:
             "failures": [{"seq": f.seq, "status": f.status, "message": f.message,
                           "differences": [str(d) for d in f.differences]} for f in self.failures],
             "known": [{"seq": k.seq, "rules": [r.split(": ", 1)[0] for r in k.reasons]} for k in self.known],
+            **({"known_not_listed": self.known_folded} if self.known_folded else {}),
         }
 
 
@@ -189,14 +227,31 @@ def _params_text(event: Event) -> str:
     return ""
 
 
+_REASONS: dict[tuple[str, str], str] = {}
+
+
+def _reason_text(entry: Any) -> str:
+    """``id: reason``, one shared string per rule: a long trace repeats it for thousands of steps."""
+    key = (entry.id, entry.reason)
+    text = _REASONS.get(key)
+    if text is None:
+        text = _REASONS[key] = f"{entry.id}: {entry.reason}"
+    return text
+
+
 def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, diffs: list[Difference],
            make: Callable[[], StepReport]) -> None:
     verdict = registry.judge(report.backend, subject, diffs)
     if verdict.status == "same":
         return
+    if verdict.status == "known" and len(report.known) >= KEEP_KNOWN:  # counted, no step report built
+        seq = subject.rsplit("#", 1)[-1]
+        report.fold(int(seq) if seq.isdigit() else seq, [_reason_text(e) for e in verdict.entries],
+                    list(verdict.attributions))
+        return
     step = make()
     step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
-    step.reasons = [f"{e.id}: {e.reason}" for e in verdict.entries]
+    step.reasons = [_reason_text(e) for e in verdict.entries]
     step.attributions = list(verdict.attributions)
     (report.known if verdict.status == "known" else report.failures).append(step)
 
@@ -242,11 +297,12 @@ def verify_trace(
                 diffs = [d.with_context(context) for d in diffs]
             history.note(event.db, event.op, event.sql, event.params, event.many)
 
-            def make(event: Event = event, want_summary: str = want.outcome.summary(),
-                     got_summary: str = outcome.summary()) -> StepReport:
+            # summaries only for a step that differs (built lazily: most steps never need them)
+            def make(event: Event = event, want: Any = want, outcome: Any = outcome) -> StepReport:
                 return StepReport(seq=event.seq, conn=event.conn, where=f"{trace}:{event.line}",
                                   sql=_short(event.sql or event.short()), params=_params_text(event),
-                                  expected=want_summary, actual=got_summary, differences=[], status="")
+                                  expected=want.outcome.summary(), actual=outcome.summary(), differences=[],
+                                  status="")
 
             _judge(report, registry, f"trace::{name}#{event.seq}", diffs, make)
         extra = expected.next_step()

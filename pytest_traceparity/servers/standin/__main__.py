@@ -60,6 +60,11 @@ def build_parser(prog: str = "traceparity serve") -> argparse.ArgumentParser:
         "and the holder gets TRANSACTION_TIMEOUT (sqld: 5)",
     )
     parser.add_argument(
+        "--txn-handover", type=float, default=None, metavar="SECONDS",
+        help="seconds a waiting writer waits before taking the lock over (default: --txn-timeout, as sqld); "
+        "shorter only speeds up contention tests, a holder nobody waits for keeps --txn-timeout",
+    )
+    parser.add_argument(
         "--max-response-size", type=int, default=10_000_000,
         help="bytes one execute/batch response may hold before RESPONSE_TOO_LARGE (sqld: 10MB)",
     )
@@ -86,6 +91,7 @@ def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -
             token,
             stream_expiry=args.stream_expiry,
             txn_timeout=args.txn_timeout,
+            txn_handover=args.txn_handover,
             max_response_size=args.max_response_size,
             log_requests=args.log_requests,
         ).start()

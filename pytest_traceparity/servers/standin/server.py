@@ -85,8 +85,10 @@ class NamespaceStore:
         wal_autocheckpoint: int = 0,
         txn_timeout: float = DEFAULT_TXN_TIMEOUT,
         max_response_size: int | None = None,
+        txn_handover: float | None = None,
     ) -> None:
         self.max_response_size = max_response_size
+        self.txn_handover = txn_handover
         self.db_dir = db_dir
         self.database_class = database_class
         self.wal_autocheckpoint = wal_autocheckpoint
@@ -107,6 +109,7 @@ class NamespaceStore:
         )
         if self.max_response_size is not None:
             db.max_response_size = self.max_response_size
+        db.txn.handover = self.txn_handover
         return db
 
     @staticmethod
@@ -178,6 +181,7 @@ class StandinServer:
         wal_autocheckpoint: int = 0,
         txn_timeout: float = DEFAULT_TXN_TIMEOUT,
         max_response_size: int | None = None,
+        txn_handover: float | None = None,
         database_class: type[Database] = Database,
         log_requests: bool = False,
         extensions: Iterable[Callable[[StandinServer], None]] = (),
@@ -197,7 +201,7 @@ class StandinServer:
         self.log_requests = log_requests
         ffi.library()  # fail early, with a clear message, if SQLite cannot be loaded
         self.namespaces = NamespaceStore(
-            self.db_dir, database_class, wal_autocheckpoint, txn_timeout, max_response_size
+            self.db_dir, database_class, wal_autocheckpoint, txn_timeout, max_response_size, txn_handover
         )
         self.streams = streams.StreamManager(stream_expiry)
         self.routes: list[Route] = []

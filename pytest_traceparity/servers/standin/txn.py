@@ -40,8 +40,12 @@ class TxnSlot:
 class TxnArbiter:
     """Who holds a namespace's write lock, since when; hands it over after ``timeout``."""
 
-    def __init__(self, timeout: float = DEFAULT_TXN_TIMEOUT) -> None:
+    def __init__(self, timeout: float = DEFAULT_TXN_TIMEOUT, handover: float | None = None) -> None:
         self.timeout = timeout
+        # how long a *waiting* writer waits before taking the lock over (sqld: the same 5 s as
+        # ``timeout``); a harness may shorten it so contention cases do not wait 5 s, while a
+        # holder nobody waits for still keeps its full ``timeout``
+        self.handover = handover
         self._cond = threading.Condition()
         self._slot: TxnSlot | None = None
         self.steals = 0
@@ -98,7 +102,10 @@ class TxnArbiter:
             if slot is None or slot.conn is waiter:  # the holder is no stream (a checkpoint, a sync push)
                 self._cond.wait(NO_SLOT_POLL)
                 return 1 if retries * NO_SLOT_POLL < NO_SLOT_GIVE_UP else 0
-            remaining = slot.expires_at - time.monotonic()
+            deadline = slot.expires_at
+            if self.handover is not None:
+                deadline = min(deadline, slot.created_at + self.handover)
+            remaining = deadline - time.monotonic()
             if remaining > 0:
                 self._cond.wait(remaining)
                 return 1

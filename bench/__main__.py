@@ -1,0 +1,114 @@
+"""``python -m bench [--quick] [--json PATH]``: every figure of issue 15 in one table.
+
+``--quick`` (under 2 minutes) skips the parity-job speed-up and the minimization figure
+and uses fewer repetitions. Figures are goals, never assertions: the exit code is 0
+unless ``--check`` is given and a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .common import Figure, interleaved, machine, ratio_figure
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def replay_figures(steps: int, rounds_libsql: int, rounds_sa: int) -> list[Figure]:
+    from .replay import Workspace
+
+    ws = Workspace(steps)
+    try:
+        lib = interleaved({"raw": ws.raw("libsql-local"), "replay": ws.replay("libsql-local")}, rounds_libsql)
+        sa = interleaved({"raw": ws.raw("sqlalchemy-sqlite"), "replay": ws.replay("sqlalchemy-sqlite")}, rounds_sa)
+    finally:
+        ws.close()
+    return [ratio_figure(f"libsql-local replay overhead ({steps} steps)", lib["replay"], lib["raw"], 2.0),
+            ratio_figure(f"sqlalchemy-sqlite replay overhead ({steps} steps)", sa["replay"], sa["raw"], 1.2)]
+
+
+def rss_figures(small: int, large: int, rounds: int) -> list[Figure]:
+    from .replay import peak_rss
+
+    pairs = []
+    for _ in range(rounds):
+        pairs.append((peak_rss(small)["peak_rss_kib"], peak_rss(large)["peak_rss_kib"]))
+    small_mb = [a / 1024 for a, _ in pairs]
+    large_mb = [b / 1024 for _, b in pairs]
+    fig = ratio_figure(f"replay peak RSS {large // 1000}k / {small // 1000}k steps", [b for _, b in pairs],
+                       [a for a, _ in pairs])
+    fig.target, fig.met = "<= 1.10x", fig.value <= 1.10
+    fig.detail = {f"rss_mb_{small}": [round(x, 1) for x in small_mb],
+                  f"rss_mb_{large}": [round(x, 1) for x in large_mb]}
+    return [fig]
+
+
+def parity_figure(rounds: int) -> list[Figure]:
+    """The Quick start parity job, -n 2 vs -n 0, alternated."""
+    base = [sys.executable, "-m", "pytest", "conformance", "fixtures/traces", "--backends=all", "--sqld=stand-in",
+            "-q", "-p", "no:cacheprovider"]
+
+    def job(workers: str) -> object:
+        return subprocess.run([*base, "-n", workers], cwd=ROOT, capture_output=True, check=False)
+
+    times = interleaved({"n0": lambda: job("0"), "n2": lambda: job("2")}, rounds)
+    fig = ratio_figure("parity job -n 2 speed-up", times["n0"], times["n2"])
+    fig.target, fig.met = ">= 1.7x", fig.value >= 1.7
+    return [fig]
+
+
+def minimize_figure() -> list[Figure]:
+    out = ROOT / ".bench-minimize.json"
+    subprocess.run([sys.executable, "bench/bench_minimize.py", "--json", str(out)], cwd=ROOT, check=True,
+                   capture_output=True)
+    data = json.loads(out.read_text())
+    out.unlink()
+    fig = Figure("minimize 10k-event trace: events kept", data["kept"], "events", [data["kept"]],
+                 "<= 10 in < 60 s", data["kept"] <= 10 and data["seconds"] < 60, data)
+    return [fig]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, no parity/minimize (< 2 min)")
+    parser.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument("--only", default="replay,standin,rss,parity,minimize")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
+    started = time.perf_counter()
+    info = machine()
+    figures: list[Figure] = []
+    if "replay" in only:
+        figures += replay_figures(20_000, 3 if args.quick else 5, 2 if args.quick else 3)
+    if "standin" in only:
+        from .standin import measure
+
+        figures += measure(2 if args.quick else 4, 200 if args.quick else 500)
+    if "rss" in only:
+        figures += rss_figures(10_000, 100_000, 1 if args.quick else 2)
+    if not args.quick and "parity" in only:
+        figures += parity_figure(2)
+    if not args.quick and "minimize" in only:
+        figures += minimize_figure()
+    info["load_avg_end"] = machine()["load_avg"]
+    info["seconds"] = round(time.perf_counter() - started, 1)
+    print(f"# {info['date']}, {info['processor']} x{info['cpus']}, Python {info['python']}, "
+          f"load {info['load_avg']} -> {info['load_avg_end']}, {info['seconds']} s"
+          f"{' (--quick)' if args.quick else ''}")
+    for fig in figures:
+        print(fig.line())
+    args.json.write_text(json.dumps({"machine": info, "quick": args.quick,
+                                     "figures": [f.to_json() for f in figures]}, indent=2) + "\n")
+    print(f"# figures written to {args.json}")
+    missed = [f.name for f in figures if f.met is False]
+    return 1 if (missed and args.check) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
