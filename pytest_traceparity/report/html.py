@@ -10,11 +10,12 @@ import datetime as dt
 import html
 
 from ..divergences.severity import SCALE
-from .causes import Analysis, Cause, analyse, count_phrase
+from .causes import Analysis, Cause, analyse, count_phrase, short_test
 from .model import ParityReport
 from .terminal import COLUMNS
 
-MAX_TESTS_LISTED = 300
+MAX_TESTS_LISTED = 40  # the JSON report lists every test; the page stays readable (and < 150 KB)
+MAX_EXAMPLE_TEXT = 240
 SEVERE = {"data", "error-lost", "error-new"}
 
 CSS = """
@@ -76,16 +77,21 @@ def _until(cause: Cause, today: dt.date) -> str:
     return f"{cause.until} ({'expired' if days < 0 else f'{days} days left'})"
 
 
+def _clip(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_EXAMPLE_TEXT else text[: MAX_EXAMPLE_TEXT - 1] + "…"
+
+
 def _example(example: dict[str, object]) -> str:
     esc = html.escape
-    where = f"{example.get('backend')} · {example.get('test')}"
+    where = f"{example.get('backend')} · {short_test(str(example.get('test')), str(example.get('backend')))}"
     if example.get("seq") is not None:
         where += f" · step {example.get('seq')}"
-    sql = f"<pre>{esc(str(example['sql']))}</pre>" if example.get("sql") else ""
+    sql = f"<pre>{esc(_clip(example['sql']))}</pre>" if example.get("sql") else ""
     relation = f" <span class='small'>({esc(str(example['relation']))})</span>" if example.get("relation") else ""
     return (f"<div class='example'><div class='small'>{esc(where)} · {esc(str(example.get('aspect')))}{relation}"
-            f"</div>{sql}<div class='pair'><div><b>expected</b> (reference)<pre>{esc(str(example.get('expected')))}"
-            f"</pre></div><div><b>actual</b><pre>{esc(str(example.get('actual')))}</pre></div></div></div>")
+            f"</div>{sql}<div class='pair'><div><b>expected</b> (reference)<pre>{esc(_clip(example.get('expected')))}"
+            f"</pre></div><div><b>actual</b><pre>{esc(_clip(example.get('actual')))}</pre></div></div></div>")
 
 
 def _cause(index: int, cause: Cause, today: dt.date) -> str:
@@ -95,11 +101,11 @@ def _cause(index: int, cause: Cause, today: dt.date) -> str:
     facts = [f"<b>backends</b> {where}"]
     if cause.differences:
         facts.append(f"<b>differences</b> {cause.differences}")
-    if cause.rule:
+    if cause.rule and cause.until:  # rules without an end date say nothing here (the common case)
         facts.append(f"<b>until</b> {esc(_until(cause, today))}")
-        facts.append("<b>stale</b> no (it explained differences in this run)")
-    if cause.origin:
-        facts.append(f"<b>defined in</b> {esc(cause.origin)}")
+    if cause.origin:  # a cause shown here explained differences, so it is not stale (stale rules: own section)
+        origin = cause.origin.replace("pytest_traceparity/", "").removesuffix(f" rule {cause.rule}")
+        facts.append(f"<b>defined in</b> {esc(origin)}")
     parts = [f'<section class="{classes}" id="cause-{index}">',
              f'<h3><span class="sev">{esc(cause.severity)}</span>{esc(cause.label)}</h3>',
              f"<p>{esc(cause.reason)}</p>", f'<p class="small">{" · ".join(facts)}</p>']
