@@ -68,6 +68,26 @@ class DBAPIConnection(Connection):
         )
 
 
+class GuardedDBAPIConnection(DBAPIConnection):
+    """A DB-API connection whose every statement runs inside ``_run(sql, action)``.
+
+    Why: replica backends sync before and after statements (``--replica-sync``, ``--turso-sync``)
+    and translate client errors; one place wraps execute, executemany and executescript alike.
+    """
+
+    def _run(self, sql: str, action: Callable[[], Any]) -> Any:
+        return action()
+
+    def _execute(self, sql: str, params: Params) -> Result:
+        return self._run(sql, lambda: DBAPIConnection._execute(self, sql, params))  # type: ignore[no-any-return]
+
+    def _executemany(self, sql: str, batch: list[Params]) -> Result:
+        return self._run(sql, lambda: DBAPIConnection._executemany(self, sql, batch))  # type: ignore[no-any-return]
+
+    def _executescript(self, script: str) -> None:
+        self._run(script, lambda: DBAPIConnection._executescript(self, script))
+
+
 # -- the sqlite3-shaped facade -------------------------------------------------------------
 
 

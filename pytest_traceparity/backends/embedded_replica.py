@@ -63,13 +63,12 @@ from .base import (
     BackendContext,
     Connection,
     Database,
-    Params,
     safe_name,
 )
+from .dbapi import GuardedDBAPIConnection
 from .errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
-from .libsql_local import DBAPIConnection, LibsqlClientBackend, import_libsql, libsql_version
+from .libsql_local import LibsqlClientBackend, import_libsql, libsql_version
 from .sqld_http import fresh_namespace
-from .values import Result
 
 if TYPE_CHECKING:
     from ..servers.launcher import SqldEndpoint
@@ -254,7 +253,7 @@ class PrimaryClock:
     external: bool = False
 
 
-class ReplicaConnection(DBAPIConnection):
+class ReplicaConnection(GuardedDBAPIConnection):
     """One ``libsql.connect`` of the replica file, syncing as ``--replica-sync`` says."""
 
     def __init__(self, raw: Any, database: EmbeddedReplicaDatabase) -> None:
@@ -309,15 +308,6 @@ class ReplicaConnection(DBAPIConnection):
             raise
         self._maybe_sync(sql, "after")
         return result
-
-    def _execute(self, sql: str, params: Params) -> Result:
-        return self._run(sql, lambda: DBAPIConnection._execute(self, sql, params))  # type: ignore[no-any-return]
-
-    def _executemany(self, sql: str, batch: list[Params]) -> Result:
-        return self._run(sql, lambda: DBAPIConnection._executemany(self, sql, batch))  # type: ignore[no-any-return]
-
-    def _executescript(self, script: str) -> None:
-        self._run(script, lambda: DBAPIConnection._executescript(self, script))
 
 
 def _wrap(exc: BaseException) -> DatabaseError:

@@ -42,14 +42,12 @@ from .base import (
     BackendContext,
     Connection,
     Database,
-    Params,
     safe_name,
 )
+from .dbapi import GuardedDBAPIConnection
 from .embedded_replica import statement_kind
 from .errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError, wrap_error
-from .libsql_local import DBAPIConnection
 from .turso_local import PytursoBackend, import_turso, pyturso_version
-from .values import Result
 
 BACKEND_ID = "turso-sync"
 
@@ -61,7 +59,7 @@ class ServerClock:
     ticks: int = 0
 
 
-class TursoSyncConnection(DBAPIConnection):
+class TursoSyncConnection(GuardedDBAPIConnection):
     """One ``turso.sync.connect`` of the replica file, pushing and pulling as ``--turso-sync`` says."""
 
     def __init__(self, raw: Any, database: TursoSyncDatabase) -> None:
@@ -113,15 +111,6 @@ class TursoSyncConnection(DBAPIConnection):
         result = action()
         self._policy(sql, "after")
         return result
-
-    def _execute(self, sql: str, params: Params) -> Result:
-        return self._run(sql, lambda: DBAPIConnection._execute(self, sql, params))  # type: ignore[no-any-return]
-
-    def _executemany(self, sql: str, batch: list[Params]) -> Result:
-        return self._run(sql, lambda: DBAPIConnection._executemany(self, sql, batch))  # type: ignore[no-any-return]
-
-    def _executescript(self, script: str) -> None:
-        self._run(script, lambda: DBAPIConnection._executescript(self, script))
 
 
 class TursoSyncDatabase(Database):

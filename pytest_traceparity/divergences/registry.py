@@ -11,7 +11,7 @@ step with no difference costs one dictionary lookup.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,3 +184,14 @@ def root_causes(items: Iterable[tuple[Any, Attribution]]) -> list[dict[str, Any]
                 group["aspect"] = a.difference.aspect
         group["count"] += 1
     return sorted(groups.values(), key=lambda g: (RANK[g["severity"]], g["rule"] is not None))
+
+
+def triage(pairs: Sequence[tuple[Any, Attribution]], sql: Mapping[Any, str | None],
+           causes: Iterable[tuple[Any, Attribution]] | None = None) -> dict[str, Any]:
+    """``differences`` (seq, aspect, severity, rule, expected, actual, sql) and ``root_causes``:
+    the machine-readable shape shared by ``replay --json``, conformance cases and redirected tests."""
+    differences = [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
+                    "expected": a.difference.expected, "actual": a.difference.actual,
+                    "relation": a.difference.relation, "sql": sql.get(seq) or None,
+                    "message": a.difference.message} for seq, a in pairs]
+    return {"differences": differences, "root_causes": root_causes(pairs if causes is None else causes)}

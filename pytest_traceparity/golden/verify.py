@@ -26,7 +26,8 @@ from ..compare import (
     transaction_after,
     value_relation,
 )
-from ..divergences import Attribution, DivergenceRegistry, most_severe_first, root_causes, summarize
+from ..divergences import Attribution, DivergenceRegistry, most_severe_first, summarize
+from ..divergences.registry import triage
 from ..divergences.severity import RANK
 from ..trace.faithful import faithfulness
 from ..trace.format import SQL_OPS, Event, TraceReader
@@ -189,12 +190,7 @@ class ReplayReport:
     def triage(self) -> dict[str, Any]:
         """``differences`` (seq, aspect, severity, rule, expected, actual, sql) and ``root_causes``."""
         sql = {s.seq: s.sql for s in self.failures + self.known}
-        pairs = self.attributions()
-        differences = [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
-                        "expected": a.difference.expected, "actual": a.difference.actual,
-                        "relation": a.difference.relation, "sql": sql.get(seq) or None,
-                        "message": a.difference.message} for seq, a in pairs]
-        out = {"differences": differences, "root_causes": root_causes(self._all_attributions())}
+        out = triage(self.attributions(), sql, self._all_attributions())
         if self.known_folded:
             out["differences_not_listed"] = sum(group[0] for group in self.folded.values())
         return out

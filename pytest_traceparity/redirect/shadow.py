@@ -23,7 +23,7 @@ from ..backends.callsite import call_site
 from ..backends.values import Result, display
 from ..compare import Difference, History, Outcome, compare_outcomes, statement_context, transaction_after
 from ..divergences import DivergenceRegistry
-from ..divergences.registry import Attribution, root_causes, summarize
+from ..divergences.registry import Attribution, summarize, triage
 from ..divergences.severity import RANK
 
 MAX_LISTED = 10
@@ -124,13 +124,7 @@ class StepLog:
     def triage(self) -> dict[str, Any]:
         """The same ``differences`` / ``root_causes`` shape as ``replay --json``, per statement number."""
         steps = sorted(self.failures + self.known, key=lambda s: s.number)
-        pairs = [(s.number, a) for s in steps for a in s.attributions]
-        sql = {s.number: s.sql for s in steps}
-        differences = [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
-                        "expected": a.difference.expected, "actual": a.difference.actual,
-                        "relation": a.difference.relation, "sql": sql.get(seq) or None,
-                        "message": a.difference.message} for seq, a in pairs]
-        return {"differences": differences, "root_causes": root_causes(pairs)}
+        return triage([(s.number, a) for s in steps for a in s.attributions], {s.number: s.sql for s in steps})
 
     def failure_message(self) -> str:
         ordered = sorted(self.failures, key=_worst_unknown)
