@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -260,3 +261,28 @@ def test_no_orphan_when_the_harness_is_killed(strategy: str, fake_sqld: Path, tm
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_server_started_on_a_short_lived_thread_outlives_that_thread(tmp_path: Path) -> None:
+    """Linux sends the parent-death signal when the forking *thread* exits; servers are forked
+    from one long-lived spawner thread, so a server first needed on a worker thread (aiosqlite's)
+    keeps running after that thread ends, and still dies with our process."""
+    import threading
+    import urllib.request
+
+    started: dict[str, Any] = {}
+
+    def start() -> None:
+        started["proc"], started["url"] = launcher.spawn_standin(tmp_path / "db", tmp_path / "standin.log")
+
+    worker = threading.Thread(target=start)
+    worker.start()
+    worker.join()
+    proc = started["proc"]
+    try:
+        time.sleep(0.5)  # the signal, if any, arrives right after the thread exits
+        assert proc.poll() is None, f"the stand-in died with the thread that started it: {proc.returncode}"
+        with urllib.request.urlopen(f"{started['url']}/health", timeout=10) as response:
+            assert response.status == 200
+    finally:
+        launcher.terminate(proc)

@@ -17,6 +17,7 @@ server it did not start is never wiped unless ``allow_reset`` is set.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -322,20 +323,43 @@ def _set_parent_death_signal() -> None:
             os._exit(1)
 
 
+_SPAWNER: concurrent.futures.ThreadPoolExecutor | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> concurrent.futures.ThreadPoolExecutor:
+    """One thread that lives as long as this process and forks every server.
+
+    Why: Linux delivers the parent-death signal when the *thread* that forked the child
+    exits, not the process. A server first needed on a short-lived thread (aiosqlite's
+    worker, a test's helper thread) would be killed with that thread; forked from here,
+    it dies only with the process that owns it.
+    """
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="traceparity-spawner")
+        return _SPAWNER
+
+
 def spawn(cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None,
           stdout_pipe: bool = False) -> subprocess.Popen[bytes]:
     """Start a server in its own process group, logging to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE if stdout_pipe else log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            env=None if env is None else dict(env),
-            start_new_session=True,
-            preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
-        )
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE if stdout_pipe else log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=None if env is None else dict(env),
+                start_new_session=True,
+                preexec_fn=_set_parent_death_signal if sys.platform.startswith("linux") else None,
+            )
+
+    return _spawner().submit(start).result()
 
 
 def terminate(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
