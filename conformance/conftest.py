@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_traceparity.backends.errors import UsageError
 from pytest_traceparity.conformance_runner import ConformanceRunner, default_cases_dir, load_cases
+from pytest_traceparity.errors import UsageError
 from pytest_traceparity.state import STATE_KEY
 
 EXTRA_CASES_ENV = "TRACEPARITY_CONFORMANCE_CASES"

@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from .backends.errors import TraceparityError
+from .errors import TraceparityError
 
 # subcommand -> (module, function, one-line help). Each function takes argv and returns an exit code.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .backends.base import BackendContext
-from .backends.errors import TraceparityError
 from .backends.values import Result, plain
+from .errors import TraceparityError
 
 
 class _Parser(argparse.ArgumentParser):

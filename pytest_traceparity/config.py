@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .backends.errors import UsageError
+from .errors import UsageError
 from .secret import Secret, as_secret, reveal
 
 if TYPE_CHECKING:

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import BackendContext, Connection
-from .backends.errors import DatabaseError, UsageError
 from .backends.facade import DB
 from .backends.values import canonical, decode_value, display
 from .compare import (
@@ -57,6 +56,7 @@ from .compare import (
 )
 from .divergences import DivergenceRegistry, Verdict, root_causes, summarize
 from .divergences.severity import RANK
+from .errors import DatabaseError, UsageError
 from .registry import BackendRegistry
 
 if sys.version_info >= (3, 11):

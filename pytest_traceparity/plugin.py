@@ -15,9 +15,9 @@ import pytest
 
 from . import hookspecs
 from .backends import builtin
-from .backends.errors import BackendUnavailable, TraceparityError, UsageError
 from .backends.facade import DB, AsyncDB
 from .divergences import marker_decision
+from .errors import BackendUnavailable, TraceparityError, UsageError
 from .redirect import pytest_glue as redirect_glue
 from .redirect.pytest_glue import adbapi, dbapi  # noqa: F401  (fixtures)
 from .report import collect

@@ -8,7 +8,7 @@ import pluggy
 
 from . import hookspecs
 from .backends.base import Backend
-from .backends.errors import UsageError
+from .errors import UsageError
 
 DEFAULT_REFERENCE = "sqlalchemy-sqlite"
 ENTRY_POINT_GROUP = "traceparity"

@@ -53,7 +53,7 @@ class HarnessServices:
         return BackendContext(workdir=workdir, name=unique, options=options, services=self)
 
     def sqld(self) -> SqldEndpoint:
-        from .backends.errors import BackendUnavailable
+        from .errors import BackendUnavailable
 
         if self._failure is not None:
             raise BackendUnavailable(self._failure)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import BackendContext
-from .backends.errors import UsageError
 from .config import ReplicaSettings, TursoSettings, sqld_config
 from .divergences import DivergenceRegistry, load_registry, project_settings
+from .errors import UsageError
 from .registry import DEFAULT_REFERENCE, BackendRegistry
 from .report import ParityReport
 from .secret import Secret, as_secret

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from pytest_traceparity.backends.base import BackendContext
-from pytest_traceparity.backends.errors import DatabaseError
 from pytest_traceparity.backends.sqlalchemy_libsql import (
     SQLAlchemyLibsqlBackend,
     SQLAlchemyLibsqlHttpBackend,
     remote_url,
 )
+from pytest_traceparity.errors import DatabaseError
 from pytest_traceparity.servers.launcher import SqldEndpoint
 
 

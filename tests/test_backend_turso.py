@@ -10,11 +10,11 @@ import pytest
 
 from pytest_traceparity.backends.base import Backend, BackendContext
 from pytest_traceparity.backends.builtin import OPTIONAL_BACKENDS_IN_ALL
-from pytest_traceparity.backends.errors import DatabaseError
 from pytest_traceparity.backends.sqlalchemy_turso import SQLAlchemyTursoBackend
 from pytest_traceparity.backends.turso_local import TursoLocalBackend
 from pytest_traceparity.backends.turso_sync import TursoSyncBackend
 from pytest_traceparity.config import TursoSettings
+from pytest_traceparity.errors import DatabaseError
 from pytest_traceparity.registry import BackendRegistry, standalone_registry
 from pytest_traceparity.servers.tursodb import TursoServers, find_tursodb
 

@@ -20,7 +20,7 @@ from pytest_traceparity.backends.embedded_replica import (
     probe_primary,
     statement_kind,
 )
-from pytest_traceparity.backends.errors import BackendUnavailable, DatabaseError
+from pytest_traceparity.errors import BackendUnavailable, DatabaseError
 from pytest_traceparity.servers import launcher
 
 

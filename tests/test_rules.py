@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_traceparity.backends.errors import UsageError
 from pytest_traceparity.compare import Difference, StepContext, statement_context
 from pytest_traceparity.divergences import (
     DivergenceRegistry,
@@ -18,6 +17,7 @@ from pytest_traceparity.divergences import (
     summarize,
 )
 from pytest_traceparity.divergences.severity import SCALE, aspect_severity
+from pytest_traceparity.errors import UsageError
 
 LIBSQL = "libsql-local"
 

@@ -11,8 +11,8 @@ import pytest
 pytest.importorskip("libsql", reason="the libsql client package is not installed")
 
 from pytest_traceparity.backends.base import BackendContext
-from pytest_traceparity.backends.errors import BackendUnavailable, DatabaseError
 from pytest_traceparity.backends.sqld_http import SqldHttpBackend, SqldHttpDatabase
+from pytest_traceparity.errors import BackendUnavailable, DatabaseError
 from pytest_traceparity.servers.launcher import SqldConfig, SqldEndpoint, SqldHandle, _http, start_sqld
 
 

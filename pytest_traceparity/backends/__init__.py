@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import BackendUnavailable, DatabaseError, UsageError
 from .base import Backend, BackendContext, Connection, Database
-from .errors import BackendUnavailable, DatabaseError, UsageError
 from .values import Result
 
 __all__ = [

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from ..errors import DatabaseError, no_sync_error
 from .base import Connection, Params
-from .errors import DatabaseError, no_sync_error
 from .values import Result
 
 T = TypeVar("T")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from ..errors import BackendUnavailable, DatabaseError, TraceparityError, no_sync_error, wrap_error
 from ..secret import as_secret
-from .errors import BackendUnavailable, DatabaseError, TraceparityError, no_sync_error, wrap_error
 from .values import Result, plain
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
+from ..errors import DatabaseError
 from .base import Connection, Params
-from .errors import DatabaseError
 from .values import Result
 
 # -- backend Connection adapter for DB-API clients ---------------------------------------

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import REPLICA_SYNC_MODES, redact
+from ..errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
 from ..secret import Secret, as_secret, reveal
 from .base import (
     CAP_FILE,
@@ -66,7 +67,6 @@ from .base import (
     safe_name,
 )
 from .dbapi import GuardedDBAPIConnection
-from .errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
 from .libsql_local import LibsqlClientBackend, import_libsql, libsql_version
 from .sqld_http import fresh_namespace
 
@@ -311,7 +311,7 @@ class ReplicaConnection(GuardedDBAPIConnection):
 
 
 def _wrap(exc: BaseException) -> DatabaseError:
-    from .errors import wrap_error
+    from ..errors import wrap_error
 
     return wrap_error(exc, backend=BACKEND_ID)
 

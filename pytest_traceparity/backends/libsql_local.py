@@ -6,9 +6,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..errors import BackendUnavailable
 from .base import CAP_FILE, CAP_MULTI_CONNECTION, Backend, BackendContext, Connection, Database
 from .dbapi import DBAPIConnection  # re-exported: it lived here before backends/dbapi.py
-from .errors import BackendUnavailable
 
 __all__ = ["DBAPIConnection", "LibsqlClientBackend", "LibsqlLocalBackend", "import_libsql", "libsql_version"]
 

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import BackendUnavailable, TraceparityError, wrap_error
 from .aio import AsyncConnection
 from .base import (
     CAP_FILE,
@@ -28,7 +29,6 @@ from .base import (
     Database,
     Params,
 )
-from .errors import BackendUnavailable, TraceparityError, wrap_error
 from .values import Result, plain
 
 T = TypeVar("T")

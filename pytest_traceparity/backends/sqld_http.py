@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
+from ..errors import BackendUnavailable
 from ..secret import reveal
 from .base import CAP_MULTI_CONNECTION, CAP_REMOTE, BackendContext, Connection, Database, safe_name
-from .errors import BackendUnavailable
 from .libsql_local import DBAPIConnection, LibsqlClientBackend, import_libsql, libsql_version
 
 if TYPE_CHECKING:

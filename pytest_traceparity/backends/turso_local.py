@@ -11,8 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..errors import BackendUnavailable
 from .base import CAP_FILE, CAP_MULTI_CONNECTION, CAP_NAMED_PARAMS, Backend, BackendContext, Connection, Database
-from .errors import BackendUnavailable
 from .libsql_local import DBAPIConnection
 
 PYTURSO_INSTALL = 'pip install "pytest-traceparity[turso]"  (or: pip install "pyturso>=0.8")'

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TURSO_SYNC_MODES, TursoSettings
+from ..errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError, wrap_error
 from .base import (
     CAP_FILE,
     CAP_MULTI_CONNECTION,
@@ -46,7 +47,6 @@ from .base import (
 )
 from .dbapi import GuardedDBAPIConnection
 from .embedded_replica import statement_kind
-from .errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError, wrap_error
 from .turso_local import PytursoBackend, import_turso, pyturso_version
 
 BACKEND_ID = "turso-sync"

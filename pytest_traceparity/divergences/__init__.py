@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..backends.errors import UsageError
+from ..errors import UsageError
 from .registry import (
     Attribution,
     DivergenceRegistry,

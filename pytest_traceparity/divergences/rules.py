@@ -41,8 +41,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.errors import UsageError
 from ..compare import Difference
+from ..errors import UsageError
 from .severity import check_severity
 
 # "[" is not a wildcard here: pytest node ids contain "[backend]".

@@ -17,7 +17,7 @@ import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
-from ..backends.errors import UsageError
+from ..errors import UsageError
 
 SCALE = ("data", "error-lost", "error-new", "error-class", "metadata", "schema-text", "environment")
 RANK = {name: index for index, name in enumerate(SCALE)}

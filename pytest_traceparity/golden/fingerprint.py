@@ -154,7 +154,7 @@ def _error_kind(exc: BaseException) -> str:
     kind = getattr(exc, "kind", None)
     if isinstance(kind, str):
         return kind
-    from ..backends.errors import classify_message
+    from ..errors import classify_message
 
     return classify_message(str(exc))
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..backends.errors import TraceparityError
 from ..backends.values import encode_params
 from ..compare import Outcome
+from ..errors import TraceparityError
 from ..trace.format import Event, dumps
 
 GOLDEN_FORMAT = "traceparity-golden"

@@ -17,7 +17,7 @@ import pytest
 from ..backends.adbapi import AioConnection
 from ..backends.base import CAP_REMOTE
 from ..backends.dbapi import Sqlite3Connection
-from ..backends.errors import TraceparityError
+from ..errors import TraceparityError
 from ..state import TraceparityState
 from . import patches
 from .router import ItemRouter, RouterSettings

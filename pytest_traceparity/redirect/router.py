@@ -23,8 +23,8 @@ from typing import Any
 
 from ..backends.base import Backend, BackendContext, Connection, Database, safe_name
 from ..backends.dbapi import SQLConnection, Sqlite3Connection
-from ..backends.errors import TraceparityError
 from ..divergences import DivergenceRegistry
+from ..errors import TraceparityError
 from .shadow import ShadowedConnection, StepLog, Verdict
 
 SQLITE_HEADER = b"SQLite format 3\x00"

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..backends.errors import BackendUnavailable
 from ..config import DEFAULT_SQLD_IMAGE, SQLD_STRATEGIES, redact
+from ..errors import BackendUnavailable
 from ..secret import Secret, as_secret, reveal
 
 STRATEGIES = SQLD_STRATEGIES

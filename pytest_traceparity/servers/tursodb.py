@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.errors import BackendUnavailable
+from ..errors import BackendUnavailable
 from .launcher import free_port, spawn, terminate
 
 TURSODB_INSTALL = "npm install --prefix DIR turso  (then --turso-bin DIR/node_modules/@tursodatabase/cli-*/tursodb)"

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.errors import TraceparityError
 from ..compare import Outcome
+from ..errors import TraceparityError
 from .format import Event
 
 DOCUMENTED = ("not-captured", "open-failed", "after-departure", "missing-function")

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..backends.errors import TraceparityError
 from ..backends.values import SqlValue, decode_value, encode_params
+from ..errors import TraceparityError
 
 FORMAT = "traceparity-trace"
 VERSION = 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..backends.errors import UsageError
+from ..errors import UsageError
 from .format import TraceHeader, TraceWriter
 from .recorder import ENV_BASE, ENV_DIR, ENV_REDACT, ENV_START, RedactionRule, unique_label
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from ..backends.errors import TraceparityError
+from ..errors import TraceparityError
 from ..golden.store import golden_path_for, trace_name
 from ..golden.verify import ReplayReport, update_golden, verify_trace
 from ..state import STATE_KEY, TraceparityState

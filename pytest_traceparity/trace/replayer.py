@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import CAP_SYNC, Backend, BackendContext, Connection, Database
-from ..backends.errors import DatabaseError, TraceparityError
 from ..backends.values import Result
 from ..compare import Outcome
+from ..errors import DatabaseError, TraceparityError
 from ..golden.fingerprint import safe_snapshot
 from ..sqltext import split
 from .faithful import Departure, departure_for

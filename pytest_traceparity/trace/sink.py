@@ -20,8 +20,8 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..backends.errors import dbapi_class, qualified_type_name, wrap_error
 from ..backends.values import encode_value
+from ..errors import dbapi_class, qualified_type_name, wrap_error
 from ..sqltext import is_transaction_control, statement_kind, words
 from .format import TraceWriter
 from .seed import capture_seed
