@@ -144,7 +144,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "traceparity_backend" not in metafunc.fixturenames and not redirect_glue.parametrize_unchanged(metafunc):
         return
     state = _state(metafunc.config)
-    allowed: list[str] | None = None
+    restrictions: list[list[str]] = []  # one pattern list per stacked marker; a backend must match every one
     for marker in metafunc.definition.iter_markers("backends"):
         ids = [str(a) for a in marker.args]
         for backend_id in ids:
@@ -154,14 +154,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                     f"{backend_id!r}; valid ids: {', '.join(state.registry.ids())}",
                     pytrace=False,
                 )
-        allowed = ids if allowed is None else [i for i in allowed if i in ids]
+        restrictions.append(ids)
     chosen = [
-        b for b in state.selected if allowed is None or any(fnmatch.fnmatchcase(b, pat) for pat in allowed)
+        b for b in state.selected
+        if all(any(fnmatch.fnmatchcase(b, pat) for pat in patterns) for patterns in restrictions)
     ]
     if not chosen:
+        stacked = " and ".join(f"@pytest.mark.backends({', '.join(p)})" for p in restrictions)
         reason = (
-            f"restricted by @pytest.mark.backends({', '.join(allowed or [])}) and none of those is "
-            f"selected (--backends={','.join(state.selected)}); add one to --backends to run it"
+            f"restricted by {stacked} and no selected backend matches "
+            f"(--backends={','.join(state.selected)}); add one to --backends to run it"
         )
         metafunc.parametrize(
             "traceparity_backend", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],

@@ -34,6 +34,33 @@ def test_backends_marker_with_nothing_selected_skips_with_reason(pytester: pytes
     result.stdout.fnmatch_lines(["*restricted by @pytest.mark.backends(libsql-local)*add one to --backends*"])
 
 
+def test_stacked_backends_markers_with_globs_intersect_by_backend(pytester: pytest.Pytester) -> None:
+    """A module-level glob and a function-level id both restrict: the test runs on the backends
+    matching every marker (the old code intersected pattern strings and skipped with no reason)."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.backends("*-sqlite")
+
+        @pytest.mark.backends("sqlalchemy-sqlite")
+        def test_both(traceparity_backend):
+            assert traceparity_backend == "sqlalchemy-sqlite"
+
+        @pytest.mark.backends("libsql-*")
+        def test_disjoint(traceparity_backend):
+            pass
+        """
+    )
+    result = pytester.runpytest("-v", "-rs", "--backends=sqlalchemy-sqlite,libsql-local")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "*test_both?sqlalchemy-sqlite? PASSED*",
+        "*restricted by @pytest.mark.backends(libsql-[*]) and @pytest.mark.backends([*]-sqlite) and no selected "
+        "backend matches*",
+    ])
+
+
 def test_backends_marker_unknown_id(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
