@@ -133,18 +133,30 @@ def is_dml(sql: str) -> bool:
     return bool(_DML.match(rest))
 
 
-def adapt(value: Any) -> Any:
-    """What ``sqlite3`` binds for ``value``: registered adapters and ``__conform__`` applied."""
-    if value is None or isinstance(value, (int, float, str, bytes)):
-        return value
+def sqlite3_adapted(value: Any) -> tuple[bool, Any]:
+    """``(True, adapted)`` when a registered ``sqlite3`` adapter or ``__conform__`` applies to ``value``.
+
+    The one place that asks sqlite3's adaptation protocol; the facade and the recorder
+    differ only in what they do with a value nothing adapts.
+    """
     adapter = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
     if adapter is not None:
-        return adapter(value)
+        return True, adapter(value)
     conform = getattr(value, "__conform__", None)
     if conform is not None:
         adapted = conform(sqlite3.PrepareProtocol)
         if adapted is not None:
-            return adapted
+            return True, adapted
+    return False, value
+
+
+def adapt(value: Any) -> Any:
+    """What ``sqlite3`` binds for ``value``: registered adapters and ``__conform__`` applied."""
+    if value is None or isinstance(value, (int, float, str, bytes)):
+        return value
+    found, adapted = sqlite3_adapted(value)
+    if found:
+        return adapted
     if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     return value  # the backend decides (and its error is the one the caller would get)

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import os
 import re
-import sqlite3
 import sys
 import tempfile
 import threading
@@ -20,6 +19,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..backends.dbapi import sqlite3_adapted
 from ..backends.values import encode_value
 from ..errors import dbapi_class, qualified_type_name, wrap_error
 from ..sqltext import is_transaction_control, statement_kind, words
@@ -124,18 +124,11 @@ class Redactor:
 
 # -- the sink ------------------------------------------------------------------------------
 def _adapt(value: Any) -> Any:
-    """What sqlite3 would bind: registered adapters and ``__conform__`` applied."""
+    """What sqlite3 would bind: registered adapters and ``__conform__`` applied (else its text)."""
     if value is None or isinstance(value, (int, float, str, bytes, bytearray, memoryview)):
         return value
-    adapter = sqlite3.adapters.get((type(value), sqlite3.PrepareProtocol))
-    if adapter is not None:
-        return adapter(value)
-    conform = getattr(value, "__conform__", None)
-    if conform is not None:
-        adapted = conform(sqlite3.PrepareProtocol)
-        if adapted is not None:
-            return adapted
-    return str(value)
+    found, adapted = sqlite3_adapted(value)
+    return adapted if found else str(value)
 
 
 def _encode_params(params: Any) -> Any:
