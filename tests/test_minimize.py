@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from replay_contexts import contexts
 
-from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.cli_trace import minimize_main, replay_main
 from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
 from pytest_traceparity.registry import standalone_registry
@@ -26,17 +24,6 @@ def _needs_libsql() -> None:
     reason = standalone_registry().get(LIBSQL).unavailable_reason()
     if reason:
         pytest.skip(f"libsql-local cannot run here: {reason}")
-
-
-def contexts(root: Path) -> Callable[[str], BackendContext]:
-    counter = itertools.count()
-
-    def make(name: str) -> BackendContext:
-        path = root / f"ctx-{next(counter)}"
-        path.mkdir(parents=True)
-        return BackendContext(workdir=path, name="db")
-
-    return make
 
 
 def seeded_trace(path: Path, noise: int = 60) -> Path:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from replay_contexts import contexts
 
-from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.cli_trace import diff_main, replay_main
 from pytest_traceparity.compare import Outcome
 from pytest_traceparity.registry import standalone_registry
@@ -19,17 +17,6 @@ from pytest_traceparity.trace.recorder import recording
 from pytest_traceparity.trace.replayer import Replayer
 
 LOCAL = ["sqlalchemy-sqlite", "libsql-local"]
-
-
-def contexts(root: Path) -> Callable[[str], BackendContext]:
-    counter = itertools.count()
-
-    def make(name: str) -> BackendContext:
-        path = root / f"ctx-{next(counter)}"
-        path.mkdir(parents=True)
-        return BackendContext(workdir=path, name="db")
-
-    return make
 
 
 def program_trace(root: Path) -> Path:
