@@ -20,9 +20,9 @@ from pathlib import Path
 
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
+from pytest_traceparity.golden.minimizer import load_events, minimize
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.trace.format import TraceWriter, encode_event_params
-from pytest_traceparity.trace.minimizer import load_events, minimize
 
 MAX_EVENTS, MAX_SECONDS = 10, 60.0
 

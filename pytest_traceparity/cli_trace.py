@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .backends.base import BackendContext
-from .backends.values import Result, plain
 from .errors import TraceparityError
+from .values import Result, plain
 
 
 class _Parser(argparse.ArgumentParser):
@@ -245,7 +245,7 @@ def replay_main(argv: Sequence[str]) -> int:
 def _minimize_to(trace: Path, reference: Any, backend: Any, make: Callable[[str], BackendContext], rules: Any,
                  out: Path, *, rule: str | None = None, seq: int | None = None,
                  budget: float = 300.0) -> dict[str, Any]:
-    from .trace.minimizer import load_events, minimize, write_trace
+    from .golden.minimizer import load_events, minimize, write_trace
 
     try:
         result = minimize(load_events(trace), reference, backend, make, rules, rule=rule, seq=seq, budget=budget)
@@ -334,7 +334,7 @@ def _executor(conn: sqlite3.Connection) -> Callable[[str], Result]:
 
 
 def database_snapshot(path: str, prog: str = "traceparity") -> dict[str, Any]:
-    from .golden.fingerprint import snapshot
+    from .fingerprint import snapshot
 
     with contextlib.closing(_open_sqlite(path, prog)) as conn:
         return snapshot(_executor(conn))
@@ -351,7 +351,7 @@ def fingerprint_main(argv: Sequence[str]) -> int:
     prog = "traceparity fingerprint"
 
     def run() -> int:
-        from .golden.fingerprint import canonical_json
+        from .fingerprint import canonical_json
 
         snap = database_snapshot(args.database, prog)
         if args.json:
@@ -415,7 +415,7 @@ def diff_main(argv: Sequence[str]) -> int:
 
 
 def _diff_databases(a: str, b: str) -> list[str]:
-    from .golden.fingerprint import diff_content, diff_schemas
+    from .fingerprint import diff_content, diff_schemas
 
     sa, sb = database_snapshot(a), database_snapshot(b)
     lines = [f"schema: {line}" for line in diff_schemas(sa["schema"], sb["schema"])]
@@ -424,7 +424,7 @@ def _diff_databases(a: str, b: str) -> list[str]:
 
 
 def _event_key(event: Any) -> tuple[Any, ...]:
-    from .backends.values import encode_params
+    from .values import encode_params
 
     params = [encode_params(p) for p in event.many] if event.many is not None else encode_params(event.params)
     return (event.conn, event.op, event.sql, json.dumps(params, sort_keys=True), event.db, event.target, event.mode)

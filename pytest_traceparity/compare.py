@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .backends.values import Result, canonical, display
 from .errors import DatabaseError
+from .values import Result, canonical, display
 
 
 @dataclass

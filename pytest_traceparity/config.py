@@ -5,18 +5,26 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .backends.embedded_replica import REPLICA_SYNC_MODES
+from .backends.turso_sync import TURSO_SYNC_MODES
 from .errors import UsageError
-from .secret import Secret, as_secret, reveal
+from .secret import Secret, as_secret, redact, split_token
+from .servers.launcher import DEFAULT_IMAGE as DEFAULT_SQLD_IMAGE
+from .servers.launcher import STRATEGIES as SQLD_STRATEGIES
+from .servers.launcher import SqldConfig
 
-if TYPE_CHECKING:
-    from .servers.launcher import SqldConfig
-
-SQLD_STRATEGIES = ("auto", "binary", "docker", "url", "stand-in")
-REPLICA_SYNC_MODES = ("auto", "after-write", "before-read", "manual")
-DEFAULT_SQLD_IMAGE = "ghcr.io/tursodatabase/libsql-server:latest"
+__all__ = [
+    "DEFAULT_SQLD_IMAGE",
+    "REPLICA_SYNC_MODES",
+    "SQLD_STRATEGIES",
+    "TURSO_SYNC_MODES",
+    "ReplicaSettings",
+    "TursoSettings",
+    "redact",
+    "split_token",
+    "sqld_config",
+]
 
 
 def sqld_config(
@@ -29,8 +37,6 @@ def sqld_config(
     allow_reset: bool = False,
 ) -> SqldConfig:
     """Validated launcher settings from user options (one line per mistake, naming the option)."""
-    from .servers.launcher import SqldConfig
-
     if strategy not in SQLD_STRATEGIES:
         raise UsageError(f"--sqld={strategy!r} is not one of: {', '.join(SQLD_STRATEGIES)}")
     if strategy == "url" and not url:
@@ -62,9 +68,6 @@ class ReplicaSettings:
             raise UsageError(f"--replica-sync={self.sync!r} is not one of: {', '.join(REPLICA_SYNC_MODES)}")
 
 
-TURSO_SYNC_MODES = REPLICA_SYNC_MODES
-
-
 @dataclass
 class TursoSettings:
     """``turso-sync``: where ``tursodb`` is (``--turso-bin``) and when push/pull happen (``--turso-sync``)."""
@@ -76,37 +79,3 @@ class TursoSettings:
     def __post_init__(self) -> None:
         if self.sync not in TURSO_SYNC_MODES:
             raise UsageError(f"--turso-sync={self.sync!r} is not one of: {', '.join(TURSO_SYNC_MODES)}")
-
-
-_TOKEN_KEYS = ("authToken", "auth_token", "jwt")
-
-
-def split_token(url: str) -> tuple[str, Secret | None]:
-    """Move a token out of a URL (``?authToken=...`` or ``user:TOKEN@``) so it is never printed.
-
-    libsql URLs may carry their token inline; the harness passes it as ``auth_token`` instead
-    and every label, error and report shows the URL without it.
-    """
-    parts = urlsplit(url)
-    token = None
-    query = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in _TOKEN_KEYS:
-            token = token or value
-        else:
-            query.append((key, value))
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, netloc = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            token = token or userinfo.split(":", 1)[1] or None
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), parts.fragment)), as_secret(token)
-
-
-def redact(text: str, *secrets: str | Secret | None) -> str:
-    """Remove every secret from ``text`` before it reaches output or a report."""
-    for secret in secrets:
-        plain = reveal(secret)
-        if plain:
-            text = text.replace(plain, "***")
-    return text

@@ -44,7 +44,6 @@ from typing import Any
 
 from .backends.base import BackendContext, Connection
 from .backends.facade import DB
-from .backends.values import canonical, decode_value, display
 from .compare import (
     Difference,
     History,
@@ -58,6 +57,7 @@ from .divergences import DivergenceRegistry, Verdict, root_causes, summarize
 from .divergences.severity import RANK
 from .errors import DatabaseError, UsageError
 from .registry import BackendRegistry
+from .values import canonical, decode_value, display
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -374,7 +374,7 @@ def run_case(case: Case, db: DB) -> CaseRun:
 
 
 def _perform(conn: Connection, step: Step) -> Any:
-    from .backends.values import Result
+    from .values import Result
 
     if step.op == "execute":
         return conn.execute(step.sql, step.params)

@@ -15,12 +15,9 @@ exposing an entry point in the ``traceparity`` group (that also reaches the CLI)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pluggy
 
-if TYPE_CHECKING:
-    from .registry import BackendRegistry
+from .backends.registry import BackendRegistry
 
 # The project name is "pytest" so that ``@pytest.hookimpl`` and plain ``pytest_``-named
 # functions work the same in pytest's plugin manager and in the CLI's.

@@ -18,12 +18,12 @@ from .backends import builtin
 from .backends.facade import DB, AsyncDB
 from .divergences import marker_decision
 from .errors import BackendUnavailable, TraceparityError, UsageError
-from .redirect import pytest_glue as redirect_glue
-from .redirect.pytest_glue import adbapi, dbapi  # noqa: F401  (fixtures)
+from .pytest_glue import redirect as redirect_glue
+from .pytest_glue.redirect import adbapi, dbapi  # noqa: F401  (fixtures)
+from .pytest_glue.traces import pytest_collect_file, replay  # noqa: F401  (trace items + `replay` fixture)
 from .report import collect
 from .report.model import RunInfo
 from .state import STATE_KEY, TraceparityState, build_state
-from .trace.pytest_items import pytest_collect_file, replay  # noqa: F401  (trace items + `replay` fixture)
 
 # (option, ini key or None, argparse kwargs)
 _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (

@@ -1,21 +1,34 @@
-"""Shared resources a test session needs (an sqld server), started lazily, stopped once."""
+"""Shared resources a test session needs (an sqld server, tursodb sync servers), started lazily, stopped once.
+
+This is the layer that starts servers; backends only receive what it started (an endpoint through
+:attr:`BackendContext.services`, a server host through ``configure``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .backends.base import BackendContext, safe_name
+from .backends.base import Backend, BackendContext, safe_name
+from .backends.turso_sync import SyncServerHost, TursoSyncBackend
 from .config import ReplicaSettings, TursoSettings
+from .servers.tursodb import TursodbHost
 
 if TYPE_CHECKING:
     from .servers.launcher import SqldConfig, SqldEndpoint
 
 T = TypeVar("T")
+
+
+def configure_backends(backends: Iterable[Backend], host: SyncServerHost, sync: str = "auto") -> None:
+    """Give the backends that need a server of their own (``turso-sync``) the host that starts them."""
+    for backend in backends:
+        if isinstance(backend, TursoSyncBackend):
+            backend.configure(host, sync)
 
 
 class HarnessServices:
@@ -28,10 +41,15 @@ class HarnessServices:
         self.replica_settings = replica
         self.turso_settings = turso or TursoSettings()
         self.workdir = workdir
+        self.tursodb = TursodbHost(self.turso_settings.bin, self.turso_settings.search_dirs, workdir / "tursodb")
         self._shared: dict[str, Any] = {}
         self._contexts = itertools.count()
         self._handle: Any = None
         self._failure: str | None = None  # a server that could not start is not retried per test
+
+    def configure_backends(self, backends: Iterable[Backend]) -> None:
+        """This run's tursodb host and ``--turso-sync`` mode, for the backends that use them."""
+        configure_backends(backends, self.tursodb, self.turso_settings.sync)
 
     def new_context(self, name: str) -> BackendContext:
         """A fresh private directory and unique name for one database, with the run's settings.
@@ -90,6 +108,7 @@ class HarnessServices:
         for resource in shared:
             with contextlib.suppress(Exception):
                 resource.close()
+        self.tursodb.close()
         handle, self._handle = self._handle, None
         if handle is not None:
             with contextlib.suppress(Exception):

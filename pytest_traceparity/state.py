@@ -83,15 +83,6 @@ def build_state(
     turso = TursoSettings(
         bin=get("--turso-bin"), sync=get("--turso-sync") or "auto", search_dirs=(Path.cwd(), rootdir)
     )
-    for backend in registry:  # backends whose availability depends on options (turso-sync: --turso-bin)
-        configure = getattr(backend, "configure", None)
-        if callable(configure):
-            configure(turso)
-    selected = registry.select(get("--backends"), reference)
-    for backend_id in selected:
-        reason = registry.get(backend_id).unavailable_reason()
-        if reason:
-            raise UsageError(f"backend {backend_id!r} was selected but cannot run here: {reason}")
     sqld = sqld_config(
         get("--sqld") or "auto",
         binary=get("--sqld-bin"),
@@ -105,6 +96,13 @@ def build_state(
     )
     workdir = Path(tempfile.mkdtemp(prefix="traceparity-", dir=basetemp))
     atexit.register(shutil.rmtree, workdir, True)
+    services = HarnessServices(sqld, replica, workdir, turso)
+    services.configure_backends(registry)  # before selection: turso-sync's availability depends on --turso-bin
+    selected = registry.select(get("--backends"), reference)
+    for backend_id in selected:
+        reason = registry.get(backend_id).unavailable_reason()
+        if reason:
+            raise UsageError(f"backend {backend_id!r} was selected but cannot run here: {reason}")
     import platform
     import sqlite3
 
@@ -130,7 +128,7 @@ def build_state(
         selected=selected,
         reference=reference,
         divergences=load_registry(rootdir),
-        services=HarnessServices(sqld, replica, workdir, turso),
+        services=services,
         rootdir=rootdir,
         workdir=workdir,
         update_golden=bool(get("--update-golden")),

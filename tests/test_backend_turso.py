@@ -13,10 +13,9 @@ from pytest_traceparity.backends.builtin import OPTIONAL_BACKENDS_IN_ALL
 from pytest_traceparity.backends.sqlalchemy_turso import SQLAlchemyTursoBackend
 from pytest_traceparity.backends.turso_local import TursoLocalBackend
 from pytest_traceparity.backends.turso_sync import TursoSyncBackend
-from pytest_traceparity.config import TursoSettings
 from pytest_traceparity.errors import DatabaseError
 from pytest_traceparity.registry import BackendRegistry, standalone_registry
-from pytest_traceparity.servers.tursodb import TursoServers, find_tursodb
+from pytest_traceparity.servers.tursodb import TursodbHost, TursoServers, find_tursodb
 
 ROOT = Path(__file__).resolve().parent.parent
 TURSODB = find_tursodb(os.environ.get("TRACEPARITY_TURSO_BIN"), (Path.cwd(), ROOT))
@@ -64,7 +63,7 @@ def test_find_tursodb_prefers_option_then_path_then_node_modules(
 
 def test_turso_sync_without_binary_says_what_to_install(tmp_path: Path) -> None:
     backend = TursoSyncBackend()
-    backend.configure(TursoSettings(bin=str(tmp_path / "no-such-tursodb")))
+    backend.configure(TursodbHost(str(tmp_path / "no-such-tursodb")))
     reason = backend.unavailable_reason()
     assert reason is not None and "npm install" in reason and "--turso-bin" in reason
 
@@ -120,7 +119,7 @@ def test_bad_turso_sync_mode_is_a_usage_error(pytester: pytest.Pytester) -> None
 def test_turso_sync_server_per_database_is_reaped_by_pid(tmp_path: Path) -> None:
     assert TURSODB is not None
     backend = TursoSyncBackend()
-    backend.configure(TursoSettings(bin=TURSODB))
+    backend.configure(TursodbHost(TURSODB, workdir=tmp_path / "servers"))
     database = backend.create_database(BackendContext(workdir=tmp_path / "a", name="a", options={"turso_sync": "auto"}))
     pid = database.server.pid  # type: ignore[attr-defined]
     try:

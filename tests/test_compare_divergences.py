@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 
-from pytest_traceparity.backends.values import Result
 from pytest_traceparity.compare import (
     Difference,
     Outcome,
@@ -16,6 +15,7 @@ from pytest_traceparity.compare import (
 )
 from pytest_traceparity.divergences import DivergenceRegistry, parse_entries
 from pytest_traceparity.errors import UsageError, wrap_error
+from pytest_traceparity.values import Result
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import pytest
 
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.backends.facade import DB
-from pytest_traceparity.backends.values import Result
 from pytest_traceparity.cli_trace import diff_main, fingerprint_main
-from pytest_traceparity.golden.fingerprint import diff_content, diff_schemas, digest_rows, snapshot
+from pytest_traceparity.fingerprint import diff_content, diff_schemas, digest_rows, snapshot
 from pytest_traceparity.registry import standalone_registry
+from pytest_traceparity.values import Result
 
 SCHEMA = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, score REAL DEFAULT 1.5);

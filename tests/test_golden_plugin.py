@@ -15,7 +15,7 @@ from pytest_traceparity.trace.recorder import recording
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestDeprecationWarning")
 
 # Until plugin.py imports the trace glue itself, load it as an extra plugin.
-WIRE = [] if hasattr(plugin, "pytest_collect_file") else ["-p", "pytest_traceparity.trace.pytest_items"]
+WIRE = [] if hasattr(plugin, "pytest_collect_file") else ["-p", "pytest_traceparity.pytest_glue.traces"]
 TRACE = "fixtures/traces/small.jsonl"
 GOLDEN = "fixtures/golden/small.golden.jsonl"
 
@@ -261,7 +261,7 @@ def test_traces_option_selects_other_files(pytester: pytest.Pytester) -> None:
 def test_golden_extension_with_syrupy_snapshot(pytester: pytest.Pytester) -> None:
     """A user test can store golden-style JSONL through syrupy; unchanged data is not rewritten."""
     pytester.makepyfile(test_snap="""
-        from pytest_traceparity.golden.store import GoldenExtension
+        from pytest_traceparity.golden import GoldenExtension
 
         def test_text(snapshot):
             assert '{"a":1}\\n' == snapshot(extension_class=GoldenExtension)

@@ -11,9 +11,9 @@ from replay_contexts import contexts
 
 from pytest_traceparity.cli_trace import minimize_main, replay_main
 from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
+from pytest_traceparity.golden.minimizer import load_events, minimize, repair, run_pair
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.trace.format import Event, TraceReader, TraceWriter, encode_event_params, validate
-from pytest_traceparity.trace.minimizer import load_events, minimize, repair, run_pair
 from pytest_traceparity.trace.recorder import recording
 
 REFERENCE, LIBSQL = "sqlalchemy-sqlite", "libsql-local"
@@ -60,7 +60,7 @@ def test_seeded_divergence_shrinks_to_a_valid_trace_with_the_same_rule(tmp_path:
     assert len(result.events) <= 4 < len(events)
     assert [e.op for e in result.events] == ["open", "execute"]  # later events cannot matter: cut
     out = tmp_path / "min.jsonl"
-    from pytest_traceparity.trace.minimizer import write_trace
+    from pytest_traceparity.golden.minimizer import write_trace
 
     write_trace(result.events, out)
     assert validate(out) == len(result.events)  # still a valid trace

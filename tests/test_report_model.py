@@ -11,6 +11,7 @@ from pytest_traceparity.report.causes import analyse
 from pytest_traceparity.report.html import render_html
 from pytest_traceparity.report.merge import merge
 from pytest_traceparity.report.model import ItemRecord, ParityReport, RuleInfo, RunInfo, schema
+from pytest_traceparity.report.output import to_json
 from pytest_traceparity.report.terminal import render_terminal
 
 LONG_REASON = "client-wide quirk: " + "x" * 600
@@ -88,7 +89,7 @@ def test_merge_keeps_both_runs_and_restales_rules() -> None:
     merged = merge([first, second])
     assert merged.backends == ["ref", "libsql-local", "sqld-http"]
     assert not merged.rules["unused"].stale and merged.environment["python"] == "3.12 / 3.11"
-    data = merged.to_json()
+    data = to_json(merged)
     jsonschema.Draft202012Validator(schema()).validate(data)
     again = ParityReport.from_json(json.loads(json.dumps(data)))
     assert analyse(again).overall() == analyse(merged).overall()

@@ -216,7 +216,7 @@ def test_pytest_json_report_carries_the_triage_per_test(pytester: pytest.Pyteste
     import pytest_traceparity.plugin as plugin
     from pytest_traceparity.trace.recorder import recording
 
-    wire = [] if hasattr(plugin, "pytest_collect_file") else ["-p", "pytest_traceparity.trace.pytest_items"]
+    wire = [] if hasattr(plugin, "pytest_collect_file") else ["-p", "pytest_traceparity.pytest_glue.traces"]
     traces = pytester.path / "fixtures" / "traces"
     traces.mkdir(parents=True)
     with recording(traces / "big.jsonl", base_dir=str(pytester.path)):

@@ -11,7 +11,7 @@ from pytest_traceparity import plugin
 from pytest_traceparity.golden.store import golden_path_for
 from pytest_traceparity.trace.recorder import recording
 
-WIRE = [] if hasattr(plugin, "pytest_collect_file") else ["-p", "pytest_traceparity.trace.pytest_items"]
+WIRE = [] if hasattr(plugin, "pytest_collect_file") else ["-p", "pytest_traceparity.pytest_glue.traces"]
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:

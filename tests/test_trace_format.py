@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_traceparity.backends.values import encode_params
 from pytest_traceparity.trace.format import (
     TraceFormatError,
     TraceHeader,
@@ -16,6 +15,7 @@ from pytest_traceparity.trace.format import (
     TraceWriter,
     validate,
 )
+from pytest_traceparity.values import encode_params
 
 HEADER = '{"format":"traceparity-trace","version":1,"source":{}}\n'
 OPEN = '{"seq":1,"conn":1,"op":"open","db":"db1","target":"app.db","driver":"sqlite3"}\n'

@@ -8,7 +8,8 @@ import sqlite3
 
 import pytest
 
-from pytest_traceparity.backends.values import (
+from pytest_traceparity.errors import DatabaseError, classify_message, dbapi_class, wrap_error
+from pytest_traceparity.values import (
     I64_MAX,
     I64_MIN,
     Result,
@@ -19,7 +20,6 @@ from pytest_traceparity.backends.values import (
     encode_params,
     encode_value,
 )
-from pytest_traceparity.errors import DatabaseError, classify_message, dbapi_class, wrap_error
 
 VALUES = [None, 0, 1, -1, I64_MAX, I64_MIN, 2**53 + 1, 0.0, -0.0, 1.5, 1e308, math.inf, -math.inf,
           "", "héllo ☃ 𝄞", b"", b"\x00\xff" * 10]

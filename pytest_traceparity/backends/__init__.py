@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import BackendUnavailable, DatabaseError, UsageError
+from ..values import Result
 from .base import Backend, BackendContext, Connection, Database
-from .values import Result
 
 __all__ = [
     "Backend",

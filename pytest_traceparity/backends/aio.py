@@ -12,13 +12,32 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from ..errors import DatabaseError, no_sync_error
-from .base import Connection, Params
-from .values import Result
+from ..values import Params, Result
 
 T = TypeVar("T")
+
+
+class Connection(Protocol):
+    """The sync connection this module drives (:class:`~pytest_traceparity.backends.base.Connection`).
+
+    A protocol, not an import: ``base`` builds on this module (``Database.connect_async``).
+    """
+
+    def execute(self, sql: str, params: Params = ()) -> Result: ...
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Result: ...
+
+    def executescript(self, script: str) -> None: ...
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def sync(self) -> int | None: ...
+
+    def close(self) -> None: ...
 
 
 class AsyncConnection(ABC):

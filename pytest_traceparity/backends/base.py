@@ -11,20 +11,16 @@ from __future__ import annotations
 import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ..errors import BackendUnavailable, DatabaseError, TraceparityError, no_sync_error, wrap_error
 from ..secret import as_secret
-from .values import Result, plain
-
-if TYPE_CHECKING:
-    from ..servers.launcher import SqldEndpoint
-    from .aio import AsyncConnection
-
-Params = Sequence[Any] | Mapping[str, Any]
+from ..values import Params, Result, plain
+from .aio import AsyncConnection, ThreadedAsyncConnection
+from .endpoint import SqldEndpoint
 
 # Capability flags a backend may declare; tests and cases can require them.
 CAP_NAMED_PARAMS = "named_params"
@@ -192,8 +188,6 @@ class Database(ABC):
 
     def connect_async(self) -> AsyncConnection:
         """An async connection (``adb``); the default drives :meth:`connect` on a worker thread."""
-        from .aio import ThreadedAsyncConnection
-
         return ThreadedAsyncConnection(self.connect, self.backend_id)
 
     def info(self) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
-from ..hookspecs import hookimpl
+import pluggy
 
-if TYPE_CHECKING:
-    from ..registry import BackendRegistry
+from .registry import BackendRegistry
+
+# The same marker as :data:`pytest_traceparity.hookspecs.hookimpl` (project "pytest"), made here so the
+# backends never import the layer that declares the hook.
+hookimpl = pluggy.HookimplMarker("pytest")
 
 # Order is the order of ``--backends=all`` and of the report's columns.
 BUILTIN_BACKENDS = (

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from ..errors import DatabaseError
+from ..values import Result
 from .base import Connection, Params
-from .values import Result
 
 # -- backend Connection adapter for DB-API clients ---------------------------------------
 

@@ -51,11 +51,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..config import REPLICA_SYNC_MODES, redact
 from ..errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
-from ..secret import Secret, as_secret, reveal
+from ..secret import Secret, as_secret, redact, reveal
 from .base import (
     CAP_FILE,
     CAP_MULTI_CONNECTION,
@@ -67,13 +66,12 @@ from .base import (
     safe_name,
 )
 from .dbapi import GuardedDBAPIConnection
+from .endpoint import SqldEndpoint
 from .libsql_local import LibsqlClientBackend, import_libsql, libsql_version
 from .sqld_http import fresh_namespace
 
-if TYPE_CHECKING:
-    from ..servers.launcher import SqldEndpoint
-
 BACKEND_ID = "embedded-replica"
+REPLICA_SYNC_MODES = ("auto", "after-write", "before-read", "manual")  # --replica-sync (see above)
 ISSUE_101 = "https://github.com/tursodatabase/libsql-python/issues/101"
 
 _READ_KEYWORDS = {"SELECT", "VALUES", "EXPLAIN", "PRAGMA"}

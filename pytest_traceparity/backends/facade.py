@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from ..values import Result
 from .aio import AsyncConnection
 from .base import Backend, BackendContext, Connection, Database, Params
-from .values import Result
 
 
 class DB:

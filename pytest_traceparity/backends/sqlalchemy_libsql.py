@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..values import Result, plain
 from .base import (
     CAP_FILE,
     CAP_MULTI_CONNECTION,
@@ -29,10 +30,9 @@ from .base import (
     Database,
     Params,
 )
-from .values import Result, plain
 
 if TYPE_CHECKING:
-    from ..servers.launcher import SqldEndpoint
+    from .endpoint import SqldEndpoint
 
 SQLALCHEMY_LIBSQL_INSTALL = 'pip install "pytest-traceparity[sqlalchemy-libsql]"  (or: pip install sqlalchemy-libsql)'
 

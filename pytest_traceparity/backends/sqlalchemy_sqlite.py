@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import BackendUnavailable, TraceparityError, wrap_error
+from ..values import Result, plain
 from .aio import AsyncConnection
 from .base import (
     CAP_FILE,
@@ -29,7 +30,6 @@ from .base import (
     Database,
     Params,
 )
-from .values import Result, plain
 
 T = TypeVar("T")
 

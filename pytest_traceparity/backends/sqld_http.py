@@ -9,15 +9,12 @@ database wiped clean (see :mod:`pytest_traceparity.servers.launcher`).
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from ..errors import BackendUnavailable
 from ..secret import reveal
 from .base import CAP_MULTI_CONNECTION, CAP_REMOTE, BackendContext, Connection, Database, safe_name
+from .endpoint import SqldEndpoint
 from .libsql_local import DBAPIConnection, LibsqlClientBackend, import_libsql, libsql_version
-
-if TYPE_CHECKING:
-    from ..servers.launcher import SqldEndpoint
 
 
 class SqldHttpDatabase(Database):
@@ -62,12 +59,10 @@ class SqldHttpBackend(LibsqlClientBackend):
 
 def fresh_namespace(ctx: BackendContext, backend_id: str) -> tuple[SqldEndpoint, str, str]:
     """A new, empty database on the session's sqld: (endpoint, namespace, URL to connect to)."""
-    from ..servers.launcher import ResetRefused, SqldUnavailable
-
     endpoint = ctx.services.sqld()
     namespace = f"{safe_name(ctx.name, 40)}-{uuid.uuid4().hex[:8]}"
     try:
         url = endpoint.create_database(namespace)
-    except (ResetRefused, SqldUnavailable) as exc:
+    except BackendUnavailable as exc:  # the launcher's SqldUnavailable / ResetRefused
         raise BackendUnavailable(f"{backend_id}: {exc}") from None  # exc names the server
     return endpoint, namespace, url

@@ -3,7 +3,9 @@
 Every connection of a database opens the same local replica file (reads and writes run
 on it, in Turso's engine); ``push()`` sends the local changes to the server and ``pull()``
 brings back what others pushed. Each test gets a fresh server (one ``tursodb`` process on
-a new database file, see :mod:`pytest_traceparity.servers.tursodb`) and a fresh replica.
+a new database file) and a fresh replica. The backend never starts a server itself: the harness
+hands it a :class:`SyncServerHost` (:class:`pytest_traceparity.servers.tursodb.TursodbHost`)
+through :meth:`TursoSyncBackend.configure`.
 
 When the harness calls ``push()`` / ``pull()`` (``--turso-sync``, same names as
 ``--replica-sync``):
@@ -30,9 +32,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..config import TURSO_SYNC_MODES, TursoSettings
 from ..errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError, wrap_error
 from .base import (
     CAP_FILE,
@@ -46,10 +47,35 @@ from .base import (
     safe_name,
 )
 from .dbapi import GuardedDBAPIConnection
-from .embedded_replica import statement_kind
+from .embedded_replica import REPLICA_SYNC_MODES, statement_kind
 from .turso_local import PytursoBackend, import_turso, pyturso_version
 
 BACKEND_ID = "turso-sync"
+TURSO_SYNC_MODES = REPLICA_SYNC_MODES  # --turso-sync takes the same names as --replica-sync
+
+
+class SyncServer(Protocol):
+    """One running ``tursodb --sync-server`` on one fresh database file."""
+
+    url: str
+    label: str
+    log_path: Path
+
+    def running(self) -> bool: ...
+
+    def diagnose(self) -> str:
+        """What happened to the server (exit code, log tail), for an error message."""
+
+
+class SyncServerHost(Protocol):
+    """Starts and stops sync servers for this backend; the harness's servers layer provides it."""
+
+    def unavailable_reason(self) -> str | None:
+        """Why no server can start here (no ``tursodb`` binary, and what to install), else ``None``."""
+
+    def start(self, name: str) -> SyncServer: ...
+
+    def stop(self, server: Any) -> None: ...
 
 
 @dataclass
@@ -118,7 +144,7 @@ class TursoSyncDatabase(Database):
 
     backend_id = BACKEND_ID
 
-    def __init__(self, replica_path: Path, server: Any, mode: str, *, servers: Any = None,
+    def __init__(self, replica_path: Path, server: SyncServer, mode: str, *, servers: SyncServerHost | None = None,
                  clock: ServerClock | None = None) -> None:
         self.replica_path = replica_path
         self.server = server
@@ -137,7 +163,7 @@ class TursoSyncDatabase(Database):
     def failure(self, exc: BaseException, during: str, sql: str | None) -> DatabaseError:
         """A sync error that says which server, and what its log shows if it died."""
         error = wrap_error(exc, backend=BACKEND_ID, sql=sql)
-        if self.server.proc.poll() is not None:
+        if not self.server.running():
             error.args = (f"{during} failed: {exc}; {self.server.diagnose()}",)
         else:
             error.args = (f"{during} to {self.server.label} at {self.server.url} failed: {exc}",)
@@ -190,43 +216,32 @@ class TursoSyncBackend(PytursoBackend):
     capabilities = frozenset({CAP_FILE, CAP_SYNC, CAP_REMOTE, CAP_MULTI_CONNECTION, CAP_NAMED_PARAMS})
 
     def __init__(self) -> None:
-        self.settings = TursoSettings(search_dirs=(Path.cwd(),))
+        self.sync = "auto"
+        self.host: SyncServerHost | None = None
 
-    def configure(self, settings: TursoSettings) -> None:
-        """Called by the harness with ``--turso-bin`` / ``--turso-sync`` before selection."""
-        self.settings = settings
-
-    def binary(self) -> str | None:
-        from ..servers.tursodb import find_tursodb
-
-        return find_tursodb(self.settings.bin, self.settings.search_dirs)
+    def configure(self, host: SyncServerHost, sync: str = "auto") -> None:
+        """Called by the harness before selection: who starts servers, and ``--turso-sync``."""
+        if sync not in TURSO_SYNC_MODES:
+            raise UsageError(f"--turso-sync={sync!r} is not one of: {', '.join(TURSO_SYNC_MODES)}")
+        self.host = host
+        self.sync = sync
 
     def unavailable_reason(self) -> str | None:
         reason = super().unavailable_reason()
         if reason:
             return reason
-        if self.binary() is None:
-            from ..servers.tursodb import missing_tursodb
-
-            return missing_tursodb(self.settings.bin)
-        return None
+        if self.host is None:
+            return ("no tursodb host was configured: run it through pytest or the traceparity CLI, "
+                    "or call configure(TursodbHost(...)) first")
+        return self.host.unavailable_reason()
 
     def create_database(self, ctx: BackendContext) -> Database:
-        from ..servers.tursodb import TursoServers, missing_tursodb
-
-        mode = str(ctx.options.get("turso_sync") or self.settings.sync)
+        mode = str(ctx.options.get("turso_sync") or self.sync)
         if mode not in TURSO_SYNC_MODES:
             raise UsageError(f"--turso-sync={mode!r} is not one of: {', '.join(TURSO_SYNC_MODES)}")
-        binary = self.binary()
-        if binary is None:
-            raise BackendUnavailable(f"{BACKEND_ID}: {missing_tursodb(self.settings.bin)}")
-        services: Any = ctx.services
-        base = Path(getattr(services, "workdir", ctx.workdir)) / "tursodb"
-        shared = getattr(services, "shared", None)
-        if callable(shared):
-            servers = shared(f"tursodb:{binary}", lambda: TursoServers(binary, base))
-        else:  # no harness services (a bare BackendContext): this database owns its own
-            servers = TursoServers(binary, ctx.workdir / "tursodb")
+        reason = self.unavailable_reason()
+        if reason or self.host is None:
+            raise BackendUnavailable(f"{BACKEND_ID}: {reason}")
         ctx.workdir.mkdir(parents=True, exist_ok=True)
-        server = servers.start(safe_name(ctx.name, 40))
-        return TursoSyncDatabase(ctx.workdir / "replica.db", server, mode, servers=servers)
+        server = self.host.start(safe_name(ctx.name, 40))
+        return TursoSyncDatabase(ctx.workdir / "replica.db", server, mode, servers=self.host)

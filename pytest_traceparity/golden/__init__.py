@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .fingerprint import diff_schemas, fingerprint, schema, snapshot
+from ..fingerprint import diff_schemas, fingerprint, schema, snapshot
 from .store import GoldenError, golden_path_for
 
 

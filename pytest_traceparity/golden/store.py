@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ..backends.values import encode_params
 from ..compare import Outcome
 from ..errors import TraceparityError
 from ..trace.format import Event, dumps
+from ..values import encode_params
 
 GOLDEN_FORMAT = "traceparity-golden"
 GOLDEN_VERSION = 1
@@ -105,16 +105,6 @@ def commit(tmp: Path, target: Path) -> bool:
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
     return True
-
-
-def __getattr__(name: str) -> Any:
-    # The syrupy extension lives apart because importing syrupy imports pytest; core code
-    # (replay, verify, the CLI) must not.
-    if name == "GoldenExtension":
-        from .extension import GoldenExtension
-
-        return GoldenExtension
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass

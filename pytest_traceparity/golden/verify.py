@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import Backend, BackendContext
-from ..backends.values import display
 from ..compare import (
     Difference,
     History,
@@ -29,10 +28,11 @@ from ..compare import (
 from ..divergences import Attribution, DivergenceRegistry, most_severe_first, summarize
 from ..divergences.registry import triage
 from ..divergences.severity import RANK
+from ..fingerprint import diff_content, diff_schemas
 from ..trace.faithful import faithfulness
 from ..trace.format import SQL_OPS, Event, TraceReader
 from ..trace.replayer import Replayer
-from .fingerprint import diff_content, diff_schemas
+from ..values import display
 from .store import (
     GoldenError,
     GoldenHeader,

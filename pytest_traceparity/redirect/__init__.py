@@ -3,7 +3,7 @@
 :mod:`.patches` intercepts ``sqlite3.connect`` / ``aiosqlite.connect`` (and so SQLAlchemy's
 sqlite engines), :mod:`.router` maps each database a test opens to a fresh database on
 its backend and notices what escaped, :mod:`.shadow` compares every statement with the
-reference backend. None of them imports pytest; :mod:`.pytest_glue` wires them in.
+reference backend. None of them imports pytest; :mod:`pytest_traceparity.pytest_glue.redirect` wires them in.
 """
 
 from __future__ import annotations

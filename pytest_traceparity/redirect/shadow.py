@@ -20,11 +20,11 @@ from typing import Any
 
 from ..backends.base import Connection, Params
 from ..backends.callsite import call_site
-from ..backends.values import Result, display
 from ..compare import Difference, History, Outcome, compare_outcomes, statement_context, transaction_after
 from ..divergences import DivergenceRegistry
 from ..divergences.registry import Attribution, summarize, triage
 from ..divergences.severity import RANK
+from ..values import Result, display
 
 MAX_LISTED = 10
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from .markdown import render_markdown
 from .merge import merge
 from .model import ParityReport
+from .output import write
 from .terminal import render_terminal
 
 
@@ -55,7 +56,7 @@ def report_main(argv: Sequence[str]) -> int:
             return 2
     report = merge(loaded)
     for out in outputs:
-        report.write(out)
+        write(report, out)
         print(f"wrote {out}")
     print(render_markdown(report) if args.markdown else "\n".join(render_terminal(report, verbose=args.verbose)))
     return 0 if report.ok else 1

@@ -10,10 +10,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..config import redact
+from ..secret import redact
 from .causes import analyse
 from .markdown import render_markdown
 from .model import ItemRecord, ParityReport, RunInfo
+from .output import write
 from .terminal import render_terminal
 
 
@@ -98,7 +99,7 @@ def finish(
     lines = render_terminal(report, verbose=verbose, analysis=analysis)
     if path is not None:
         try:
-            report.write(path)
+            write(report, path)
         except (OSError, ValueError) as exc:
             lines.append(f"traceparity: could not write report: {exc}")
         else:

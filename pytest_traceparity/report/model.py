@@ -1,7 +1,7 @@
 """The report's data: what ran where, what served it, how it ended, and the rules it judged by.
 
 Everything the renderings show is derived from this model (see :mod:`.causes`), and the model
-round-trips through JSON (``schema.json`` describes it), so HTML and Markdown can be rendered
+round-trips through JSON (``schema.json`` describes it; :mod:`.output` writes it), so HTML and Markdown can be rendered
 from the JSON of one or several runs (:mod:`.merge`).
 """
 
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
@@ -141,28 +140,6 @@ class ParityReport:
     def ok(self) -> bool:
         return not self.failures()
 
-    def to_json(self) -> dict[str, Any]:
-        from .causes import analyse
-
-        analysis = analyse(self)
-        return {
-            "format": FORMAT,
-            "version": VERSION,
-            "reference": self.reference,
-            "backends": self.backends,
-            "environment": self.environment,
-            "runs": [asdict(r) for r in self.runs],
-            "summary": {b: dict(c) for b, c in self.counts().items()},
-            "served_by": self.served_by(),
-            "timings": self.timings(),
-            "max_lag_frames": self.max_lag(),
-            "overall": analysis.overall_json(),
-            "verdict": [v.to_json() for v in analysis.verdicts],
-            "root_causes": [c.to_json() for c in analysis.causes],
-            "rules": [asdict(r) for r in self.rules.values()],
-            "items": [asdict(i) for i in self.items],
-        }
-
     @classmethod
     def from_json(cls, data: dict[str, Any], origin: str = "report") -> ParityReport:
         """Read a report; derived sections (verdict, root causes) are recomputed, not trusted."""
@@ -180,26 +157,6 @@ class ParityReport:
             rules={r.id: r for r in rules},
             runs=[RunInfo(**r) for r in data.get("runs", [])],
         )
-
-    def write(self, path: Path) -> None:
-        """Write ``.json``, ``.html`` or ``.md`` (by suffix) atomically."""
-        suffix = path.suffix.lower()
-        if suffix == ".html":
-            from .html import render_html
-
-            text = render_html(self)
-        elif suffix == ".json":
-            text = json.dumps(self.to_json(), indent=1, sort_keys=False) + "\n"
-        elif suffix == ".md":
-            from .markdown import render_markdown
-
-            text = render_markdown(self)
-        else:
-            raise ValueError(f"{path}: use a file name ending in .json, .html or .md")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
 
 
 def schema() -> dict[str, Any]:

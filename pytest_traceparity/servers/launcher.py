@@ -39,12 +39,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..config import DEFAULT_SQLD_IMAGE, SQLD_STRATEGIES, redact
 from ..errors import BackendUnavailable
-from ..secret import Secret, as_secret, reveal
+from ..secret import Secret, as_secret, redact, reveal
 
-STRATEGIES = SQLD_STRATEGIES
-DEFAULT_IMAGE = DEFAULT_SQLD_IMAGE
+STRATEGIES = ("auto", "binary", "docker", "url", "stand-in")
+DEFAULT_IMAGE = "ghcr.io/tursodatabase/libsql-server:latest"
 CONTAINER_LABEL = "pytest-traceparity"
 STANDIN_MARK = "traceparity-standin"
 

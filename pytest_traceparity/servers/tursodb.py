@@ -15,6 +15,7 @@ when the session ends.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -22,6 +23,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -98,6 +100,9 @@ class TursoSyncServer:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
 
     def diagnose(self) -> str:
         """What happened to the server, for an error message (exit code, log tail)."""
@@ -197,3 +202,63 @@ class TursoServers:
         for server in servers:
             with contextlib.suppress(Exception):
                 server.stop()
+
+
+class TursodbHost:
+    """Starts ``tursodb --sync-server`` processes for the ``turso-sync`` backend (its ``SyncServerHost``).
+
+    The harness makes one per process (:class:`~pytest_traceparity.services.HarnessServices`, or
+    the CLI's registry) and hands it to the backend, which never imports this layer. The binary
+    is looked up on each question, so ``--turso-bin`` and ``npm install`` take effect at once;
+    servers still running at :meth:`close` or interpreter exit are stopped.
+    """
+
+    def __init__(self, explicit: str | None = None, search_dirs: Iterable[Path] = (),
+                 workdir: Path | None = None) -> None:
+        self.explicit = explicit
+        self.search_dirs = tuple(search_dirs)
+        self._workdir = workdir
+        self._made: Path | None = None
+        self._servers: TursoServers | None = None
+        self._lock = threading.Lock()
+
+    def binary(self) -> str | None:
+        return find_tursodb(self.explicit, self.search_dirs)
+
+    def unavailable_reason(self) -> str | None:
+        return None if self.binary() is not None else missing_tursodb(self.explicit)
+
+    def start(self, name: str) -> TursoSyncServer:
+        with self._lock:
+            if self._servers is None:
+                binary = self.binary()
+                if binary is None:
+                    raise BackendUnavailable(f"turso-sync: {missing_tursodb(self.explicit)}")
+                if self._workdir is None:  # ours to remove at close
+                    self._workdir = self._made = Path(tempfile.mkdtemp(prefix="traceparity-tursodb-"))
+                self._servers = TursoServers(binary, self._workdir)
+                atexit.register(self.close)
+            servers = self._servers
+        return servers.start(name)
+
+    def stop(self, server: TursoSyncServer) -> None:
+        if self._servers is not None:
+            self._servers.stop(server)
+        else:
+            server.stop()
+
+    @property
+    def pids(self) -> list[int]:
+        return self._servers.pids if self._servers is not None else []
+
+    def close(self) -> None:
+        """Stop every server still running (a test that did not close its database)."""
+        with self._lock:
+            servers, self._servers = self._servers, None
+        if servers is not None:
+            with contextlib.suppress(Exception):
+                atexit.unregister(self.close)
+            servers.close()
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
+            self._workdir = self._made = None

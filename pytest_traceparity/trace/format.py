@@ -3,7 +3,7 @@
 Why a line format: traces of real workloads get large, so both sides stream; a diff of
 a re-recorded trace is reviewable line by line; a truncated file is detected by its
 missing end line. Values travel in the typed encoding of
-:mod:`pytest_traceparity.backends.values` so i64 beyond 2**53, blobs and non-finite
+:mod:`pytest_traceparity.values` so i64 beyond 2**53, blobs and non-finite
 floats survive JSON.
 
 ::
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..backends.values import SqlValue, decode_value, encode_params
 from ..errors import TraceparityError
+from ..values import SqlValue, decode_value, encode_params
 
 FORMAT = "traceparity-trace"
 VERSION = 1

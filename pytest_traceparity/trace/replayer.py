@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.base import CAP_SYNC, Backend, BackendContext, Connection, Database
-from ..backends.values import Result
 from ..compare import Outcome
 from ..errors import DatabaseError, TraceparityError
-from ..golden.fingerprint import safe_snapshot
+from ..fingerprint import safe_snapshot
 from ..sqltext import split
+from ..values import Result
 from .faithful import Departure, departure_for
 from .format import Event, TraceReader
 from .isolation import PathMapper, isolate, isolate_many

@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..backends.dbapi import sqlite3_adapted
-from ..backends.values import encode_value
 from ..errors import dbapi_class, qualified_type_name, wrap_error
 from ..sqltext import is_transaction_control, statement_kind, words
+from ..values import encode_value
 from .format import TraceWriter
 from .seed import capture_seed
 

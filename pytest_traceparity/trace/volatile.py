@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..backends.values import Result, SqlValue
 from ..sqltext import statement_kind, tokens, words
+from ..values import Result, SqlValue
 
 BUILTIN = (
     r"\bCURRENT_(?:TIMESTAMP|DATE|TIME)\b",

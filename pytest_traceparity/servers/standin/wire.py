@@ -15,13 +15,19 @@ import socket
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from .engine import Database, ProtocolError
 
-if TYPE_CHECKING:
-    from .server import StandinServer
+
+class Dispatcher(Protocol):
+    """The stand-in as this HTTP layer sees it (a protocol: :mod:`.server` builds on this module)."""
+
+    log_requests: bool
+
+    def dispatch(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response: ...
+
 
 MAX_BODY = 32 * 1024 * 1024
 # A body that stops arriving for this long is treated as shorter than its Content-Length
@@ -52,7 +58,7 @@ class Request:
     headers: Any
     body: bytes
     match: re.Match[str]
-    server: StandinServer
+    server: Dispatcher
     namespace: Database | None = None
 
     def json(self) -> Any:
@@ -133,7 +139,7 @@ def parse_json(body: bytes) -> Any:
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    standin: StandinServer
+    standin: Dispatcher
 
 
 class _HttpServer6(_HttpServer):

@@ -22,8 +22,9 @@ from pathlib import Path
 from ..backends.base import Backend, BackendContext
 from ..compare import Difference, History, compare_outcomes, sql_kind, statement_context, transaction_after
 from ..divergences import Attribution, DivergenceRegistry, most_severe_first
-from .format import SQL_OPS, Event, TraceHeader, TraceReader, TraceWriter, encode_event_params
-from .replayer import Replayer
+from ..trace.format import SQL_OPS, Event, TraceHeader, TraceReader, TraceWriter, encode_event_params
+from ..trace.replayer import Replayer
+from .verify import _final_differences
 
 MakeContext = Callable[[str], BackendContext]
 
@@ -92,8 +93,6 @@ def run_pair(events: Sequence[Event], reference: Backend, backend: Backend, make
                 out += [(event.seq, registry.attribute(backend.id, subject, d.with_context(context))) for d in diffs]
             history.note(event.db, event.op, event.sql, event.params, event.many)
         if final:
-            from ..golden.verify import _final_differences
-
             diffs = _final_differences(ref.final_state(), act.final_state(), history)
             out += [("final", registry.attribute(backend.id, subject, d)) for d in diffs]
     return out

@@ -2,7 +2,7 @@
 
 Wired into the plugin with one import in ``plugin.py``::
 
-    from .trace.pytest_items import pytest_collect_file, replay  # noqa: F401  (hook + fixture)
+    from .pytest_glue.traces import pytest_collect_file, replay  # noqa: F401  (hook + fixture)
 
 Item ids are ``<trace>[<backend>]``. ``--update-golden`` rewrites a golden only from the
 reference backend's item; every other backend's item compares and never writes.
@@ -25,7 +25,7 @@ from ..errors import TraceparityError
 from ..golden.store import golden_path_for, trace_name
 from ..golden.verify import ReplayReport, update_golden, verify_trace
 from ..state import STATE_KEY, TraceparityState
-from .format import FORMAT, TraceReader
+from ..trace.format import FORMAT, TraceReader
 
 
 class TraceDivergence(Exception):

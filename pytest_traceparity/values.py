@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 SqlValue = None | int | float | str | bytes
 """A value as SQLite stores it: NULL, INTEGER, REAL, TEXT or BLOB."""
+
+Params = Sequence[Any] | Mapping[str, Any]
+"""A statement's parameters: positional (``?``) or named (``:name``)."""
 
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1

@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..backends.values import Result, encode_value
+from .values import Result, encode_value
 
 FINGERPRINT_VERSION = 1
 _FTS_SHADOW = ("_data", "_idx", "_content", "_docsize", "_config", "_segments", "_segdir", "_stat")
@@ -154,7 +154,7 @@ def _error_kind(exc: BaseException) -> str:
     kind = getattr(exc, "kind", None)
     if isinstance(kind, str):
         return kind
-    from ..errors import classify_message
+    from .errors import classify_message
 
     return classify_message(str(exc))
 

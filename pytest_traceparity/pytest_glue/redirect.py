@@ -18,9 +18,9 @@ from ..backends.adbapi import AioConnection
 from ..backends.base import CAP_REMOTE
 from ..backends.dbapi import Sqlite3Connection
 from ..errors import TraceparityError
+from ..redirect import patches
+from ..redirect.router import ItemRouter, RouterSettings
 from ..state import TraceparityState
-from . import patches
-from .router import ItemRouter, RouterSettings
 
 NO_REDIRECT = "traceparity_no_redirect"
 _ROUTER = pytest.StashKey[ItemRouter]()
