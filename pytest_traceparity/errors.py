@@ -208,6 +208,15 @@ def wrap_error(exc: BaseException, *, backend: str, sql: str | None = None) -> D
     )
 
 
+def add_note(exc: BaseException, note: str) -> None:
+    """``exc.add_note(note)``, also on Python 3.10 (no ``add_note`` there; the note is kept in ``__notes__``)."""
+    notes = getattr(exc, "__notes__", None)
+    if not isinstance(notes, list):
+        notes = []
+        exc.__notes__ = notes  # type: ignore[attr-defined]
+    notes.append(note)
+
+
 def no_sync_error(backend_id: str) -> DatabaseError:
     """``sync()`` on a backend that has no primary to pull from."""
     return DatabaseError(

@@ -130,7 +130,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _state(config: pytest.Config) -> TraceparityState:
-    return config.stash[STATE_KEY]
+    state: TraceparityState = config.stash[STATE_KEY]
+    return state
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from pytest_traceparity.backends.facade import DB
 from pytest_traceparity.cli_trace import diff_main, fingerprint_main
 from pytest_traceparity.fingerprint import diff_content, diff_schemas, digest_rows, snapshot
 from pytest_traceparity.registry import standalone_registry
-from pytest_traceparity.values import Result
+from pytest_traceparity.values import Result, SqlValue
 
 SCHEMA = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, score REAL DEFAULT 1.5);
@@ -77,7 +78,7 @@ def test_schema_diff_names_objects() -> None:
 
 
 def test_content_digest_ignores_order_but_not_types() -> None:
-    rows = [(1, "a", None), (2, "b", b"\x00")]
+    rows: list[tuple[SqlValue, ...]] = [(1, "a", None), (2, "b", b"\x00")]
     assert digest_rows(Result(rows=rows)) == digest_rows(Result(rows=list(reversed(rows))))
     assert digest_rows(Result(rows=[(1,)])) != digest_rows(Result(rows=[(1.0,)]))
     assert digest_rows(Result(rows=[(1,), (1,)])) != digest_rows(Result(rows=[(1,)]))  # multiset, not set
@@ -109,7 +110,7 @@ def test_cli_fingerprint_and_diff(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "content: table 'users' has 3 row(s), expected 2" in out
 
 
-def snapshot_of(path: Path) -> dict:
+def snapshot_of(path: Path) -> dict[str, Any]:
     from pytest_traceparity.cli_trace import database_snapshot
 
     return database_snapshot(str(path))

@@ -1,4 +1,8 @@
-"""The package stays ruff-clean and type-checks (it ships py.typed)."""
+"""The core stays importable without pytest.
+
+Lint, format, type and import-layer checks are configuration (pyproject.toml) run as steps of
+``.ci/run`` and the workflow, not tests: a new ruff release must not fail ``pytest tests``.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ruff_clean() -> None:
-    done = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def test_mypy_clean() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "mypy", "pytest_traceparity", "--ignore-missing-imports"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 def test_core_imports_without_pytest() -> None:
     """The core (registry, replay, verify, launcher, CLI) must work where pytest is not imported."""
-    modules = ["registry", "state", "trace.replayer", "trace.recorder", "golden", "golden.verify",
-               "servers.launcher", "conformance_runner", "cli", "cli_trace"]
+    modules = ["registry", "state", "services", "trace.replayer", "trace.recorder", "golden", "golden.verify",
+               "golden.minimizer", "servers.launcher", "conformance_runner", "cli", "cli_trace"]
     code = "import sys\n" + "".join(f"import pytest_traceparity.{m}\n" for m in modules) + (
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest', 'syrupy')))"
     )

@@ -96,7 +96,7 @@ def test_multi_process_program_records_byte_identical(tmp_path: Path) -> None:
     first, second = _twice([sys.executable, "prog.py"], work, tmp_path)
     assert first == second
     events = list(TraceReader(tmp_path / "run0.jsonl"))
-    targets = sorted({e.target for e in events if e.op == "open"})
+    targets = sorted({str(e.target) for e in events if e.op == "open"})
     assert targets == ["shared.db", "tmp1/own.db", "tmp1/own.db~2", "tmp1/own.db~3"]
     shared_conns = [e.conn for e in events if e.op == "open" and e.target == "shared.db"]
     assert len(shared_conns) == 3  # parent, child c, parent again: in the order they happened

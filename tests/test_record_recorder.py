@@ -173,7 +173,7 @@ def test_redaction_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         conn.close()
     text = trace.read_text()
     assert "tok_secret1" not in text
-    params = [e.params for e in TraceReader(trace) if e.op == "execute" and e.params]
+    params = [e.params for e in TraceReader(trace) if e.op == "execute" and isinstance(e.params, tuple) and e.params]
     first, second, select = params
     assert first[0] == 1 and first[1] != "a@example.com" and first[2] != "tok_secret1"
     assert first[1] == second[1]  # equal values stay equal: joins and uniqueness replay the same

@@ -52,7 +52,8 @@ class Client:
         payload = json.loads(body)
         assert payload["base_url"] is None
         self.baton = payload["baton"]
-        return payload["results"]
+        results: list[dict[str, Any]] = payload["results"]
+        return results
 
     def execute(self, sql: str, *args: Any, **named: Any) -> dict[str, Any]:
         stmt: dict[str, Any] = {"sql": sql, "args": [value(a) for a in args]}
@@ -76,7 +77,8 @@ def value(v: Any) -> dict[str, Any]:
 
 def ok(result: dict[str, Any]) -> dict[str, Any]:
     assert result["type"] == "ok", result
-    return result["response"]
+    response: dict[str, Any] = result["response"]
+    return response
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,8 @@ def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:
 
 
 def _info(path: Path) -> dict[str, int]:
-    return json.loads(Path(f"{path}-info").read_text())
+    info: dict[str, int] = json.loads(Path(f"{path}-info").read_text())
+    return info
 
 
 def test_write_through_replica_a_visible_on_b_after_sync(tmp_path: Path, primary_url: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,11 @@ def _writer(path: Path) -> sqlite3.Connection:
     return conn
 
 
+Primary = tuple[SyncPrimary, sqlite3.Connection, Path]
+
+
 @pytest.fixture
-def primary(tmp_path: Path):
+def primary(tmp_path: Path) -> Iterator[Primary]:
     db = tmp_path / "primary.db"
     w = _writer(db)
     w.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
@@ -46,7 +50,7 @@ def open_image(image: bytes, path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path)
 
 
-def test_info_and_export_of_first_generation(primary) -> None:
+def test_info_and_export_of_first_generation(primary: Primary) -> None:
     p, _w, _db = primary
     status, body = _get(p, "/info")
     assert status == 200 and json.loads(body) == {"current_generation": 1, "max_frame_no": 0}
@@ -60,7 +64,7 @@ def test_info_and_export_of_first_generation(primary) -> None:
     assert _get(p, "/export/2")[0] == 404
 
 
-def test_pull_serves_committed_frames_only(primary) -> None:
+def test_pull_serves_committed_frames_only(primary: Primary) -> None:
     p, w, db = primary
     w.execute("INSERT INTO t(v) VALUES ('one')")
     status, body = _get(p, "/sync/1/1/129")
@@ -84,7 +88,7 @@ def test_pull_serves_committed_frames_only(primary) -> None:
     assert len(body) == 128 * FRAME_SIZE, "a full batch: end is exclusive"
 
 
-def test_checkpoint_starts_generation_that_continues_the_last(primary, tmp_path: Path) -> None:
+def test_checkpoint_starts_generation_that_continues_the_last(primary: Primary, tmp_path: Path) -> None:
     p, w, _db = primary
     w.execute("INSERT INTO t(v) VALUES ('before')")
     frames_gen1 = _get(p, "/sync/1/1/129")[1]
@@ -125,7 +129,7 @@ def test_restart_starts_a_new_generation(tmp_path: Path) -> None:
         p2.close()
 
 
-def test_unknown_generation_and_claims_beyond_the_primary_are_errors(primary) -> None:
+def test_unknown_generation_and_claims_beyond_the_primary_are_errors(primary: Primary) -> None:
     p, _w, _db = primary
     status, body = _get(p, "/sync/7/1/129")
     assert status == 409 and "generation 7" in json.loads(body)["error"]
@@ -133,7 +137,7 @@ def test_unknown_generation_and_claims_beyond_the_primary_are_errors(primary) ->
     assert status == 409 and "delete the replica" in json.loads(body)["error"]
 
 
-def test_push_appends_to_the_primary_wal_and_conflicts_when_behind(primary) -> None:
+def test_push_appends_to_the_primary_wal_and_conflicts_when_behind(primary: Primary) -> None:
     p, w, db = primary
     w.execute("INSERT INTO t(v) VALUES ('seed')")
     n = p.frame_count()
@@ -163,7 +167,7 @@ def test_push_appends_to_the_primary_wal_and_conflicts_when_behind(primary) -> N
     r.close()
 
 
-def test_push_body_must_be_whole_frames(primary) -> None:
+def test_push_body_must_be_whole_frames(primary: Primary) -> None:
     p, _w, _db = primary
     status, _, reply = p.handle("POST", "/sync/1/2/3", {}, b"\x00" * 100)
     assert status == 400 and "whole number" in json.loads(reply)["error"]

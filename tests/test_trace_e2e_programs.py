@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,7 +61,7 @@ def _record(program: str, sandbox: dict[str, Path], *args: str) -> Path:
     return trace
 
 
-def _replay_everywhere(trace: Path, sandbox: dict[str, Path], sqld_args: list[str]) -> dict[str, dict]:
+def _replay_everywhere(trace: Path, sandbox: dict[str, Path], sqld_args: list[str]) -> dict[str, dict[str, Any]]:
     """Golden from the reference, then every backend; returns each backend's JSON report."""
     proj, tmp = sandbox["proj"], sandbox["tmp"]
     rel = str(trace.relative_to(proj))

@@ -44,11 +44,13 @@ def test_round_trip_keeps_exact_types(tmp_path: Path) -> None:
     assert [e.op for e in events] == ["open", "begin", "execute", "execute", "executemany", "commit"]
     assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
     params = events[2].params
+    assert isinstance(params, tuple)
     assert params[:4] == awkward[:4] and isinstance(params[0], int)
     assert params[4] == math.inf and params[5] == -math.inf
-    assert math.copysign(1.0, params[6]) == -1.0  # -0.0 kept apart from 0.0
+    assert isinstance(params[6], float) and math.copysign(1.0, params[6]) == -1.0  # -0.0 kept apart from 0.0
     assert params[7:] == (None, "héllo\n")
-    assert math.isnan(events[3].params["a"])  # type: ignore[index]
+    named = events[3].params
+    assert isinstance(named, dict) and isinstance(named["a"], float) and math.isnan(named["a"])
     assert events[4].many == [(0,), (1,), (2,)]
     assert events[1].mode == "IMMEDIATE"
     assert events[2].db == "db1"

@@ -70,10 +70,10 @@ class AioCursor:
         return await self._conn._call(self._cursor.fetchone)
 
     async def fetchmany(self, size: int | None = None) -> list[Any]:
-        return await self._conn._call(lambda: self._cursor.fetchmany(size))  # type: ignore[no-any-return]
+        return await self._conn._call(lambda: self._cursor.fetchmany(size))
 
     async def fetchall(self) -> list[Any]:
-        return await self._conn._call(self._cursor.fetchall)  # type: ignore[no-any-return]
+        return await self._conn._call(self._cursor.fetchall)
 
     async def close(self) -> None:
         self._cursor.close()
@@ -267,7 +267,7 @@ class AioConnection:
 
     async def execute_fetchall(self, sql: str, parameters: Any = None) -> list[Any]:
         params = () if parameters is None else parameters
-        return await self._call(lambda: self._sync().execute(sql, params).fetchall())  # type: ignore[no-any-return]
+        return await self._call(lambda: self._sync().execute(sql, params).fetchall())
 
     async def execute_insert(self, sql: str, parameters: Any = None) -> Any:
         params = () if parameters is None else parameters

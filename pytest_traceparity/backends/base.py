@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Protocol
 
 from ..errors import BackendUnavailable, DatabaseError, TraceparityError, no_sync_error, wrap_error
 from ..secret import as_secret
-from ..values import Params, Result, plain
+from ..values import Params as Params  # re-exported: backends import it from here
+from ..values import Result, plain
 from .aio import AsyncConnection, ThreadedAsyncConnection
 from .endpoint import SqldEndpoint
 

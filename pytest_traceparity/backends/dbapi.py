@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, add_note
 from ..values import Result
 from .base import Connection, Params
 
@@ -183,7 +183,8 @@ def reraise(exc: DatabaseError) -> BaseException:
     if original is None:
         return sqlite3.NotSupportedError(str(exc))
     if exc.dbapi_class == type(original).__name__ and not isinstance(original, sqlite3.Error):
-        original.add_note(
+        add_note(
+            original,
             f"[traceparity] raised by backend {exc.backend!r} (error kind {exc.kind}); sqlite3 raises a "
             "sqlite3.Error subclass here, so code catching sqlite3 exceptions will not catch this"
         )
@@ -471,7 +472,8 @@ class Sqlite3Connection:
             error = reraise(exc)
             for name in self._functions if exc.kind == "no_such_function" else ():
                 if name in exc.message.lower():
-                    error.add_note(
+                    add_note(
+                        error,
                         f"[traceparity] {name}() was registered with create_function(), which runs "
                         f"Python inside SQLite; backend {self.backend_id!r} cannot call it"
                     )

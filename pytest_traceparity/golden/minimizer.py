@@ -207,7 +207,9 @@ def minimize(events: list[Event], reference: Backend, backend: Backend, make_con
 
     if isinstance(where, int):
         body = _window_first(body, where, test, out_of_time, result)
-    for label, key in (("databases", lambda e: e.db or ""), ("connections", lambda e: str(e.conn))):
+    keys: tuple[tuple[str, Callable[[Event], str]], ...] = (
+        ("databases", lambda e: e.db or ""), ("connections", lambda e: str(e.conn)))
+    for label, key in keys:
         groups: dict[str, list[Event]] = {}
         for event in body:
             groups.setdefault(key(event), []).append(event)

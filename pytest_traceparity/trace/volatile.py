@@ -15,6 +15,7 @@ the same way. Users add their own patterns (regexes searched in the SQL) in
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,10 @@ def _placeholder(value: SqlValue) -> SqlValue:
 
 def load_patterns(start: Path) -> list[str]:
     """User patterns from the nearest ``pyproject.toml`` at or above ``start`` (none if absent)."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            return []
+    else:  # Python 3.10: tomli is a declared dependency there
+        import tomli as tomllib
     for folder in [start.resolve(), *start.resolve().parents]:
         candidate = folder / "pyproject.toml"
         if candidate.is_file():

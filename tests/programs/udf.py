@@ -3,13 +3,13 @@ import sqlite3
 
 
 class Total:
-    def __init__(self):
+    def __init__(self) -> None:
         self.n = 0
 
-    def step(self, v):
+    def step(self, v: int) -> None:
         self.n += v
 
-    def finalize(self):
+    def finalize(self) -> int:
         return self.n
 
 

@@ -7,7 +7,8 @@ result it produced is never mistaken for real sqld.
 from __future__ import annotations
 
 from .engine import Database
-from .server import STANDIN_VERSION, Request, Response, StandinServer, version_string
+from .server import STANDIN_VERSION, StandinServer, version_string
+from .wire import Request, Response
 
 __all__ = [
     "STANDIN_VERSION",

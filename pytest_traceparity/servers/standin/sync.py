@@ -628,7 +628,7 @@ def primary_for(db: Any) -> SyncPrimary:
 
 def register_routes(server: Any) -> None:
     """Mount info/export/sync on every namespace of a :class:`StandinServer`."""
-    from .server import HttpError, Response
+    from .wire import HttpError, Response
 
     def route(req: Any) -> Any:
         try:
