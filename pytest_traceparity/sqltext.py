@@ -95,31 +95,41 @@ def tokens(sql: str) -> Iterator[Token]:
                 pos += 1
 
 
-def split(script: str) -> list[str]:
-    """The statements of a script (text between top-level ``;``), empty ones dropped.
+# Where a ``;`` ends a statement: SQLite's own state machine (``sqlite3_complete``), over our tokens.
+# A trigger (``[EXPLAIN] CREATE [TEMP] TRIGGER``) ends only at ``; END ;`` -- an ``END`` right after a
+# ``;`` -- so ``CASE ... END`` inside its body does not end it.
+_NEXT_STATE = {
+    "start": {"EXPLAIN": "explain", "CREATE": "create"},
+    "explain": {"CREATE": "create"},
+    "create": {"TEMP": "create", "TEMPORARY": "create", "TRIGGER": "trigger"},
+    "trigger": {},
+    "semi": {"END": "end"},
+    "end": {},
+}
+_FALLBACK_STATE = {"start": "normal", "explain": "normal", "create": "normal", "normal": "normal",
+                   "trigger": "trigger", "semi": "trigger", "end": "trigger"}
 
-    Trigger bodies (``CREATE TRIGGER ... BEGIN ...; END``) stay whole.
+
+def split(script: str) -> list[str]:
+    """The statements of a script, split where SQLite would end them; empty ones dropped.
+
+    Trigger bodies (``CREATE TRIGGER ... BEGIN ...; END``) stay whole, as for ``sqlite3.complete_statement``.
     """
     out: list[str] = []
     start = 0
-    depth = 0
-    first: list[str] = []
+    state = "start"
     for tok in tokens(script):
         if tok.kind == "semicolon":
-            if depth == 0:
-                text = script[start:tok.start]
-                if skip_prelude(text) < len(text):
-                    out.append(text.strip(BOM + " \t\r\n"))
-                start, first = tok.start + 1, []
+            if state in ("trigger", "semi"):  # a ``;`` inside a trigger body
+                state = "semi"
+                continue
+            text = script[start:tok.start]
+            if skip_prelude(text) < len(text):
+                out.append(text.strip(BOM + " \t\r\n"))
+            start, state = tok.start + 1, "start"
             continue
-        if tok.kind == "word":
-            word = tok.text.upper()
-            if len(first) < 4:
-                first.append(word)
-            if word == "BEGIN" and "TRIGGER" in first:
-                depth += 1
-            elif word == "END" and depth and first[0] == "CREATE":
-                depth -= 1
+        word = tok.text.upper() if tok.kind == "word" else ""
+        state = _NEXT_STATE.get(state, {}).get(word) or _FALLBACK_STATE[state]
     tail = script[start:]
     if skip_prelude(tail) < len(tail):
         out.append(tail.strip(BOM + " \t\r\n"))
@@ -136,6 +146,24 @@ def statement_kind(sql: str) -> str:
             continue
         return tok.text.upper() if tok.kind == "word" else ""
     return ""
+
+
+READ_KINDS = frozenset({"SELECT", "VALUES", "EXPLAIN", "PRAGMA"})
+WRITE_KINDS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
+
+
+def access(sql: str) -> str:
+    """``read`` or ``write`` (anything that may change data or end a transaction).
+
+    ``WITH`` is a write when its statement inserts, updates or deletes (outside strings and
+    comments); an empty statement counts as a write, the safe side for a replica that syncs.
+    """
+    kind = statement_kind(sql)
+    if kind in READ_KINDS:
+        return "read"
+    if kind == "WITH":
+        return "write" if WRITE_KINDS.intersection(words(sql)) else "read"
+    return "write"
 
 
 def is_transaction_control(sql: str) -> bool:

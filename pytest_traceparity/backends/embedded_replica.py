@@ -55,6 +55,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
 from ..secret import Secret, as_secret, redact, reveal
+from ..sqltext import access
 from .base import (
     CAP_FILE,
     CAP_MULTI_CONNECTION,
@@ -74,21 +75,7 @@ BACKEND_ID = "embedded-replica"
 REPLICA_SYNC_MODES = ("auto", "after-write", "before-read", "manual")  # --replica-sync (see above)
 ISSUE_101 = "https://github.com/tursodatabase/libsql-python/issues/101"
 
-_READ_KEYWORDS = {"SELECT", "VALUES", "EXPLAIN", "PRAGMA"}
-_WRITE_IN_WITH = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
-_LEADING_COMMENTS = re.compile(r"^(\s+|--[^\n]*(\n|$)|/\*.*?\*/)+", re.DOTALL)
-
-
-def statement_kind(sql: str) -> str:
-    """``read`` or ``write`` (anything that may change data or end a transaction)."""
-    text = _LEADING_COMMENTS.sub("", sql)
-    match = re.match(r"[A-Za-z]+", text)
-    word = match.group(0).upper() if match else ""
-    if word in _READ_KEYWORDS:
-        return "read"
-    if word == "WITH":
-        return "write" if _WRITE_IN_WITH.search(text) else "read"
-    return "write"
+statement_kind = access  # ``read`` or ``write``: when the harness syncs (see the modes above)
 
 
 def http_url(sync_url: str) -> str:
