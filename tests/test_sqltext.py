@@ -47,7 +47,8 @@ def test_split_keeps_trigger_bodies_and_quoted_semicolons() -> None:
 
 
 def test_case_end_inside_a_trigger_body_does_not_end_the_trigger() -> None:
-    trigger = "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET x = CASE WHEN 1 THEN 2 END; DELETE FROM t; END"
+    trigger = ("CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN "
+               "UPDATE t SET x = CASE WHEN 1 THEN 2 END; DELETE FROM t; END")
     assert split(f"{trigger}; SELECT 1") == [trigger, "SELECT 1"]
 
 
