@@ -134,7 +134,8 @@ def test_changed_insert_parameter_names_the_step(pytester: pytest.Pytester) -> N
     ("mangle", "needles"),
     [
         (lambda t: t.rsplit("\n", 2)[0] + "\n",
-         ["*small.jsonl:*: missing end line after * event(s)*; re-record it with: traceparity record -o FILE -- CMD*"]),
+         ["*small.jsonl:*: missing end line after * event(s)*; "
+          "re-record it with: traceparity record -o FILE -- CMD*"]),
         (lambda t: t[:-10], ["*small.jsonl:*: the last line is incomplete (the trace is truncated)*"]),
         (lambda t: t.replace('"version":1', '"version":7', 1),
          ["*small.jsonl:1: field 'version': unknown trace format version 7*upgrade pytest-traceparity*"]),
