@@ -44,10 +44,10 @@ def backends_main(argv: Sequence[str]) -> int:
 
 
 def conformance_main(argv: Sequence[str]) -> int:
-    """``pytest --pyargs conformance`` with the caller's extra arguments."""
+    """``pytest --pyargs pytest_traceparity.conformance.suite`` with the caller's extra arguments."""
     import pytest
 
-    return int(pytest.main(["--pyargs", "conformance", "-p", "no:cacheprovider", *argv]))
+    return int(pytest.main(["--pyargs", "pytest_traceparity.conformance.suite", "-p", "no:cacheprovider", *argv]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
