@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pytest_traceparity.backends.base import BackendContext  # noqa: E402
-from pytest_traceparity.cli_trace import database_snapshot  # noqa: E402
+from pytest_traceparity.cli_db import database_snapshot  # noqa: E402
 from pytest_traceparity.registry import DEFAULT_REFERENCE, standalone_registry  # noqa: E402
 from pytest_traceparity.trace.format import TraceReader  # noqa: E402
 from pytest_traceparity.trace.launcher import record  # noqa: E402

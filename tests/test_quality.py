@@ -25,7 +25,7 @@ def test_mypy_clean() -> None:
 def test_core_imports_without_pytest() -> None:
     """The core (registry, replay, verify, launcher, CLI) must work where pytest is not imported."""
     modules = ["registry", "state", "trace.replayer", "trace.recorder", "golden", "golden.verify",
-               "servers.launcher", "conformance", "cli", "cli_trace"]
+               "servers.launcher", "conformance", "cli", "cli_trace", "cli_db"]
     code = "import sys\n" + "".join(f"import pytest_traceparity.{m}\n" for m in modules) + (
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest', 'syrupy')))"
     )

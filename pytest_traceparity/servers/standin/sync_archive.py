@@ -1,16 +1,16 @@
 """The sync primary's archive: WAL frames of each generation, its export, and its state.
 
-How the primary keeps that promise: the namespace's database stays in WAL mode with no
-automatic checkpoints; every committed frame (header salts and checksum chain verified,
-cut at the last commit marker, exactly SQLite's recovery rule) is appended to a per-
-generation archive as soon as the stand-in reports a write, and to a *shadow* file (the
-database image as a replica sees it). A checkpoint or a restart starts a new generation
-whose export is the shadow, so replicas that were behind follow it frame-exactly.
-Pushed frames are appended to the primary's own WAL (re-stamped with its salts and
-checksum chain, under SQLite's write lock), then SQLite is made to re-read the WAL;
-the primary, its Hrana clients and every replica see the same pages. Anything the
-archive cannot vouch for (frames lost to a checkpoint nobody saw) ends the generation
-with an explicit error for replicas that would otherwise diverge silently.
+The primary keeps its promise to replicas (see :mod:`.sync`) this way: the namespace's
+database stays in WAL mode with no automatic checkpoints; every committed frame (header
+salts and checksum chain verified, cut at the last commit marker, exactly SQLite's
+recovery rule) is appended to a per-generation archive as soon as the stand-in reports a
+write, and to a *shadow* file (the database image as a replica sees it). A checkpoint or a
+restart starts a new generation whose export is the shadow, so replicas that were behind
+follow it frame-exactly. Pushed frames are appended to the primary's own WAL (re-stamped
+with its salts and checksum chain, under SQLite's write lock), then SQLite is made to
+re-read the WAL; the primary, its Hrana clients and every replica see the same pages.
+Anything the archive cannot vouch for (frames lost to a checkpoint nobody saw) ends the
+generation with an explicit error for replicas that would otherwise diverge silently.
 """
 
 from __future__ import annotations
