@@ -260,7 +260,7 @@ def test_traces_option_selects_other_files(pytester: pytest.Pytester) -> None:
 def test_golden_extension_with_syrupy_snapshot(pytester: pytest.Pytester) -> None:
     """A user test can store golden-style JSONL through syrupy; unchanged data is not rewritten."""
     pytester.makepyfile(test_snap="""
-        from pytest_traceparity.golden.store import GoldenExtension
+        from pytest_traceparity.golden import GoldenExtension
 
         def test_text(snapshot):
             assert '{"a":1}\\n' == snapshot(extension_class=GoldenExtension)

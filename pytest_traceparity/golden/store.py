@@ -107,16 +107,6 @@ def commit(tmp: Path, target: Path) -> bool:
     return True
 
 
-def __getattr__(name: str) -> Any:
-    # The syrupy extension lives apart because importing syrupy imports pytest; core code
-    # (replay, verify, the CLI) must not.
-    if name == "GoldenExtension":
-        from .extension import GoldenExtension
-
-        return GoldenExtension
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 @dataclass
 class GoldenStep:
     seq: int

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
 FORMAT = "traceparity-report"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)

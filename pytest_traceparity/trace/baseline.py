@@ -31,7 +31,7 @@ def replay_into_one_database(traces: Sequence[Path], backend: Backend, target: P
         shared = BackendContext(workdir=Path(work), name="baseline")
         counter = itertools.count()
         for trace in traces:
-            files = {e.db for e in TraceReader(trace) if e.op == "open" and e.target != ":memory:"}
+            files = {e.db for e in TraceReader(trace) if e.op == "open" and e.db and e.target != ":memory:"}
 
             def make(name: str, files: set[str] = files) -> BackendContext:
                 if name.rsplit("-", 1)[-1] in files:
