@@ -54,6 +54,30 @@ def start_binary(config: SqldConfig) -> SqldHandle:
     work = _workdir(config, "sqld-")
     log_path = work / "sqld.log"
     host_routing = config.namespaces and localhost_subdomains_resolve()
+    proc, url, admin_port = _launch_binary(binary, work, log_path, host_routing, config.startup_timeout)
+    version = server_version(url)
+    standin = version.startswith(STANDIN_MARK)
+    endpoint = SqldEndpoint(
+        url=url,
+        label=make_label(version, "binary"),
+        strategy="binary",
+        supports_namespaces=standin or host_routing,
+        namespace_routing="path" if standin else ("host" if host_routing else "none"),
+        admin_url=url if standin else (f"http://127.0.0.1:{admin_port}" if host_routing else None),
+        owned=True,
+        diagnose=process_diagnosis(proc, f"sqld ({binary})", log_path),
+    )
+
+    def stop() -> None:
+        terminate(proc)
+        shutil.rmtree(work / "data.sqld", ignore_errors=True)
+
+    return SqldHandle(endpoint, stop, log_path=log_path, pid=proc.pid)
+
+
+def _launch_binary(binary: str, work: Path, log_path: Path, host_routing: bool,
+                   timeout: float) -> tuple[subprocess.Popen[bytes], str, int | None]:
+    """sqld on free ports, healthy; a port taken between probe and bind is retried (3 tries)."""
     last_error = ""
     for _attempt in range(3):
         port = free_port()
@@ -73,35 +97,15 @@ def start_binary(config: SqldConfig) -> SqldHandle:
             return f"sqld ({binary}) exited with status {code} during startup; log {log_path}:\n{_tail(log_path)}"
 
         try:
-            wait_healthy(url, config.startup_timeout, alive=alive)
+            wait_healthy(url, timeout, alive=alive)
         except SqldUnavailable as exc:
             terminate(proc)
             last_error = str(exc)
             if "Address already in use" in _tail(log_path):
                 continue
             raise SqldUnavailable(f"--sqld=binary: {exc}") from None
-        break
-    else:
-        raise SqldUnavailable(f"--sqld=binary: could not get a free port: {last_error}")
-
-    version = server_version(url)
-    standin = version.startswith(STANDIN_MARK)
-    endpoint = SqldEndpoint(
-        url=url,
-        label=make_label(version, "binary"),
-        strategy="binary",
-        supports_namespaces=standin or host_routing,
-        namespace_routing="path" if standin else ("host" if host_routing else "none"),
-        admin_url=url if standin else (f"http://127.0.0.1:{admin_port}" if host_routing else None),
-        owned=True,
-        diagnose=process_diagnosis(proc, f"sqld ({binary})", log_path),
-    )
-
-    def stop() -> None:
-        terminate(proc)
-        shutil.rmtree(work / "data.sqld", ignore_errors=True)
-
-    return SqldHandle(endpoint, stop, log_path=log_path, pid=proc.pid)
+        return proc, url, admin_port
+    raise SqldUnavailable(f"--sqld=binary: could not get a free port: {last_error}")
 
 
 # The harness's stand-in hands the write lock to a waiting writer after this many seconds
