@@ -1,5 +1,5 @@
-"""The cross-backend SQL-semantics conformance suite (cases in ``cases/*.toml``).
+"""The repository's conformance folder: the case suite (re-exported from the installed
+:mod:`pytest_traceparity.pytest_glue.conformance_suite`) plus replica consistency tests.
 
-Run it against every registered backend with ``pytest --pyargs conformance --backends=all``.
-The engine lives in :mod:`pytest_traceparity.conformance_runner`; this package holds data.
+Not installed: the cases and the engine ship as :mod:`pytest_traceparity.conformance`.
 """

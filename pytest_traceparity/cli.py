@@ -19,8 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "replay": ("pytest_traceparity.cli_trace", "replay_main", "replay a trace on a backend and compare to its golden"),
     "minimize": ("pytest_traceparity.cli_trace", "minimize_main",
                  "shrink a trace to a minimal one showing the same difference: minimize TRACE --backend ID -o OUT"),
-    "diff": ("pytest_traceparity.cli_trace", "diff_main", "compare two traces, goldens or databases"),
-    "fingerprint": ("pytest_traceparity.cli_trace", "fingerprint_main", "print a database's schema fingerprint"),
+    "diff": ("pytest_traceparity.cli_db", "diff_main", "compare two traces, goldens or databases"),
+    "fingerprint": ("pytest_traceparity.cli_db", "fingerprint_main", "print a database's schema fingerprint"),
     "serve": ("pytest_traceparity.servers.standin.__main__", "serve_main",
               "run the sqld stand-in (Hrana + sync) on 127.0.0.1"),
     "report": ("pytest_traceparity.report.cli", "report_main", "render and merge JSON parity reports"),
@@ -44,10 +44,11 @@ def backends_main(argv: Sequence[str]) -> int:
 
 
 def conformance_main(argv: Sequence[str]) -> int:
-    """``pytest --pyargs conformance`` with the caller's extra arguments."""
+    """``pytest --pyargs pytest_traceparity.pytest_glue.conformance_suite`` with the caller's extra arguments."""
     import pytest
 
-    return int(pytest.main(["--pyargs", "conformance", "-p", "no:cacheprovider", *argv]))
+    suite = "pytest_traceparity.pytest_glue.conformance_suite"
+    return int(pytest.main(["--pyargs", suite, "-p", "no:cacheprovider", *argv]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,10 +89,6 @@ class HarnessServices:
         return self._handle.endpoint  # type: ignore[no-any-return]
 
     @property
-    def sqld_started(self) -> bool:
-        return self._handle is not None
-
-    @property
     def sqld_pid(self) -> int | None:
         """pid of the sqld/stand-in process this harness started (``None`` for a URL or none yet)."""
         return getattr(self._handle, "pid", None)

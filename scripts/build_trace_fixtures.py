@@ -2,6 +2,8 @@
 
     python scripts/build_trace_fixtures.py          # rewrite fixtures/traces/*.jsonl + fixtures/baseline.sqlite3
     python scripts/build_trace_fixtures.py --check  # re-record into a temp dir; fail unless byte-identical
+    python scripts/build_trace_fixtures.py --replay-on libsql-local --out other.db
+    traceparity diff fixtures/baseline.sqlite3 other.db   # the migration check: same schema and rows?
 
 Each workload in ``fixtures/workloads/`` is a real program; it runs under
 ``traceparity record`` (the same launcher users run), in a fresh temporary directory,
@@ -21,7 +23,6 @@ import difflib
 import itertools
 import os
 import shutil
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -29,12 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_traceparity.backends.base import BackendContext  # noqa: E402
-from pytest_traceparity.cli_trace import database_snapshot  # noqa: E402
+from pytest_traceparity.cli_db import database_snapshot  # noqa: E402
 from pytest_traceparity.registry import DEFAULT_REFERENCE, standalone_registry  # noqa: E402
-from pytest_traceparity.trace.format import TraceReader  # noqa: E402
+from pytest_traceparity.trace.baseline import replay_into_one_database  # noqa: E402
 from pytest_traceparity.trace.launcher import record  # noqa: E402
-from pytest_traceparity.trace.replayer import Replayer  # noqa: E402
 
 # (trace name, workload script, database argument)
 WORKLOADS = (
@@ -63,33 +62,9 @@ def record_all(out_dir: Path) -> list[Path]:
     return paths
 
 
-def build_baseline(traces: list[Path], target: Path) -> None:
-    """Replay every trace on the reference backend into one database file."""
-    backend = standalone_registry().get(DEFAULT_REFERENCE)
-    with tempfile.TemporaryDirectory(prefix="traceparity-baseline-") as work:
-        shared = BackendContext(workdir=Path(work), name="baseline")
-        counter = itertools.count()
-        for trace in traces:
-            files = {e.db for e in TraceReader(trace) if e.op == "open" and e.target != ":memory:"}
-
-            def make(name: str, files: set[str] = files) -> BackendContext:
-                if name.rsplit("-", 1)[-1] in files:
-                    return shared
-                scratch = Path(work) / f"scratch-{next(counter)}"
-                scratch.mkdir()
-                return BackendContext(workdir=scratch, name="scratch")
-
-            with Replayer(backend, make, trace.stem) as replayer:
-                for _ in replayer.run(TraceReader(trace)):
-                    pass
-                replayer.final_state()
-        tmp = target.with_name(f".{target.name}.tmp")
-        if tmp.exists():
-            tmp.unlink()
-        with sqlite3.connect(Path(work) / "baseline.db") as conn:
-            conn.execute("VACUUM INTO ?", (str(tmp),))
-        conn.close()
-        os.replace(tmp, target)
+def build_baseline(traces: list[Path], target: Path, backend_id: str = DEFAULT_REFERENCE) -> None:
+    """Replay every trace on ``backend_id`` (the reference by default) into one database file."""
+    replay_into_one_database(traces, standalone_registry().get(backend_id), target)
 
 
 def check(traces_dir: Path, baseline: Path) -> int:
@@ -129,8 +104,17 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="verify re-recording reproduces the committed files")
     parser.add_argument("--traces-dir", default=str(ROOT / "fixtures" / "traces"))
     parser.add_argument("--baseline", default=str(ROOT / "fixtures" / "baseline.sqlite3"))
+    parser.add_argument("--replay-on", metavar="BACKEND",
+                        help="only replay the committed traces on BACKEND into --out (then diff it with the baseline)")
+    parser.add_argument("--out", help="the database file --replay-on writes")
     args = parser.parse_args()
     traces_dir, baseline = Path(args.traces_dir), Path(args.baseline)
+    if args.replay_on:
+        if not args.out:
+            parser.error("--replay-on needs --out PATH")
+        build_baseline(sorted(traces_dir.glob("*.jsonl")), Path(args.out), args.replay_on)
+        print(f"wrote {args.out}; compare it: traceparity diff {baseline} {args.out}")
+        return 0
     if args.check:
         return check(traces_dir, baseline)
     with tempfile.TemporaryDirectory(prefix="traceparity-build-") as tmp:

@@ -10,20 +10,25 @@ import pytest
 
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.backends.facade import DB
-from pytest_traceparity.conformance_runner import (
+from pytest_traceparity.compare import Outcome
+from pytest_traceparity.conformance import (
     Case,
     CaseError,
     ConformanceRunner,
     check_expectations,
     compare_runs,
     default_cases_dir,
+    expect_diffs,
     load_case_file,
     load_cases,
+    parse_expect,
     parse_value,
     run_case,
 )
 from pytest_traceparity.divergences import DivergenceRegistry, Rule, parse_entries
+from pytest_traceparity.errors import DatabaseError
 from pytest_traceparity.registry import standalone_registry
+from pytest_traceparity.values import Result
 
 REFERENCE = "sqlalchemy-sqlite"
 LIBSQL = "libsql-local"
@@ -109,6 +114,15 @@ params = [[1], [{hex = "01"}]]
         (
             'id = "x.bad"\ndescription = "d"\n[[case.step]]\nsql = "SELECT 1"\nexpect = { rows = 1 }',
             "expect.rows",
+        ),
+        (
+            'id = "x.bad"\ndescription = "d"\n[[case.step]]\nsql = "SELECT 1"\nexpect = { error = "unique" }',
+            "expect.error 'unique' is not a canonical error kind (one of: constraint.unique,",
+        ),
+        (
+            'id = "x.bad"\ndescription = "d"\n[[case.step]]\nsql = "SELECT 1"\n'
+            'expect = { error = "syntax", rows = [] }',
+            "cannot ask for an error and a result at once",
         ),
     ],
 )
@@ -241,7 +255,13 @@ def test_same_case_passes_on_both_local_backends(tmp_path: Path, cases: dict[str
     )
     assert runner.check(cases["t.same"], REFERENCE).status == "same"
     assert runner.check(cases["t.same"], LIBSQL).status == "same"
-    assert runner.check(cases["t.two_connections"], LIBSQL).status in ("same", "known")
+    # Both connections see the same rows on both backends; only the registered rowcount of
+    # the second connection's SELECTs differs (libsql says 0, sqlite3 -1).
+    two = runner.check(cases["t.two_connections"], LIBSQL)
+    assert two.status == "known", two.message
+    assert [(sd.step.index, [d.aspect for d in sd.differences]) for sd in two.step_differences] == [
+        (3, ["rowcount.select"]), (5, ["rowcount.select"])
+    ]
 
 
 def test_reference_run_is_computed_once_and_cached(tmp_path: Path, cases: dict[str, Case]) -> None:
@@ -348,3 +368,24 @@ def test_entry_matching_the_reference_by_glob_does_not_fail_its_items(tmp_path: 
     runner = make_runner(tmp_path, entries)
     assert runner.check(cases["t.same"], REFERENCE).status == "same"
     assert runner.check(cases["t.bigint"], REFERENCE).status == "fixed"
+
+
+def test_each_expect_key_reports_its_own_miss() -> None:
+    """The expectation table: every key checks one fact and names it in the aspect and message."""
+    ok = Outcome(result=Result(columns=("a",), rows=[(1,)], rowcount=-1, lastrowid=7))
+    want = parse_expect({"columns": ["b"], "rows": [[2]], "rowcount": 1, "lastrowid": 7})
+    diffs = expect_diffs(want, ok)
+    assert [(d.aspect, d.message) for d in diffs] == [
+        ("expect.columns", "columns ['b'] expected, got ['a']"),
+        ("expect.rows", "row 0: expected [(2 (integer))], got [(1 (integer))]"),
+        ("expect.rowcount", "rowcount 1 expected, got -1"),
+    ]
+    failed = Outcome(error=DatabaseError("UNIQUE constraint failed: t.x", kind="constraint.unique", backend="b",
+                                         exc_type="IntegrityError", dbapi_class="IntegrityError"))
+    assert expect_diffs(parse_expect({"error": "constraint.unique", "dbapi_class": "IntegrityError"}), failed) == []
+    (miss,) = expect_diffs(parse_expect({"error": "syntax"}), failed)
+    assert (miss.aspect, miss.message) == ("expect.error", "expected error kind 'syntax', got 'constraint.unique'")
+    (lost,) = expect_diffs(parse_expect({"dbapi_class": "IntegrityError"}), ok)
+    assert lost.aspect == "expect.error" and lost.message.startswith("expected error IntegrityError, got ")
+    (unexpected,) = expect_diffs(parse_expect({"rows": [[1]]}), failed)
+    assert unexpected.message == "unexpected error constraint.unique: UNIQUE constraint failed: t.x"

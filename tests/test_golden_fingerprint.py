@@ -11,7 +11,7 @@ import pytest
 
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.backends.facade import DB
-from pytest_traceparity.cli_trace import diff_main, fingerprint_main
+from pytest_traceparity.cli_db import diff_main, fingerprint_main
 from pytest_traceparity.fingerprint import diff_content, diff_schemas, digest_rows, snapshot
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.values import Result, SqlValue
@@ -111,7 +111,7 @@ def test_cli_fingerprint_and_diff(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def snapshot_of(path: Path) -> dict[str, Any]:
-    from pytest_traceparity.cli_trace import database_snapshot
+    from pytest_traceparity.cli_db import database_snapshot
 
     return database_snapshot(str(path))
 

@@ -231,7 +231,6 @@ def test_replay_fixture_in_a_user_test(pytester: pytest.Pytester) -> None:
 
 
 def test_update_golden_under_xdist(pytester: pytest.Pytester) -> None:
-    pytest.importorskip("xdist", reason="pytest-xdist is not installed")
     make_trace(pytester.path)
     both = "--backends=sqlalchemy-sqlite,libsql-local"
     result = run(pytester, TRACE, "--update-golden", both, "-n", "2")

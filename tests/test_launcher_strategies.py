@@ -128,7 +128,6 @@ def test_binary_that_dies_reports_its_log(fake_sqld: Path, monkeypatch: pytest.M
 
 
 def test_docker_without_daemon_is_a_one_line_error(no_docker: None) -> None:
-    pytest.importorskip("docker", reason="the docker SDK is not installed")
     with pytest.raises(SqldUnavailable) as info:
         start_sqld(SqldConfig(strategy="docker"))
     message = str(info.value)

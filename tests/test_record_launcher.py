@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_traceparity.backends.base import BackendContext
-from pytest_traceparity.cli_trace import database_snapshot, record_main
+from pytest_traceparity.cli_db import database_snapshot
+from pytest_traceparity.cli_trace import record_main
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.trace.format import TraceReader
 from pytest_traceparity.trace.launcher import record

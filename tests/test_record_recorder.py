@@ -7,7 +7,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import libsql
 import pytest
+import sqlalchemy as sa
 
 from pytest_traceparity.trace.format import TraceReader
 from pytest_traceparity.trace.recorder import RedactionRule, Redactor, recording
@@ -92,7 +94,6 @@ def test_custom_factory_and_databases(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_libsql_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    libsql = pytest.importorskip("libsql", reason="the libsql client is not installed")
     monkeypatch.chdir(tmp_path)
     trace = tmp_path / "t.jsonl"
     with recording(trace):
@@ -113,7 +114,6 @@ def test_libsql_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sqlalchemy_listener_records_engines_without_the_proxy(tmp_path: Path) -> None:
-    sa = pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed")
     trace = tmp_path / "t.jsonl"
     with recording(trace, sqlite=False, libsql=False, base_dir=str(tmp_path)):
         engine = sa.create_engine(f"sqlite:///{tmp_path / 'sa.db'}")
@@ -138,7 +138,6 @@ def test_sqlalchemy_listener_records_engines_without_the_proxy(tmp_path: Path) -
 
 def test_async_engine_is_recorded_once(tmp_path: Path) -> None:
     """aiosqlite opens sqlite3 connections (proxied); the listener must not record them again."""
-    sa = pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed")
     from sqlalchemy.ext.asyncio import create_async_engine
 
     trace = tmp_path / "t.jsonl"

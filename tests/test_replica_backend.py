@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("libsql", reason="the libsql wheel is not installed; pip install libsql")
-
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.backends.embedded_replica import (
     EmbeddedReplicaBackend,

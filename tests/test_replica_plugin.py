@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("libsql", reason="the libsql wheel is not installed; pip install libsql")
-
 DOWNSTREAM = """
 import json
 

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("libsql", reason="the libsql client package is not installed")
-
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.backends.sqld_http import SqldHttpBackend, SqldHttpDatabase
 from pytest_traceparity.errors import BackendUnavailable, DatabaseError

@@ -11,11 +11,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import libsql
 import pytest
 
-libsql = pytest.importorskip("libsql", reason="the libsql client package is not installed")
-
-from pytest_traceparity.servers.launcher import SqldConfig, SqldHandle, start_sqld  # noqa: E402
+from pytest_traceparity.servers.launcher import SqldConfig, SqldHandle, start_sqld
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import libsql
 import pytest
 
 from pytest_traceparity.servers import launcher
@@ -96,7 +97,6 @@ def ts_client(pytestconfig: pytest.Config) -> Callable[[str, list[dict[str, Any]
 
 
 def libsql_connect(url: str) -> Any:
-    libsql = pytest.importorskip("libsql", reason="the libsql client (PyPI) is not installed")
     return libsql.connect(url, isolation_level=None)
 
 

@@ -10,12 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is not installed")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from pytest_traceparity.servers.standin import StandinServer  # noqa: E402
+from pytest_traceparity.servers.standin import StandinServer
 
 ENDPOINTS = ["/v2/pipeline", "/v3/pipeline", "/v3/cursor"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -205,18 +204,35 @@ def test_requests_after_close_in_same_pipeline_fail_the_request(ns: str) -> None
     assert status == 400 and body.decode() == "Stream for this baton was closed"
 
 
-def test_stream_expiry_rolls_back_and_reports_expired(ns: str) -> None:
-    c = Client(ns)
-    ok(c.execute("CREATE TABLE t(x)"))
-    ok(c.execute("BEGIN"))
-    ok(c.execute("INSERT INTO t VALUES (1)"))
-    baton = c.baton
-    time.sleep(1.5)  # expiry is 0.6 s in this module
-    status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": baton, "requests": []})
-    assert status == 400 and json.loads(body)["code"] == "STREAM_EXPIRED"
-    fresh = Client(ns)
-    assert ok(fresh.execute("SELECT count(*) FROM t"))["result"]["rows"] == [[value(0)]]
-    ok(fresh.execute("INSERT INTO t VALUES (5)"))  # the expired stream's write lock is gone
+class FakeClock:
+    """Monotonic seconds that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_stream_expiry_rolls_back_and_reports_expired(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with StandinServer(db_dir=tmp_path, stream_expiry=10.0) as srv:
+        srv.streams.clock = clock
+        srv.create_namespace("exp")
+        ns = srv.url_for("exp")
+        c = Client(ns)
+        ok(c.execute("CREATE TABLE t(x)"))
+        ok(c.execute("BEGIN"))
+        ok(c.execute("INSERT INTO t VALUES (1)"))
+        clock.now += 9.9  # not yet: the stream lives on, its transaction still open
+        ok(c.execute("INSERT INTO t VALUES (2)"))
+        baton = c.baton
+        clock.now += 10.0
+        status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": baton, "requests": []})
+        assert status == 400 and json.loads(body)["code"] == "STREAM_EXPIRED"
+        fresh = Client(ns)
+        assert ok(fresh.execute("SELECT count(*) FROM t"))["result"]["rows"] == [[value(0)]]
+        ok(fresh.execute("INSERT INTO t VALUES (5)"))  # the expired stream's write lock is gone
 
 
 def test_batch_conditions(ns: str) -> None:

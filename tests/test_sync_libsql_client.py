@@ -14,11 +14,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import libsql
 import pytest
 
-libsql = pytest.importorskip("libsql", reason="the libsql wheel is not installed; pip install libsql")
-
-from pytest_traceparity.servers import launcher  # noqa: E402
+from pytest_traceparity.servers import launcher
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from replay_contexts import contexts
 
-from pytest_traceparity.cli_trace import diff_main, replay_main
+from pytest_traceparity.cli_db import diff_main
+from pytest_traceparity.cli_trace import replay_main
 from pytest_traceparity.compare import Outcome
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.trace.format import Event, TraceHeader, TraceReader, TraceWriter

@@ -13,8 +13,6 @@ from pytest_traceparity.golden import verify
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.trace.format import TraceWriter, encode_event_params
 
-pytest.importorskip("libsql", reason="libsql-local needs the libsql client (pip install libsql)")
-
 
 def _trace(path: Path, selects: int) -> None:
     writer = TraceWriter(path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from ..values import Result
@@ -161,11 +161,3 @@ class AsyncDB:
     def __repr__(self) -> str:
         return f"<AsyncDB {self.backend_id}>"
 
-
-@contextlib.contextmanager
-def open_db(backend: Backend, ctx: BackendContext) -> Iterator[DB]:
-    db = DB(backend, ctx)
-    try:
-        yield db
-    finally:
-        db.close()

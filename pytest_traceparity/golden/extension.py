@@ -37,8 +37,3 @@ class GoldenExtension(SingleFileSnapshotExtension):
         """Write to a temporary file beside ``target``; on success replace it if it changed."""
         with store.staging(target) as fh:
             yield fh
-
-    @staticmethod
-    def commit(tmp: Path, target: Path) -> bool:
-        """Replace ``target`` by ``tmp`` atomically unless identical; True when it changed."""
-        return store.commit(tmp, target)

@@ -12,7 +12,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error")
 FORMAT = "traceparity-report"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)

@@ -102,7 +102,7 @@ def serve_main(argv: list[str] | None = None, prog: str = "traceparity serve") -
             what = exc.strerror or str(exc)
         print(f"traceparity serve: {what}", file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: ffi.SqliteLibraryError (no usable SQLite)
         print(f"traceparity serve: {exc}", file=sys.stderr)
         return 2
     done = threading.Event()

@@ -75,32 +75,41 @@ class SqliteError(Exception):
         return PRIMARY_CODE_NAMES.get(self.code & 0xFF, "SQLITE_UNKNOWN")
 
 
+class SqliteLibraryError(RuntimeError):
+    """No loadable SQLite library is the one :mod:`sqlite3` uses; the message says what was tried."""
+
+
 def _candidate_paths() -> list[str]:
-    """Where the SQLite library used by this Python's ``_sqlite3`` module lives."""
+    """Where the SQLite library used by this Python's ``_sqlite3`` module lives, best first.
+
+    First the extension itself: symbols looked up through its handle come from the
+    extension when SQLite is linked in statically, else from the very library it was
+    linked against (dlsym searches an object's dependencies), so this one candidate covers
+    both without guessing file names. Then the ``libsqlite3`` files mapped into the process
+    after importing it, the copy shipped beside Python on Windows, and ``find_library``
+    last: a library found by name may be a second SQLite in the same process.
+    """
     paths: list[str] = []
     try:
-        import _sqlite3  # noqa: F401  (loads the library into this process)
+        import _sqlite3
 
+        if getattr(_sqlite3, "__file__", None):
+            paths.append(_sqlite3.__file__)
+    except ImportError:
+        pass
+    try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
             for line in maps:
                 path = line.rsplit(" ", 1)[-1].strip()
-                base = os.path.basename(path)
-                if base.startswith("libsqlite3") and path not in paths:
+                if os.path.basename(path).startswith("libsqlite3") and path not in paths:
                     paths.append(path)
     except OSError:
         pass
-    found = ctypes.util.find_library("sqlite3")
-    if found:
-        paths.append(found)
     if sys.platform == "win32":
         paths.append(os.path.join(sys.base_prefix, "DLLs", "sqlite3.dll"))
-    try:  # statically linked builds export the symbols from the extension itself
-        import _sqlite3 as ext
-
-        if getattr(ext, "__file__", None):
-            paths.append(ext.__file__)
-    except ImportError:
-        pass
+    found = ctypes.util.find_library("sqlite3")
+    if found and found not in paths:
+        paths.append(found)
     return paths
 
 
@@ -141,7 +150,6 @@ def _bind(lib: ctypes.CDLL) -> None:
         "sqlite3_column_blob": (vp, [vp, c_int]),
         "sqlite3_column_bytes": (c_int, [vp, c_int]),
         "sqlite3_changes": (c_int, [vp]),
-        "sqlite3_total_changes": (c_int, [vp]),
         "sqlite3_last_insert_rowid": (c_i64, [vp]),
         "sqlite3_get_autocommit": (c_int, [vp]),
         "sqlite3_stmt_readonly": (c_int, [vp]),
@@ -166,27 +174,43 @@ def _bind(lib: ctypes.CDLL) -> None:
 BUSY_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
 
 
+def load_library(candidates: Sequence[str], expected_version: str) -> ctypes.CDLL:
+    """The first candidate that loads, binds and reports ``expected_version``.
+
+    A library with another version is refused rather than used: the stand-in would then
+    run a different SQLite from the :mod:`sqlite3` module in the same process (and from
+    the reference backend), and results would differ for that reason alone.
+    """
+    problems: list[str] = []
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            _bind(lib)
+        except (OSError, AttributeError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        version = (lib.sqlite3_libversion() or b"?").decode()
+        if version != expected_version:
+            problems.append(f"{path}: SQLite {version}, but Python's sqlite3 module uses {expected_version}")
+            continue
+        return lib
+    raise SqliteLibraryError(
+        "traceparity stand-in: cannot load the SQLite C library that Python's sqlite3 module uses "
+        f"(SQLite {expected_version}) through ctypes (tried: {'; '.join(problems) or 'nothing found'}); "
+        "use a Python whose _sqlite3 links SQLite dynamically or exports its symbols, "
+        "or a real sqld with --sqld=binary/docker/url"
+    )
+
+
 def library() -> ctypes.CDLL:
-    """Load (once) the SQLite shared library; explain what to do when it is missing."""
+    """Load (once) the SQLite library :mod:`sqlite3` uses; explain what to do when that fails."""
     global _lib
     with _lib_lock:
-        if _lib is not None:
-            return _lib
-        errors: list[str] = []
-        for path in _candidate_paths():
-            try:
-                lib = ctypes.CDLL(path)
-                _bind(lib)
-            except (OSError, AttributeError) as exc:
-                errors.append(f"{path}: {exc}")
-                continue
-            _lib = lib
-            return lib
-        raise RuntimeError(
-            "traceparity stand-in: cannot load the SQLite C library through ctypes "
-            f"(tried: {'; '.join(errors) or 'nothing found'}); install libsqlite3 "
-            "or use a real sqld with --sqld=binary/docker/url"
-        )
+        if _lib is None:
+            import sqlite3
+
+            _lib = load_library(_candidate_paths(), sqlite3.sqlite_version)
+        return _lib
 
 
 def sqlite_version() -> str:
@@ -409,26 +433,8 @@ class Connection:
             return None
         return Statement(self, handle, tail_offset)
 
-    def split(self, sql: str) -> list[tuple[int, int]]:
-        """Byte ranges of the statements in ``sql`` (blank/comment-only pieces dropped)."""
-        ranges: list[tuple[int, int]] = []
-        pos, total = 0, len(sql.encode("utf-8", "surrogatepass"))
-        while pos < total:
-            stmt = self.prepare(sql, pos)
-            if stmt is None:
-                break
-            with stmt:
-                ranges.append((pos, stmt.tail_offset))
-                if stmt.tail_offset <= pos:
-                    break
-                pos = stmt.tail_offset
-        return ranges
-
     def changes(self) -> int:
         return int(self.lib.sqlite3_changes(self._live()))
-
-    def total_changes(self) -> int:
-        return int(self.lib.sqlite3_total_changes(self._live()))
 
     def last_insert_rowid(self) -> int:
         return int(self.lib.sqlite3_last_insert_rowid(self._live()))

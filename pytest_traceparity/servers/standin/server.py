@@ -14,15 +14,14 @@ Routes (all on one listener; the admin API shares the port, unlike sqld where it
 The namespace of a Hrana request comes, like in sqld, from the ``x-namespace`` header,
 then the path prefix, then the first label of the ``Host`` header (``NAME.localhost``);
 an IP-literal host or a dotless one means ``default``. Extra routes (the sync endpoints)
-are mounted with :meth:`StandinServer.add_route`; a ``sync`` module next to this one
-with ``register_routes(server)`` is picked up automatically.
+are mounted with :meth:`StandinServer.add_route`; the sync protocol's routes are
+registered from :mod:`.sync_routes` unless ``load_sync=False``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
-import importlib
 import ipaddress
 import json
 import logging
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from . import ffi, hrana, streams
+from . import ffi, hrana, streams, sync_routes
 from .engine import Database
 from .txn import DEFAULT_TXN_TIMEOUT
 from .wire import (  # noqa: F401  (HttpError, Response: the API extensions such as sync use)
@@ -210,7 +209,7 @@ class StandinServer:
         self._stopping = threading.Event()
         self._install_builtin_routes()
         if load_sync:
-            self._load_sync_module()
+            sync_routes.register_routes(self)
         for ext in extensions:
             ext(self)
 
@@ -343,18 +342,6 @@ class StandinServer:
         add("POST", r"/v1/namespaces/(?P<ns>[^/]+)/create", self._admin_create, namespaced=False)
         add("POST", r"/v1/namespaces/(?P<ns>[^/]+)/checkpoint", self._admin_checkpoint, namespaced=False)
         add("DELETE", r"/v1/namespaces/(?P<ns>[^/]+)", self._admin_delete, namespaced=False)
-
-    def _load_sync_module(self) -> None:
-        name = f"{__package__}.sync"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                return
-            raise
-        register = getattr(module, "register_routes", None)
-        if register is not None:
-            register(self)
 
     def _pipeline_handler(self, version: int) -> Handler:
         def handle(req: Request) -> Response:

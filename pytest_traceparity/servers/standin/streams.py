@@ -18,7 +18,7 @@ import os
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import ffi
@@ -93,8 +93,9 @@ class StreamManager:
     it by the thread that took the stream out of the table (see :class:`Stream`).
     """
 
-    def __init__(self, expiry: float = DEFAULT_STREAM_EXPIRY) -> None:
+    def __init__(self, expiry: float = DEFAULT_STREAM_EXPIRY, clock: Callable[[], float] = time.monotonic) -> None:
         self.expiry = expiry
+        self.clock = clock  # when streams expire (injectable: tests move time instead of sleeping)
         self._key = os.urandom(32)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -135,7 +136,7 @@ class StreamManager:
         gone: list[Stream] = []
         try:
             with self._lock:
-                gone = self._expire_due_locked(time.monotonic())
+                gone = self._expire_due_locked(self.clock())
                 if stream_id in self._expired:
                     raise ProtocolError("The stream has expired due to inactivity", "STREAM_EXPIRED")
                 found = self._streams.get(stream_id)
@@ -160,7 +161,7 @@ class StreamManager:
         with self._lock:
             if stream.conn is not None and not stream.cancelled:
                 stream.state = "available"
-                stream.expires_at = time.monotonic() + self.expiry
+                stream.expires_at = self.clock() + self.expiry
                 return self._encode(stream)
             self._streams.pop(stream.stream_id, None)
             self._changed.notify_all()
@@ -189,7 +190,7 @@ class StreamManager:
     def reap(self) -> int:
         """Expire idle streams (rolling back their transactions); returns how many."""
         with self._lock:
-            gone = self._expire_due_locked(time.monotonic())
+            gone = self._expire_due_locked(self.clock())
         for stream in gone:
             stream.close()
         return len(gone)

@@ -1,0 +1,104 @@
+"""Small HTTP and socket helpers of the launcher: health polling, version, labels, ports."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from ...errors import BackendUnavailable
+from ...secret import Secret, reveal
+
+STANDIN_MARK = "traceparity-standin"
+
+
+class SqldUnavailable(BackendUnavailable):
+    """The requested way to get an sqld server cannot work here; the message says why."""
+
+
+class ResetRefused(BackendUnavailable):
+    """Refusing to wipe a database the harness did not create."""
+
+
+def _http(
+    method: str,
+    url: str,
+    *,
+    token: Secret | str | None = None,
+    body: Any = None,
+    timeout: float = 10.0,
+    host: str | None = None,
+) -> tuple[int, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {reveal(token)}")
+    if host:
+        req.add_header("Host", host)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def wait_healthy(url: str, timeout: float, *, alive: Callable[[], str | None] | None = None) -> None:
+    """Poll ``GET /health`` until 200; ``alive()`` returns a reason when the server died."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if alive is not None:
+            reason = alive()
+            if reason:
+                raise SqldUnavailable(reason)
+        try:
+            status, _ = _http("GET", f"{url}/health", timeout=2.0)
+            if status == 200:
+                return
+            last = f"HTTP {status}"
+        except (OSError, urllib.error.URLError) as exc:
+            last = str(getattr(exc, "reason", exc))
+        time.sleep(0.1)
+    raise SqldUnavailable(f"sqld at {url} did not become healthy within {timeout:.0f}s (last: {last})")
+
+
+def server_version(url: str, token: Secret | str | None = None) -> str:
+    try:
+        status, body = _http("GET", f"{url}/version", token=token, timeout=5.0)
+    except (OSError, urllib.error.URLError):
+        return ""
+    return body.decode("utf-8", "replace").strip() if status == 200 else ""
+
+
+def make_label(version: str, strategy: str) -> str:
+    """"sqld 0.24.33 (docker)" / "stand-in 0.1 (traceparity)" from a ``/version`` answer."""
+    standin = re.match(rf"{STANDIN_MARK} (\S+)", version)
+    if standin:
+        via = "traceparity" if strategy == "stand-in" else f"traceparity, via {strategy}"
+        return f"stand-in {standin.group(1)} ({via})"
+    real = re.match(r"sqld (\S+)", version)
+    if real:
+        return f"sqld {real.group(1)} ({strategy})"
+    return f"sqld {version or 'unknown version'} ({strategy})"
+
+
+def localhost_subdomains_resolve() -> bool:
+    """True when ``NAME.localhost`` resolves to loopback (sqld's Host-header routing)."""
+    try:
+        infos = socket.getaddrinfo("traceparity-probe.localhost", 80, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return any(info[4][0] in ("127.0.0.1", "::1") for info in infos)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
