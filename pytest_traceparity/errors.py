@@ -145,6 +145,22 @@ class BackendUnavailable(TraceparityError):
     """A backend cannot run here (missing server, missing package); says why and what to do."""
 
 
+class SqldUnavailable(BackendUnavailable):
+    """The requested way to get an sqld server cannot work here; the message says why."""
+
+
+class ResetRefused(BackendUnavailable):
+    """Refusing to wipe a database the harness did not create."""
+
+
+class CaseError(UsageError):
+    """A malformed conformance case file; the message names the file and the case."""
+
+
+class RedirectError(TraceparityError):
+    """A connection the test asked for cannot be routed to its backend; says why and what to do."""
+
+
 class DatabaseError(TraceparityError):
     """An SQL statement failed on some backend.
 

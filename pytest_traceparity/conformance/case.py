@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compare import Difference, Outcome
-from ..errors import UsageError
+from ..errors import CaseError as CaseError
 from .expectations import Expect, parse_expect
 from .values import parse_params, show_params
 
@@ -29,10 +29,6 @@ OPS = ("execute", "executemany", "executescript", "begin", "commit", "rollback",
 SQL_OPS = ("execute", "executemany", "executescript")
 MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 _ID_RE = re.compile(r"^[a-z0-9_]+(?:[.-][a-z0-9_]+)+$")
-
-
-class CaseError(UsageError):
-    """A malformed case file; the message names the file and the case."""
 
 
 @dataclass(frozen=True)

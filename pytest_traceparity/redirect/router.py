@@ -24,6 +24,7 @@ from typing import Any
 from ..backends.base import Backend, BackendContext, Connection, Database, safe_name
 from ..backends.dbapi import SQLConnection, Sqlite3Connection
 from ..divergences import DivergenceRegistry
+from ..errors import RedirectError as RedirectError
 from ..errors import TraceparityError
 from .shadow import ShadowedConnection, StepLog, Verdict
 
@@ -39,10 +40,6 @@ class _Active:
 
 
 ACTIVE = _Active()
-
-
-class RedirectError(TraceparityError):
-    """A connection the test asked for cannot be routed to its backend; says why and what to do."""
 
 
 @dataclass

@@ -11,18 +11,11 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from ...errors import BackendUnavailable
+from ...errors import ResetRefused as ResetRefused
+from ...errors import SqldUnavailable as SqldUnavailable
 from ...secret import Secret, reveal
 
 STANDIN_MARK = "traceparity-standin"
-
-
-class SqldUnavailable(BackendUnavailable):
-    """The requested way to get an sqld server cannot work here; the message says why."""
-
-
-class ResetRefused(BackendUnavailable):
-    """Refusing to wipe a database the harness did not create."""
 
 
 def _http(
