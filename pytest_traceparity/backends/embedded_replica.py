@@ -67,7 +67,7 @@ from .base import (
     safe_name,
 )
 from .dbapi import GuardedDBAPIConnection
-from .endpoint import SqldEndpoint
+from .endpoint import SqldEndpoint, http_url
 from .libsql_local import LibsqlClientBackend, import_libsql, libsql_version
 from .sqld_http import fresh_namespace
 
@@ -76,14 +76,6 @@ REPLICA_SYNC_MODES = ("auto", "after-write", "before-read", "manual")  # --repli
 ISSUE_101 = "https://github.com/tursodatabase/libsql-python/issues/101"
 
 statement_kind = access  # ``read`` or ``write``: when the harness syncs (see the modes above)
-
-
-def http_url(sync_url: str) -> str:
-    """The HTTP(S) base the client really talks to (``libsql://`` means ``https://``)."""
-    url = sync_url.rstrip("/")
-    if url.startswith("libsql://"):
-        return "https://" + url[len("libsql://") :]
-    return url
 
 
 @dataclass

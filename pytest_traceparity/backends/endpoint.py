@@ -33,3 +33,14 @@ class SqldEndpoint(Protocol):
         """A fresh, empty database; returns the URL the client connects to."""
 
     def drop_database(self, name: str) -> None: ...
+
+
+def http_url(url: str) -> str:
+    """The HTTP(S) base a libsql client really talks to: ``libsql://HOST`` means ``https://HOST``.
+
+    The one place this rule lives: the replica's primary and ``--sqld-url`` both accept it.
+    """
+    url = url.rstrip("/")
+    if url.startswith("libsql://"):
+        return "https://" + url[len("libsql://") :]
+    return url

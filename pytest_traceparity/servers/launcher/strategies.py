@@ -11,6 +11,7 @@ import urllib.error
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ...backends.endpoint import http_url
 from ...secret import Secret, reveal
 from .docker import docker_available, start_docker
 from .endpoint import SqldConfig, SqldEndpoint, SqldHandle
@@ -180,9 +181,7 @@ def start_standin(config: SqldConfig) -> SqldHandle:
 def use_url(config: SqldConfig) -> SqldHandle:
     if not config.url:
         raise SqldUnavailable("--sqld=url needs --sqld-url http://HOST:PORT")
-    url = config.url.rstrip("/")
-    if url.startswith("libsql://"):
-        url = "https://" + url[len("libsql://"):]
+    url = http_url(config.url)
     token = config.token()
     try:
         status, _body = _http("GET", f"{url}/health", token=token, timeout=5.0)
