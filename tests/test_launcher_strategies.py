@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pytest_traceparity import http
 from pytest_traceparity.servers import launcher
 from pytest_traceparity.servers.launcher import (
     ResetRefused,
@@ -98,7 +99,7 @@ def test_binary_strategy_end_to_end(fake_sqld: Path, tmp_path: Path) -> None:
         assert ep.label == "stand-in 0.1 (traceparity, via binary)"
         assert ep.url.startswith("http://127.0.0.1:")
         url = ep.create_database("bin-ns")
-        status, body = launcher._http("POST", f"{url}/v3/pipeline", body={"baton": None, "requests": [
+        status, body = http.request("POST", f"{url}/v3/pipeline", body={"baton": None, "requests": [
             {"type": "execute", "stmt": {"sql": "SELECT 6 * 7"}}, {"type": "close"}]})
         assert status == 200
         assert json.loads(body)["results"][0]["response"]["result"]["rows"] == [

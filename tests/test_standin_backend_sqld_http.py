@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_traceparity import http
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.backends.sqld_http import SqldHttpBackend, SqldHttpDatabase
 from pytest_traceparity.errors import BackendUnavailable, DatabaseError
-from pytest_traceparity.servers.launcher import SqldConfig, SqldEndpoint, SqldHandle, _http, start_sqld
+from pytest_traceparity.servers.launcher import SqldConfig, SqldEndpoint, SqldHandle, start_sqld
 
 
 class OneServer:
@@ -50,7 +51,7 @@ def test_fresh_database_per_context_and_label(handle: SqldHandle, tmp_path: Path
     finally:
         first.close()
         second.close()
-    status, body = _http("GET", f"{handle.endpoint.url}/v1/namespaces")
+    status, body = http.request("GET", f"{handle.endpoint.url}/v1/namespaces")
     assert status == 200
     assert first.namespace not in json.loads(body)["namespaces"]  # close() dropped the namespace
 

@@ -22,6 +22,7 @@ from typing import Any
 import libsql
 import pytest
 
+from pytest_traceparity import http
 from pytest_traceparity.servers import launcher
 
 TS_CLIENT = "@libsql/client@0.15.9"
@@ -53,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def namespace(url: str) -> str:
     """A fresh namespace; returns its path-routed URL."""
     name = "c" + uuid.uuid4().hex[:12]
-    status, body = launcher._http("POST", f"{url}/v1/namespaces/{name}/create", body={})
+    status, body = http.request("POST", f"{url}/v1/namespaces/{name}/create", body={})
     assert status == 200, body
     return f"{url}/dev/{name}"
 

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendUnavailable, DatabaseError, TraceparityError, UsageError
+from ..http import request
 from ..secret import Secret, as_secret, redact, reveal
 from ..sqltext import access
 from .base import (
@@ -87,28 +88,23 @@ class PrimaryPosition:
 def probe_primary(sync_url: str, token: Secret | str | None, timeout: float = 10.0) -> PrimaryPosition:
     """``GET /info`` as the client does at bootstrap; explains each way it can fail."""
     url = f"{http_url(sync_url)}/info"
-    req = urllib.request.Request(url, method="GET")
-    req.add_header("Authorization", f"Bearer {reveal(token) or ''}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            body = resp.read()
-    except urllib.error.HTTPError as err:
-        detail = redact(err.read().decode("utf-8", "replace")[:200], token)
-        if err.code == 404:
-            raise BackendUnavailable(not_a_sync_primary(sync_url, detail)) from None
-        if err.code in (401, 403):
-            raise BackendUnavailable(
-                f"{BACKEND_ID}: primary {sync_url} refused the auth token (HTTP {err.code}: {detail}); "
-                "set TURSO_AUTH_TOKEN (or --sqld-auth-token for the stand-in) to a token for this database"
-            ) from None
-        raise BackendUnavailable(
-            f"{BACKEND_ID}: primary {sync_url} answered GET /info with HTTP {err.code}: {detail}"
-        ) from None
+        status, body = request("GET", url, token=token, timeout=timeout, always_authorize=True)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise BackendUnavailable(
             f"{BACKEND_ID}: primary {sync_url} is unreachable ({reason}); is the server running?"
         ) from None
+    if status != 200:
+        detail = redact(body.decode("utf-8", "replace")[:200], token)
+        if status == 404:
+            raise BackendUnavailable(not_a_sync_primary(sync_url, detail))
+        if status in (401, 403):
+            raise BackendUnavailable(
+                f"{BACKEND_ID}: primary {sync_url} refused the auth token (HTTP {status}: {detail}); "
+                "set TURSO_AUTH_TOKEN (or --sqld-auth-token for the stand-in) to a token for this database"
+            )
+        raise BackendUnavailable(f"{BACKEND_ID}: primary {sync_url} answered GET /info with HTTP {status}: {detail}")
     try:
         info = json.loads(body)
         generation = int(info["current_generation"])

@@ -27,12 +27,12 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BackendUnavailable
+from ..http import request
 from .launcher import free_port, spawn, terminate
 
 TURSODB_INSTALL = "npm install --prefix DIR turso  (then --turso-bin DIR/node_modules/@tursodatabase/cli-*/tursodb)"
@@ -113,15 +113,15 @@ class TursoSyncServer:
 
     def execute(self, sql: str) -> list[list[object]]:
         """Run one statement on the server database over its Hrana subset (``/v2/pipeline``)."""
-        body = json.dumps({"baton": None, "requests": [{"type": "execute", "stmt": {"sql": sql}}]}).encode()
-        request = urllib.request.Request(
-            f"{self.url}/v2/pipeline", data=body, headers={"content-type": "application/json"}
-        )
+        pipeline = {"baton": None, "requests": [{"type": "execute", "stmt": {"sql": sql}}]}
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                payload = json.loads(response.read())
+            status, body = request("POST", f"{self.url}/v2/pipeline", body=pipeline, timeout=10)
         except (OSError, urllib.error.URLError) as exc:
             raise BackendUnavailable(f"{self.label} at {self.url}: {exc}; {self.diagnose()}") from None
+        if status != 200:
+            detail = body.decode("utf-8", "replace")[:200]
+            raise BackendUnavailable(f"{self.label}: {sql!r} answered HTTP {status}: {detail}; {self.diagnose()}")
+        payload = json.loads(body)
         result = payload["results"][0]
         if result.get("type") != "ok":
             raise BackendUnavailable(f"{self.label}: {sql!r} failed on the server: {result.get('error')}")

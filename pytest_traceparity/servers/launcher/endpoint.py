@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from ...http import request
 from ...secret import Secret, as_secret, redact
-from .net import ResetRefused, SqldUnavailable, _http
+from .net import ResetRefused, SqldUnavailable
 
 DEFAULT_IMAGE = "ghcr.io/tursodatabase/libsql-server:latest"
 
@@ -42,7 +43,7 @@ class SqldEndpoint:
 
     def _request(self, method: str, url: str, body: Any = None) -> tuple[int, bytes]:
         try:
-            return _http(method, url, token=self.auth_token, body=body)
+            return request(method, url, token=self.auth_token, body=body)
         except (OSError, urllib.error.URLError) as exc:
             reason = redact(str(getattr(exc, "reason", exc)), self.auth_token)
             hint = self.diagnose() if self.diagnose is not None else "is it still running?"

@@ -2,44 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
 
 from ...errors import ResetRefused as ResetRefused
 from ...errors import SqldUnavailable as SqldUnavailable
-from ...secret import Secret, reveal
+from ...http import request
+from ...secret import Secret
 
 STANDIN_MARK = "traceparity-standin"
-
-
-def _http(
-    method: str,
-    url: str,
-    *,
-    token: Secret | str | None = None,
-    body: Any = None,
-    timeout: float = 10.0,
-    host: str | None = None,
-) -> tuple[int, bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {reveal(token)}")
-    if host:
-        req.add_header("Host", host)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
 
 
 def wait_healthy(url: str, timeout: float, *, alive: Callable[[], str | None] | None = None) -> None:
@@ -52,7 +27,7 @@ def wait_healthy(url: str, timeout: float, *, alive: Callable[[], str | None] | 
             if reason:
                 raise SqldUnavailable(reason)
         try:
-            status, _ = _http("GET", f"{url}/health", timeout=2.0)
+            status, _ = request("GET", f"{url}/health", timeout=2.0)
             if status == 200:
                 return
             last = f"HTTP {status}"
@@ -64,7 +39,7 @@ def wait_healthy(url: str, timeout: float, *, alive: Callable[[], str | None] | 
 
 def server_version(url: str, token: Secret | str | None = None) -> str:
     try:
-        status, body = _http("GET", f"{url}/version", token=token, timeout=5.0)
+        status, body = request("GET", f"{url}/version", token=token, timeout=5.0)
     except (OSError, urllib.error.URLError):
         return ""
     return body.decode("utf-8", "replace").strip() if status == 200 else ""

@@ -12,13 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ...backends.endpoint import http_url
+from ...http import request
 from ...secret import Secret, reveal
 from .docker import docker_available, start_docker
 from .endpoint import SqldConfig, SqldEndpoint, SqldHandle
 from .net import (
     STANDIN_MARK,
     SqldUnavailable,
-    _http,
     free_port,
     localhost_subdomains_resolve,
     make_label,
@@ -184,7 +184,7 @@ def use_url(config: SqldConfig) -> SqldHandle:
     url = http_url(config.url)
     token = config.token()
     try:
-        status, _body = _http("GET", f"{url}/health", token=token, timeout=5.0)
+        status, _body = request("GET", f"{url}/health", token=token, timeout=5.0)
     except (OSError, urllib.error.URLError) as exc:
         raise SqldUnavailable(
             f"--sqld-url {url}: no answer to GET /health ({getattr(exc, 'reason', exc)}); "
