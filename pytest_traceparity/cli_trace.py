@@ -116,8 +116,7 @@ def native_stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def replay_main(argv: Sequence[str]) -> int:
-    """``traceparity replay TRACE [--backend ID] [--golden PATH] [--update-golden] [--json]``"""
+def _replay_parser() -> _Parser:
     parser = _Parser(prog="traceparity replay", description="Replay a trace on a backend and compare it to "
                      "its golden (or rewrite the golden from the reference backend).")
     parser.add_argument("trace", help="trace file (.jsonl)")
@@ -137,84 +136,101 @@ def replay_main(argv: Sequence[str]) -> int:
                         "trace to a minimal one showing the most severe of them (see traceparity minimize)")
     parser.add_argument("--minimize-output", default=None, metavar="PATH",
                         help="where --minimize writes (default: <trace name>.<backend>.min.jsonl here)")
-    args = parser.parse_args(list(argv))
+    return parser
+
+
+def replay_main(argv: Sequence[str]) -> int:
+    """``traceparity replay TRACE [--backend ID] [--golden PATH] [--update-golden] [--json]``"""
+    args = _replay_parser().parse_args(list(argv))
     prog = "traceparity replay"
 
     def run() -> int:
-        from .divergences import load_registry
-        from .golden.verify import update_golden, verify_trace
         from .registry import DEFAULT_REFERENCE, standalone_registry
         from .trace.format import TraceReader
 
         registry = standalone_registry()
         reference = args.reference_backend or DEFAULT_REFERENCE
         backend_id = args.backend or reference
-        backend = registry.get(backend_id)
-        reason = backend.unavailable_reason()
+        reason = registry.get(backend_id).unavailable_reason()
         if reason:
             return _fail(prog, f"backend {backend_id!r} cannot run here: {reason}")
-        trace = Path(args.trace)
-        TraceReader(trace)  # header check first: a clear error before any database is created
-        golden = Path(args.golden) if args.golden else None
+        TraceReader(Path(args.trace))  # header check first: a clear error before any database is created
         if args.update_golden and backend_id != reference:
             return _fail(prog, f"--update-golden writes goldens from the reference backend {reference!r} "
                                f"only, not {backend_id!r}; drop --backend or pass --backend {reference}")
-        allow = args.allow_departures or os.environ.get("TRACEPARITY_ALLOW_DEPARTURES") == "1"
-        minimized = None
-        with native_stdout_to_stderr(), _contexts(args.sqld, args.sqld_url, args.sync_url) as make:
-            if args.update_golden:
-                report = update_golden(trace, backend, make, golden=golden, allow_departures=allow)
-            else:
-                rules = load_registry(Path.cwd())
-                report = verify_trace(trace, backend, make, rules, golden=golden)
-                unknown = [f for f in sorted(report.failures, key=lambda f: f.rank)
-                           if isinstance(f.seq, int) and any(a.rule is None for a in f.attributions)]
-                if args.minimize and unknown:
-                    out = Path(args.minimize_output or f"{report.name}.{backend_id}.min.jsonl")
-                    minimized = _minimize_to(trace, registry.get(reference), backend, make, rules, out,
-                                             seq=int(unknown[0].seq))
-        notes = report.replay_notes
         if args.update_golden:
-            if args.json:
-                data = report.to_json()
-                data["departures"] = [d.to_json() for d in report.departures]
-                data["replay"] = notes.to_json() if notes is not None else {}
-                print(json.dumps(data))
-            else:
-                print(f"golden {report.golden}: {report.golden_status} ({report.steps} steps, from {backend_id})")
-                if report.departures:
-                    from .trace.faithful import summary
-
-                    print(summary(report.departures), file=sys.stderr)
-                for line in notes.lines() if notes is not None else []:
-                    print(line)
-            return 0
-        data = report.to_json()
-        if minimized is not None:
-            data["minimized"] = minimized
-            for difference in data["differences"]:
-                if difference["rule"] is None:
-                    difference["minimized"] = minimized["path"]
-        if args.json:
-            data["replay"] = notes.to_json() if notes is not None else {}
-            print(json.dumps(data, indent=2))
-        elif report.status == "failed":
-            print(report.failure_message())
-        elif report.status == "xfail":
-            print(f"trace '{report.name}' on {backend_id}: {report.steps} steps match except "
-                  f"{report.xfail_reason()}")
-        else:
-            print(f"trace '{report.name}' on {backend_id}: {report.steps} steps and the final state match "
-                  f"{report.golden}")
-        if minimized is not None and not args.json:
-            print(f"minimal reproduction of {minimized['target']}: {minimized['path']} ({minimized['events']} of "
-                  f"{minimized['original']} events)")
-        if not args.json and notes is not None:
-            for line in notes.lines():
-                print(line)
-        return 1 if report.status == "failed" else 0
+            return _replay_update_golden(args, registry.get(backend_id))
+        return _replay_verify(args, registry, reference, backend_id)
 
     return _guard(prog, run)
+
+
+def _replay_update_golden(args: Any, backend: Any) -> int:
+    """Rewrite the golden from the reference backend and say what was written."""
+    from .golden.verify import update_golden
+
+    allow = args.allow_departures or os.environ.get("TRACEPARITY_ALLOW_DEPARTURES") == "1"
+    golden = Path(args.golden) if args.golden else None
+    with native_stdout_to_stderr(), _contexts(args.sqld, args.sqld_url, args.sync_url) as make:
+        report = update_golden(Path(args.trace), backend, make, golden=golden, allow_departures=allow)
+    notes = report.replay_notes
+    if args.json:
+        data = report.to_json()
+        data["departures"] = [d.to_json() for d in report.departures]
+        data["replay"] = notes.to_json() if notes is not None else {}
+        print(json.dumps(data))
+        return 0
+    print(f"golden {report.golden}: {report.golden_status} ({report.steps} steps, from {backend.id})")
+    if report.departures:
+        from .trace.faithful import summary
+
+        print(summary(report.departures), file=sys.stderr)
+    for line in notes.lines() if notes is not None else []:
+        print(line)
+    return 0
+
+
+def _replay_verify(args: Any, registry: Any, reference: str, backend_id: str) -> int:
+    """Replay on ``backend_id``, judge against the golden, optionally minimize the worst unknown."""
+    from .divergences import load_registry
+    from .golden.verify import verify_trace
+
+    trace, backend = Path(args.trace), registry.get(backend_id)
+    golden = Path(args.golden) if args.golden else None
+    minimized = None
+    with native_stdout_to_stderr(), _contexts(args.sqld, args.sqld_url, args.sync_url) as make:
+        rules = load_registry(Path.cwd())
+        report = verify_trace(trace, backend, make, rules, golden=golden)
+        unknown = [f for f in sorted(report.failures, key=lambda f: f.rank)
+                   if isinstance(f.seq, int) and any(a.rule is None for a in f.attributions)]
+        if args.minimize and unknown:
+            out = Path(args.minimize_output or f"{report.name}.{backend_id}.min.jsonl")
+            minimized = _minimize_to(trace, registry.get(reference), backend, make, rules, out,
+                                     seq=int(unknown[0].seq))
+    notes = report.replay_notes
+    data = report.to_json()
+    if minimized is not None:
+        data["minimized"] = minimized
+        for difference in data["differences"]:
+            if difference["rule"] is None:
+                difference["minimized"] = minimized["path"]
+    if args.json:
+        data["replay"] = notes.to_json() if notes is not None else {}
+        print(json.dumps(data, indent=2))
+        return 1 if report.status == "failed" else 0
+    if report.status == "failed":
+        print(report.failure_message())
+    elif report.status == "xfail":
+        print(f"trace '{report.name}' on {backend_id}: {report.steps} steps match except {report.xfail_reason()}")
+    else:
+        print(f"trace '{report.name}' on {backend_id}: {report.steps} steps and the final state match "
+              f"{report.golden}")
+    if minimized is not None:
+        print(f"minimal reproduction of {minimized['target']}: {minimized['path']} ({minimized['events']} of "
+              f"{minimized['original']} events)")
+    for line in notes.lines() if notes is not None else []:
+        print(line)
+    return 1 if report.status == "failed" else 0
 
 
 def _minimize_to(trace: Path, reference: Any, backend: Any, make: Callable[[str], BackendContext], rules: Any,
