@@ -49,6 +49,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,69 +150,74 @@ def read_replica_meta(path: Path) -> dict[str, int] | None:
         return None
 
 
+@dataclass(frozen=True)
+class _ClientFailure:
+    """One known replica/sync failure of the libsql client: how to spot it, its kind, what to say."""
+
+    pattern: re.Pattern[str]
+    kind: str
+    explain: Callable[[Path, str, str, str], str]  # (replica, sync_url, message, during) -> text
+    only_during: str | None = None
+
+
+def _failure(pattern: str, kind: str, explain: Callable[[Path, str, str, str], str],
+             only_during: str | None = None) -> _ClientFailure:
+    return _ClientFailure(re.compile(pattern, re.IGNORECASE), kind, explain, only_during)
+
+
+# First match wins; the order puts local-file problems (fixable by deleting files) first.
+CLIENT_FAILURES = (
+    _failure("db file exists but metadata file does not", "misuse", lambda r, u, m, d: (
+        f"replica file {r} exists but {r}-info does not: it is not an embedded replica of {u} (a plain "
+        f"SQLite file, or a copy without its metadata). Delete {r} (and its -wal/-shm) to bootstrap a fresh "
+        "replica; the primary is untouched.")),
+    _failure("metadata file exists but db file does not", "misuse", lambda r, u, m, d: (
+        f"{r}-info exists but the replica file {r} does not; delete {r}-info to bootstrap a fresh replica "
+        f"from {u}.")),
+    _failure("metadata file hash|metadata file version", "misuse", lambda r, u, m, d: _corrupt_metadata(r, u, m)),
+    _failure("json decode error", "misuse", lambda r, u, m, d: _corrupt_metadata(r, u, m), only_during="connect"),
+    _failure("file is not a database|database disk image is malformed", "misuse", lambda r, u, m, d: (
+        f"replica file {r} is corrupt or not a SQLite database ({m}); delete {r} and {r}-info to bootstrap "
+        f"a fresh replica from {u}.")),
+    _failure("failed to pull db export.*404|404.*failed to pull db export", "connection",
+             lambda r, u, m, d: not_a_sync_primary(u)),
+    _failure("server returned a conflict", "transaction", lambda r, u, m, d: (
+        f"push conflict: replica {r} holds local writes made on top of an older state of {u}, and the "
+        f"primary has moved on ({m}). The primary kept its data; the replica's unpushed writes stay only in "
+        f"{r}. Delete the replica to start from the primary's state, or replay those writes through a fresh "
+        "replica.")),
+    _failure("http dispatch error|error trying to connect|Connection refused|error sending request|"
+             "tcp connect error|dns error", "connection", lambda r, u, m, d: (
+        f"primary {u} is unreachable during {d} ({m}); local reads of {r} keep working, writes and sync() "
+        "fail until the primary is back.")),
+    _failure(r"\b401\b|Unauthorized", "connection", lambda r, u, m, d: (
+        f"primary {u} refused the auth token during {d} ({m}); check TURSO_AUTH_TOKEN.")),
+    _failure("failed to pull frame|failed to push frame|invalid local state", "connection",
+             lambda r, u, m, d: f"sync of replica {r} with {u} failed during {d}: {m}"),
+)
+
+
+def _corrupt_metadata(replica: Path, sync_url: str, message: str) -> str:
+    return (f"replica metadata {replica}-info is corrupt or from another client version ({message}); "
+            f"delete {replica} and {replica}-info to bootstrap a fresh replica from {sync_url}.")
+
+
 def explain_client_error(exc: BaseException, *, replica: Path, sync_url: str, token: Secret | str | None,
                          during: str) -> DatabaseError | None:
     """A clear error for the replica/sync failures of the libsql client, or None for SQL errors."""
     message = redact(str(exc), token)
-    text: str | None = None
-    kind = "connection"
-    if "db file exists but metadata file does not" in message:
-        text = (
-            f"replica file {replica} exists but {replica}-info does not: it is not an embedded "
-            f"replica of {sync_url} (a plain SQLite file, or a copy without its metadata). Delete "
-            f"{replica} (and its -wal/-shm) to bootstrap a fresh replica; the primary is untouched."
+    for failure in CLIENT_FAILURES:
+        if failure.only_during not in (None, during) or not failure.pattern.search(message):
+            continue
+        return DatabaseError(
+            failure.explain(replica, sync_url, message, during),
+            kind=failure.kind,
+            backend=BACKEND_ID,
+            exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+            dbapi_class="OperationalError" if failure.kind == "connection" else type(exc).__name__,
+            original=exc,
         )
-        kind = "misuse"
-    elif "metadata file exists but db file does not" in message:
-        text = (
-            f"{replica}-info exists but the replica file {replica} does not; delete {replica}-info "
-            f"to bootstrap a fresh replica from {sync_url}."
-        )
-        kind = "misuse"
-    elif "metadata file hash" in message or "metadata file version" in message or (
-        "json decode error" in message and during == "connect"
-    ):
-        text = (
-            f"replica metadata {replica}-info is corrupt or from another client version ({message}); "
-            f"delete {replica} and {replica}-info to bootstrap a fresh replica from {sync_url}."
-        )
-        kind = "misuse"
-    elif re.search(r"file is not a database|database disk image is malformed", message):
-        text = (
-            f"replica file {replica} is corrupt or not a SQLite database ({message}); delete "
-            f"{replica} and {replica}-info to bootstrap a fresh replica from {sync_url}."
-        )
-        kind = "misuse"
-    elif "failed to pull db export" in message and "404" in message:
-        text = not_a_sync_primary(sync_url)
-    elif "server returned a conflict" in message:
-        text = (
-            f"push conflict: replica {replica} holds local writes made on top of an older state "
-            f"of {sync_url}, and the primary has moved on ({message}). The primary kept its data; "
-            f"the replica's unpushed writes stay only in {replica}. Delete the replica to start "
-            "from the primary's state, or replay those writes through a fresh replica."
-        )
-        kind = "transaction"
-    elif re.search(r"http dispatch error|error trying to connect|Connection refused|"
-                   r"error sending request|tcp connect error|dns error", message, re.IGNORECASE):
-        text = (
-            f"primary {sync_url} is unreachable during {during} ({message}); local reads of "
-            f"{replica} keep working, writes and sync() fail until the primary is back."
-        )
-    elif re.search(r"\b401\b|Unauthorized", message):
-        text = f"primary {sync_url} refused the auth token during {during} ({message}); check TURSO_AUTH_TOKEN."
-    elif "failed to pull frame" in message or "failed to push frame" in message or "invalid local state" in message:
-        text = f"sync of replica {replica} with {sync_url} failed during {during}: {message}"
-    if text is None:
-        return None
-    return DatabaseError(
-        text,
-        kind=kind,
-        backend=BACKEND_ID,
-        exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-        dbapi_class="OperationalError" if kind == "connection" else type(exc).__name__,
-        original=exc,
-    )
+    return None
 
 
 @dataclass
