@@ -80,6 +80,36 @@ def build_state(
     reference = get("--reference-backend") or settings.get("reference_backend") or DEFAULT_REFERENCE
     if reference not in registry:
         raise UsageError(f"--reference-backend: unknown backend {reference!r}; valid ids: {', '.join(registry.ids())}")
+    services = _harness_services(get, rootdir, basetemp)
+    services.configure_backends(registry)  # before selection: turso-sync's availability depends on --turso-bin
+    selected = registry.select(get("--backends"), reference)
+    for backend_id in selected:
+        reason = registry.get(backend_id).unavailable_reason()
+        if reason:
+            raise UsageError(f"backend {backend_id!r} was selected but cannot run here: {reason}")
+    report_path = get("--traceparity-report")
+    if report_path and Path(report_path).suffix.lower() not in (".json", ".html"):
+        # Caught here, before the run: a CI job must not find out at the end that no report was written.
+        raise UsageError(f"--traceparity-report={report_path}: use a file name ending in .json or .html")
+    report = _new_report(reference, selected, services.sqld_settings.strategy)
+    return TraceparityState(
+        report=report,
+        registry=registry,
+        selected=selected,
+        reference=reference,
+        divergences=load_registry(rootdir),
+        services=services,
+        rootdir=rootdir,
+        workdir=services.workdir,
+        update_golden=bool(get("--update-golden")),
+        traces=get("--traces") or DEFAULT_TRACES,
+        report_path=report_path,
+        conformance_cases=[Path(p) for p in (get("--conformance-cases") or "").split(os.pathsep) if p.strip()],
+    )
+
+
+def _harness_services(get: Callable[[str], Any], rootdir: Path, basetemp: Path | None) -> HarnessServices:
+    """The servers' settings (sqld, replica primary, tursodb) and the run's private work directory."""
     turso = TursoSettings(
         bin=get("--turso-bin"), sync=get("--turso-sync") or "auto", search_dirs=(Path.cwd(), rootdir)
     )
@@ -96,43 +126,22 @@ def build_state(
     )
     workdir = Path(tempfile.mkdtemp(prefix="traceparity-", dir=basetemp))
     atexit.register(shutil.rmtree, workdir, True)
-    services = HarnessServices(sqld, replica, workdir, turso)
-    services.configure_backends(registry)  # before selection: turso-sync's availability depends on --turso-bin
-    selected = registry.select(get("--backends"), reference)
-    for backend_id in selected:
-        reason = registry.get(backend_id).unavailable_reason()
-        if reason:
-            raise UsageError(f"backend {backend_id!r} was selected but cannot run here: {reason}")
+    return HarnessServices(sqld, replica, workdir, turso)
+
+
+def _new_report(reference: str, selected: list[str], sqld_strategy: str) -> ParityReport:
     import platform
     import sqlite3
 
     from . import __version__
 
-    report_path = get("--traceparity-report")
-    if report_path and Path(report_path).suffix.lower() not in (".json", ".html"):
-        # Caught here, before the run: a CI job must not find out at the end that no report was written.
-        raise UsageError(f"--traceparity-report={report_path}: use a file name ending in .json or .html")
-    report = ParityReport(
+    return ParityReport(
         reference=reference,
         backends=selected,
         environment={
             "python": platform.python_version(),
             "sqlite3 (stdlib)": sqlite3.sqlite_version,
             "pytest-traceparity": __version__,
-            "sqld strategy": sqld.strategy,
+            "sqld strategy": sqld_strategy,
         },
-    )
-    return TraceparityState(
-        report=report,
-        registry=registry,
-        selected=selected,
-        reference=reference,
-        divergences=load_registry(rootdir),
-        services=services,
-        rootdir=rootdir,
-        workdir=workdir,
-        update_golden=bool(get("--update-golden")),
-        traces=get("--traces") or DEFAULT_TRACES,
-        report_path=report_path,
-        conformance_cases=[Path(p) for p in (get("--conformance-cases") or "").split(os.pathsep) if p.strip()],
     )
