@@ -57,6 +57,12 @@ def _sqlite_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
 
 @functools.cache
 def _sqlite_connection_class(base: type[sqlite3.Connection]) -> type[sqlite3.Connection]:
+    """A recording subclass of the program's own connection class (``factory=`` may be a subclass).
+
+    Long because it is one class body: each overridden method records and delegates, and they
+    must all close over the same ``base``.
+    """
+
     class RecordingConnection(base):  # type: ignore[valid-type,misc]
         _tp_recording = True
 
