@@ -95,6 +95,10 @@ class DivergenceRegistry:
         """Rules active on ``backend`` whose subjects admit ``subject`` (any-subject rules included)."""
         return [r for r in self._for_backend(backend)[0] if r.matches_subject(subject)]
 
+    def strict_subjects(self, backend: str) -> frozenset[str]:
+        """Subjects some rule lists exactly on ``backend``: judged even when nothing differs (staleness)."""
+        return frozenset(self._for_backend(backend)[1])
+
     def strict_for(self, backend: str, subject: str) -> list[Rule]:
         return self._for_backend(backend)[1].get(subject, [])
 

@@ -27,7 +27,7 @@ from ..backends.values import Result
 from ..compare import Outcome
 from ..errors import DatabaseError, TraceparityError
 from ..golden.fingerprint import safe_snapshot
-from ..sqltext import split
+from ..sqltext import split, statement_kind
 from .faithful import Departure, departure_for
 from .format import Event, TraceReader
 from .isolation import PathMapper, isolate, isolate_many
@@ -88,7 +88,7 @@ class Replayer:
     """Drives one trace on one backend; use as a context manager so databases get released."""
 
     def __init__(self, backend: Backend, make_context: Callable[[str], BackendContext], name: str,
-                 *, trace: str | Path | None = None) -> None:
+                 *, trace: str | Path | None = None, departures: bool = True) -> None:
         self.backend = backend
         self.make_context = make_context
         self.name = name
@@ -100,6 +100,8 @@ class Replayer:
         self.served_by: dict[str, str] = {}
         self.snapshots: dict[str, Any] = {}
         self.departures: list[Departure] = []
+        self._track_departures = departures  # only a golden update reads them (verify keeps no per-step state)
+        self._inert: dict[str, bool] = {}  # SQL text -> neither volatile nor CREATE/ALTER (bounded below)
         self.uncaptured: set[int] = set()  # connections to a pre-existing database the trace could not carry
         self.stats = ReplayStats()
         self.registrations = Registrations()
@@ -136,9 +138,10 @@ class Replayer:
             outcome = not_run(_one_line(exc), self.backend.id)
         except Exception as exc:  # a client library failing outside its error model: a fact, not an abort
             outcome = not_run(f"the client raised {type(exc).__name__}: {_one_line(exc)}", self.backend.id)
-        departure = departure_for(event, outcome)
-        if departure is not None:
-            self.departures.append(departure)
+        if self._track_departures:
+            departure = departure_for(event, outcome)
+            if departure is not None:
+                self.departures.append(departure)
         if self._last is not None and event.db and self._last.get(event.db) == event.seq:
             self._retire(event.db)
         return outcome
@@ -204,9 +207,16 @@ class Replayer:
 
     def _volatile(self, sql: str, outcome: Outcome) -> Outcome:
         """Values a volatile statement returns are compared by storage class only."""
-        volatile = self.volatility.observe(sql)
+        volatility = self.volatility
+        inert = self._inert.get(sql)
+        if inert is None:  # observing such a statement changes nothing and answers False: ask once per text
+            inert = statement_kind(sql) not in ("CREATE", "ALTER") and not volatility.is_volatile(sql)
+            if len(self._inert) >= 4096:
+                self._inert.clear()
+            self._inert[sql] = inert
+        volatile = False if inert else volatility.observe(sql)
         result = outcome.result
-        if result is None or not result.rows:
+        if result is None or not result.rows or (inert and not volatility.tables and not volatility.columns):
             return outcome
         positions = None if volatile else self.volatility.result_columns(sql, result.columns)
         if positions is None or positions:

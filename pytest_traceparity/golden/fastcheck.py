@@ -1,0 +1,64 @@
+"""Does a replayed step's outcome equal its golden? Answered on the golden's raw JSON.
+
+Why: on a long trace nearly every step equals its golden, and decoding each golden step
+into an :class:`~pytest_traceparity.compare.Outcome` only to find no difference cost more
+than running the statement. Here the backend's values are encoded the way the golden
+writer encodes them and compared with the JSON as read. A ``True`` answer is exact (the
+golden decodes to the same canonical values, so :func:`~pytest_traceparity.compare.compare_outcomes`
+would find nothing); anything unusual (an error, a value type the golden writer would
+coerce, a golden written by hand) answers ``False`` and the caller takes the full path.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from ..backends.values import Result, float_repr
+from ..compare import Outcome
+
+
+def _blob(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+# the golden's typed encoding (backends.values.encode_value) for each plain value type
+_ENCODE: dict[type, tuple[str, Callable[[Any], Any]]] = {
+    int: ("int", str), str: ("text", str), float: ("real", float_repr), bytes: ("blob", _blob),
+    type(None): ("null", lambda _: True),
+}
+
+
+def outcome_matches(raw: Any, outcome: Outcome) -> bool:
+    """True when ``outcome`` is a result equal to the golden's ``outcome`` object ``raw``."""
+    result = outcome.result
+    if result is None or outcome.error is not None or outcome.error_json is not None or type(raw) is not dict:
+        return False
+    want = raw.get("result")
+    if type(want) is not dict or "error" in raw:
+        return False
+    return _result_matches(want, result)
+
+
+def _result_matches(want: dict[str, Any], result: Result) -> bool:
+    if want.get("rowcount", -1) != result.rowcount or want.get("lastrowid") != result.lastrowid:
+        return False
+    columns = want.get("columns", ())
+    if type(columns) is not list or tuple(columns) != result.columns:
+        return False
+    rows = want.get("rows", ())
+    got = result.rows
+    if type(rows) is not list or len(rows) != len(got):
+        return False
+    for wrow, grow in zip(rows, got):
+        if type(wrow) is not list or len(wrow) != len(grow):
+            return False
+        for wvalue, gvalue in zip(wrow, grow):
+            encoding = _ENCODE.get(type(gvalue))
+            if encoding is None or type(wvalue) is not dict or len(wvalue) != 1:
+                return False
+            key, encode = encoding
+            if key not in wvalue or wvalue[key] != encode(gvalue):
+                return False
+    return True
