@@ -95,6 +95,13 @@ class Connection(ABC):
         except Exception as exc:
             raise wrap_error(exc, backend=self.backend_id, sql=sql) from exc
 
+    def stream(self, sql: str, size: int = 512) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a read, in chunks of about ``size``: a snapshot never holds a whole table.
+
+        This default reads everything at once; clients with a streaming cursor override it.
+        """
+        yield self.execute(sql).rows
+
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Result:
         batch = list(seq_of_params)
         with self._errors(sql):

@@ -275,7 +275,7 @@ class Replayer:
             self._note_unreadable(db_id, snap)
             return snap
         with contextlib.closing(conn):
-            snap = safe_snapshot(lambda sql: conn.execute(sql), self.volatility.volatile_columns)
+            snap = safe_snapshot(lambda sql: conn.execute(sql), self.volatility.volatile_columns, conn.stream)
         self._note_unreadable(db_id, snap)
         return snap
 
