@@ -12,7 +12,8 @@ import functools
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .backends.values import Result, canonical, display
@@ -104,7 +105,7 @@ class Difference:
         return f"[{self.aspect}] {self.message}"
 
     def with_context(self, context: StepContext | None) -> Difference:
-        return replace(self, context=context)
+        return Difference(self.aspect, self.message, self.expected, self.actual, self.relation, context)
 
 
 _STRIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
@@ -199,6 +200,7 @@ def _value_shapes(value: Any, out: set[str]) -> None:
 def param_shapes(params: Any) -> tuple[frozenset[str], int]:
     """Shapes of one parameter set (``dict``, ``int-outside-i32``, ``text-nul``...) and its size."""
     out: set[str] = set()
+    values: Sequence[Any]
     if isinstance(params, dict):
         out.add("dict")
         values = list(params.values())

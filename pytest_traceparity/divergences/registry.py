@@ -10,6 +10,7 @@ step with no difference costs one dictionary lookup.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class Verdict:
 
 
 _SAME = Verdict("same")
+_GLOB_SPLIT = re.compile(r"[*?]")
 
 
 class DivergenceRegistry:
@@ -142,6 +144,32 @@ class DivergenceRegistry:
         if not attributions:
             return _SAME
         return Verdict("known", list(differences), used, describe(backend, subject, attributions), attributions)
+
+    def subjects_matter(self, backend: str, prefix: str) -> bool:
+        """Whether a rule active on ``backend`` lists a subject that one starting with ``prefix`` could match."""
+        for rule in self._for_backend(backend)[0]:
+            for pattern in rule.subjects:
+                head = _GLOB_SPLIT.split(pattern, maxsplit=1)[0]
+                if head.startswith(prefix) or prefix.startswith(head):
+                    return True
+        return False
+
+    def judge_alike(self, backend: str, subject: str, differences: Sequence[Difference],
+                    memo: dict[Any, Verdict]) -> Verdict:
+        """:meth:`judge` for subjects no rule names (:meth:`subjects_matter` is false): a "known" verdict
+        depends only on the differences and their contexts, so it is kept in ``memo`` and reused (its
+        rule hits counted again). Why: a long trace repeats the same known difference thousands of times.
+        A reused verdict's ``message`` names the subject it was first made for."""
+        key = tuple((d, d.context) for d in differences)
+        verdict = memo.get(key)
+        if verdict is not None:
+            for attribution in verdict.attributions:
+                self.hits[attribution.rule.id] += 1  # type: ignore[union-attr]  # known: every one has a rule
+            return verdict
+        verdict = self.judge(backend, subject, differences)
+        if verdict.status == "known" and len(memo) < 4096:
+            memo[key] = verdict
+        return verdict
 
     def stale(self) -> list[Rule]:
         """Rules that could have applied in this process (their backend ran) and matched nothing."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backends.values import Result, float_repr
-from ..compare import Outcome
+from ..compare import Difference, Outcome, statement_kind
 
 
 def _blob(value: bytes) -> str:
@@ -41,8 +41,31 @@ def outcome_matches(raw: Any, outcome: Outcome) -> bool:
     return _result_matches(want, result)
 
 
-def _result_matches(want: dict[str, Any], result: Result) -> bool:
-    if want.get("rowcount", -1) != result.rowcount or want.get("lastrowid") != result.lastrowid:
+def counts_differ(raw: Any, outcome: Outcome, *, sql: str = "", executemany: bool = False) -> list[Difference] | None:
+    """The differences of a result that equals the golden's in columns and rows but not in
+    rowcount/lastrowid (libsql's rowcount after a SELECT, say), exactly as
+    :func:`~pytest_traceparity.compare.compare_outcomes` states them; ``None`` for anything else."""
+    result = outcome.result
+    if result is None or outcome.error is not None or outcome.error_json is not None or type(raw) is not dict:
+        return None
+    want = raw.get("result")
+    if type(want) is not dict or "error" in raw or type(want.get("rowcount", -1)) is not int \
+            or not _result_matches(want, result, counts=False):
+        return None
+    rowcount, lastrowid = want.get("rowcount", -1), want.get("lastrowid")
+    kind = "executemany" if executemany else statement_kind(sql)
+    diffs = []
+    if rowcount != result.rowcount:
+        diffs.append(Difference(f"rowcount.{kind}", f"rowcount {rowcount} != {result.rowcount}",
+                                expected=str(rowcount), actual=str(result.rowcount)))
+    if lastrowid != result.lastrowid:
+        diffs.append(Difference(f"lastrowid.{kind}", f"lastrowid {lastrowid} != {result.lastrowid}",
+                                expected=str(lastrowid), actual=str(result.lastrowid)))
+    return diffs
+
+
+def _result_matches(want: dict[str, Any], result: Result, *, counts: bool = True) -> bool:
+    if counts and (want.get("rowcount", -1) != result.rowcount or want.get("lastrowid") != result.lastrowid):
         return False
     columns = want.get("columns", ())
     if type(columns) is not list or tuple(columns) != result.columns:

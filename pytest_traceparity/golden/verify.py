@@ -27,12 +27,12 @@ from ..compare import (
     value_relation,
 )
 from ..divergences import Attribution, DivergenceRegistry, most_severe_first, summarize
-from ..divergences.registry import triage
+from ..divergences.registry import describe, triage
 from ..divergences.severity import RANK
 from ..trace.faithful import faithfulness
 from ..trace.format import SQL_OPS, Event, TraceReader
 from ..trace.replayer import Replayer
-from .fastcheck import outcome_matches
+from .fastcheck import counts_differ, outcome_matches
 from .fingerprint import diff_content, diff_schemas
 from .store import (
     GoldenError,
@@ -237,8 +237,11 @@ def _reason_text(entry: Any) -> str:
 
 
 def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, diffs: list[Difference],
-           make: Callable[[], StepReport]) -> None:
-    verdict = registry.judge(report.backend, subject, diffs)
+           make: Callable[[], StepReport], memo: dict[Any, Any] | None = None) -> None:
+    if memo is not None and diffs:
+        verdict = registry.judge_alike(report.backend, subject, diffs, memo)
+    else:
+        verdict = registry.judge(report.backend, subject, diffs)
     if verdict.status == "same":
         return
     if verdict.status == "known" and len(report.known) >= KEEP_KNOWN:  # counted, no step report built
@@ -248,6 +251,8 @@ def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, dif
         return
     step = make()
     step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
+    if verdict.status == "known":  # a remembered verdict names its first subject: name this one
+        step.message = describe(report.backend, subject, verdict.attributions)
     step.reasons = [_reason_text(e) for e in verdict.entries]
     step.attributions = list(verdict.attributions)
     (report.known if verdict.status == "known" else report.failures).append(step)
@@ -270,6 +275,7 @@ def verify_trace(
     history = History()
     prefix = f"trace::{name}#"
     strict = {s for s in registry.strict_subjects(backend.id) if s.startswith(prefix)}  # judged even when equal
+    memo: dict[Any, Any] | None = None if registry.subjects_matter(backend.id, prefix) else {}
     with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name, trace=trace,
                                                            departures=False) as replayer:
         # a golden made from these very bytes holds these very parameters: no per-step digest needed
@@ -287,22 +293,24 @@ def verify_trace(
             sql, op = event.sql, event.op
             before = in_tx.get(event.conn, False)
             in_tx[event.conn] = transaction_after(sql or "", op, before)
-            if (fast and not (check_params and data.get("params_sha256") != params_digest(event))
-                    and outcome_matches(data.get("outcome"), outcome)
-                    and not (strict and f"{prefix}{event.seq}" in strict)):
+            params_changed = check_params and data.get("params_sha256") != params_digest(event)
+            subject = None if not strict else f"{prefix}{event.seq}"
+            if fast and not params_changed and outcome_matches(data.get("outcome"), outcome) and subject not in strict:
                 history.note(event.db, op, sql, event.params, event.many)
-                continue  # equal to the golden: nothing to build, nothing to judge
-            # this step differs (or its golden is unusual): decode it and compare in full
-            want = want or expected.step_from(data)
+                continue  # equal to the golden: nothing to decode, build or judge
             diffs: list[Difference] = []
-            if check_params and want.params_sha256 != params_digest(event):
+            if params_changed:
                 diffs.append(Difference(
                     "trace.params", "this step's parameters differ from those the golden was made with "
                     "(the trace was edited or re-recorded after the golden)"))
-            if op in SQL_OPS:
-                diffs += compare_outcomes(want.outcome, outcome, sql=sql or "", executemany=op == "executemany")
-            else:
-                diffs += compare_outcomes(want.outcome, outcome)
+            compare_sql = (sql or "") if op in SQL_OPS else ""
+            counted = counts_differ(data.get("outcome"), outcome, sql=compare_sql, executemany=op == "executemany") \
+                if fast else None
+            if counted is not None:  # only rowcount/lastrowid differ: stated without decoding the golden
+                diffs += counted
+            else:  # decode the golden step and compare in full
+                want = want or expected.step_from(data)
+                diffs += compare_outcomes(want.outcome, outcome, sql=compare_sql, executemany=op == "executemany")
             if diffs:
                 context = statement_context(op, sql, event.params, event.many, before, event.db,
                                             history.prior(event.db))
@@ -310,13 +318,14 @@ def verify_trace(
             history.note(event.db, op, sql, event.params, event.many)
 
             # summaries only for a step that differs (built lazily: most steps never need them)
-            def make(event: Event = event, want: Any = want, outcome: Any = outcome) -> StepReport:
+            def make(event: Event = event, want: Any = want, outcome: Any = outcome, data: Any = data) -> StepReport:
+                want = want or expected.step_from(data)  # still this step's line: make() runs within the step
                 return StepReport(seq=event.seq, conn=event.conn, where=f"{trace}:{event.line}",
                                   sql=_short(event.sql or event.short()), params=_params_text(event),
                                   expected=want.outcome.summary(), actual=outcome.summary(), differences=[],
                                   status="")
 
-            _judge(report, registry, f"{prefix}{event.seq}", diffs, make)
+            _judge(report, registry, subject or f"{prefix}{event.seq}", diffs, make, memo)
         extra = expected.next_step()
         if extra is not None:
             raise GoldenError(

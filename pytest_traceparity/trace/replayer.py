@@ -17,6 +17,8 @@ the databases in use at once, not by the trace's size.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,12 +54,38 @@ def not_run(reason: str, backend: str) -> Outcome:
                                        exc_type="traceparity.NotRun", dbapi_class="NotRun"))
 
 
+_HEAD = re.compile(r'\{"seq":(\d+),"conn":(\d+),"op":"(\w+)"')
+
+
 def last_uses(trace: str | Path) -> dict[str, int]:
-    """``{db id: seq of its last event}``, one streaming pass over the trace."""
+    """``{db id: seq of its last event}``, one streaming pass over the trace.
+
+    A pre-pass, so it reads only what it needs: a line in the writer's canonical shape by its
+    first keys, any other line as JSON. It does not validate; the replay's own reader does,
+    naming the file and line of the first problem.
+    """
     last: dict[str, int] = {}
-    for event in TraceReader(trace):
-        if event.db:
-            last[event.db] = event.seq
+    conn_db: dict[Any, str] = {}
+    with open(trace, encoding="utf-8") as fh:
+        next(fh, None)  # the header
+        for line in fh:
+            head = _HEAD.match(line)
+            if head is not None and head.group(3) != "open":
+                db = conn_db.get(int(head.group(2)))
+                if db:
+                    last[db] = int(head.group(1))
+                continue
+            try:
+                data = json.loads(line)
+                seq, conn, db = data.get("seq"), data.get("conn"), data.get("db")
+                if data.get("op") == "open" and isinstance(db, str):
+                    conn_db[conn] = db
+                else:
+                    db = conn_db.get(conn)
+            except (ValueError, AttributeError, TypeError):  # not an event: the replay's reader says why
+                continue
+            if db and isinstance(seq, int):
+                last[db] = seq
     return last
 
 
