@@ -84,7 +84,9 @@ class DBAPIConnection(Connection):
     @staticmethod
     def _result(cursor: Any) -> Result:
         description = cursor.description or ()
-        rows = [tuple(row) for row in cursor.fetchall()] if description else []
+        rows = cursor.fetchall() if description else []  # rows that are not tuples become tuples in _normalized
+        if type(rows) is not list:
+            rows = list(rows)
         return Result(
             columns=tuple(d[0] for d in description),
             rows=rows,

@@ -44,6 +44,7 @@ class Verdict:
     entries: list[Rule] = field(default_factory=list)
     message: str = ""
     attributions: list[Attribution] = field(default_factory=list)
+    subject: str = ""  # set on a verdict remembered by judge_alike: the subject its message names
 
     @property
     def passed(self) -> bool:
@@ -159,7 +160,7 @@ class DivergenceRegistry:
         """:meth:`judge` for subjects no rule names (:meth:`subjects_matter` is false): a "known" verdict
         depends only on the differences and their contexts, so it is kept in ``memo`` and reused (its
         rule hits counted again). Why: a long trace repeats the same known difference thousands of times.
-        A reused verdict's ``message`` names the subject it was first made for."""
+        A reused verdict's ``message`` names the subject it was first made for (``verdict.subject``)."""
         key = tuple((d, d.context) for d in differences)
         verdict = memo.get(key)
         if verdict is not None:
@@ -168,6 +169,7 @@ class DivergenceRegistry:
             return verdict
         verdict = self.judge(backend, subject, differences)
         if verdict.status == "known" and len(memo) < 4096:
+            verdict.subject = subject
             memo[key] = verdict
         return verdict
 

@@ -85,3 +85,9 @@ def _result_matches(want: dict[str, Any], result: Result, *, counts: bool = True
             if key not in wvalue or wvalue[key] != encode(gvalue):
                 return False
     return True
+
+
+def raw_summary(raw: dict[str, Any]) -> str:
+    """:meth:`Outcome.summary` of a golden outcome :func:`counts_differ` accepted (so well formed)."""
+    want = raw["result"]
+    return f"{len(want.get('rows', ()))} row(s), rowcount={want.get('rowcount', -1)}, lastrowid={want.get('lastrowid')}"

@@ -27,12 +27,12 @@ from ..compare import (
     value_relation,
 )
 from ..divergences import Attribution, DivergenceRegistry, most_severe_first, summarize
-from ..divergences.registry import describe, triage
+from ..divergences.registry import triage
 from ..divergences.severity import RANK
 from ..trace.faithful import faithfulness
 from ..trace.format import SQL_OPS, Event, TraceReader
 from ..trace.replayer import Replayer
-from .fastcheck import counts_differ, outcome_matches
+from .fastcheck import counts_differ, outcome_matches, raw_summary
 from .fingerprint import diff_content, diff_schemas
 from .store import (
     GoldenError,
@@ -251,8 +251,8 @@ def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, dif
         return
     step = make()
     step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
-    if verdict.status == "known":  # a remembered verdict names its first subject: name this one
-        step.message = describe(report.backend, subject, verdict.attributions)
+    if verdict.subject not in ("", subject):  # a remembered verdict: its message names its first subject
+        step.message = subject + verdict.message[len(verdict.subject):]
     step.reasons = [_reason_text(e) for e in verdict.entries]
     step.attributions = list(verdict.attributions)
     (report.known if verdict.status == "known" else report.failures).append(step)
@@ -319,11 +319,10 @@ def verify_trace(
 
             # summaries only for a step that differs (built lazily: most steps never need them)
             def make(event: Event = event, want: Any = want, outcome: Any = outcome, data: Any = data) -> StepReport:
-                want = want or expected.step_from(data)  # still this step's line: make() runs within the step
+                summary = want.outcome.summary() if want is not None else raw_summary(data["outcome"])
                 return StepReport(seq=event.seq, conn=event.conn, where=f"{trace}:{event.line}",
                                   sql=_short(event.sql or event.short()), params=_params_text(event),
-                                  expected=want.outcome.summary(), actual=outcome.summary(), differences=[],
-                                  status="")
+                                  expected=summary, actual=outcome.summary(), differences=[], status="")
 
             _judge(report, registry, subject or f"{prefix}{event.seq}", diffs, make, memo)
         extra = expected.next_step()

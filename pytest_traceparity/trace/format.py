@@ -308,6 +308,12 @@ class TraceReader:
             raise self._fail(lineno, f"connection {conn} is used before its 'open' event", "conn")
         if conn in closed:
             raise self._fail(lineno, f"connection {conn} is used after its 'close' event", "conn")
+        sql, rowcount, error = data.get("sql"), data.get("rowcount"), data.get("error")
+        if op == "execute" and type(sql) is str:  # the usual event: the same rules, asked only when one fails
+            params = self._params(data.get("params", _NO_PARAMS), lineno, "params")
+            if (rowcount is not None and type(rowcount) is not int) or (error is not None and type(error) is not dict):
+                self._check(_TAIL, data, lineno, expected_seq)
+            return Event(seq, conn, op, sql, params, None, db, rowcount=rowcount, error=error, line=lineno)
         before, after = _OP_RULES[op]
         self._check(before, data, lineno, expected_seq)
         event = Event(seq=seq, conn=conn, op=op, sql=data.get("sql"), db=db, line=lineno)
@@ -411,27 +417,23 @@ _OP_RULES["register"] = ((_NO_SQL, _NO_PARAMS_RULE, ("kind", None, *_one_of(REGI
 _OP_RULES["begin"] = ((_NO_SQL, _NO_PARAMS_RULE, ("mode", "DEFERRED", *_one_of(BEGIN_MODES)), *_TAIL), ())
 
 
-def _decode_str(convert: Callable[[str], SqlValue]) -> Callable[[Any], SqlValue]:
-    def decode(raw: Any) -> SqlValue:
-        if type(raw) is not str:
-            raise TypeError("not a string")
-        return convert(raw)
-    return decode
-
-
-_DECODE: dict[str, Callable[[Any], SqlValue]] = {
-    "null": lambda raw: None, "int": _decode_str(int), "real": _decode_str(float), "text": _decode_str(str),
-    "blob": _decode_str(lambda raw: base64.b64decode(raw, validate=True)),
-}
-
-
 def _fast_value(item: Any) -> SqlValue:
     """:func:`decode_value` for well-formed input; anything else raises (the caller then names it)."""
     if type(item) is not dict or len(item) != 1:
         raise TypeError("not a typed value")
-    for key, raw in item.items():
-        return _DECODE[key](raw)
-    raise TypeError("not a typed value")  # pragma: no cover - len(item) == 1
+    ((key, raw),) = item.items()
+    if type(raw) is str:
+        if key == "int":
+            return int(raw)
+        if key == "text":
+            return raw
+        if key == "real":
+            return float(raw)
+        if key == "blob":
+            return base64.b64decode(raw, validate=True)
+    if key == "null":
+        return None
+    raise TypeError("not a typed value")
 
 
 def validate(path: str | os.PathLike[str]) -> int:
