@@ -286,15 +286,22 @@ def transaction_after(sql: str, op: str, before: bool) -> bool:
         return False if not re.search(r"\bbegin\b", sql, re.IGNORECASE) else before
     if op != "execute":
         return before
+    change = _transaction_change(sql)
+    return before if change is None else change
+
+
+@functools.lru_cache(maxsize=4096)
+def _transaction_change(sql: str) -> bool | None:
+    """True: ``sql`` opens a transaction; False: it ends one; None: neither (asked once per SQL text)."""
     head = sql.lstrip()[:1].lower()
     if head not in ("b", "c", "e", "r", "s", "-", "/"):  # cheap exit for the usual SELECT/INSERT/UPDATE...
-        return before
+        return None
     text = _STRIP.sub(" ", sql).strip().lower()
     if re.match(r"(begin|savepoint)\b", text):
         return True
     if re.match(r"(commit|end)\b", text) or (re.match(r"rollback\b", text) and not re.search(r"\bto\b", text)):
         return False
-    return before
+    return None
 
 
 def value_relation(want: Any, got: Any) -> str | None:

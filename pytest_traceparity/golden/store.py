@@ -31,7 +31,7 @@ from typing import IO, Any
 from ..backends.values import encode_params
 from ..compare import Outcome
 from ..errors import TraceparityError
-from ..trace.format import Event, dumps
+from ..trace.format import Event, dumps, loads_line
 
 GOLDEN_FORMAT = "traceparity-golden"
 GOLDEN_VERSION = 1
@@ -200,7 +200,7 @@ class GoldenReader:
         if not text.endswith("\n"):
             raise self._error(self._line, "the last line is incomplete (the golden is truncated)")
         try:
-            data = json.loads(text)
+            data = loads_line(text)
         except json.JSONDecodeError as exc:
             raise self._error(self._line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(data, dict):

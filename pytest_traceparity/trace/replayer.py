@@ -207,9 +207,13 @@ class Replayer:
             marked = self._marked(event)
             if marked is not None:
                 return marked
-        if op == "execute":
+        if op == "execute":  # Outcome.capture(conn.execute, ...) spelled out: every replayed step comes here
             sql, params = isolate(event.sql or "", event.params, self.paths)
-            return self._volatile(sql, Outcome.capture(conn.execute, sql, params))
+            try:
+                result = conn.execute(sql, params)
+            except DatabaseError as exc:
+                return self._volatile(sql, Outcome(error=exc))
+            return self._volatile(sql, Outcome(result=result if isinstance(result, Result) else Result()))
         if op == "executemany":
             sql, batches = isolate_many(event.sql or "", list(event.many or []), self.paths)
             return self._volatile(sql, Outcome.capture(conn.executemany, sql, batches))
