@@ -278,7 +278,7 @@ class TraceReader:
                     if text.strip():
                         raise self._fail(lineno, "content after the end line")
                     continue
-                if not text.strip():
+                if text.isspace():
                     raise self._fail(lineno, "blank line inside the trace")
                 data = self._parse(text, lineno)
                 if "end" in data:
@@ -306,10 +306,11 @@ class TraceReader:
         if not data.keys() <= _EVENT_KEYS:
             unknown = sorted(set(data) - _EVENT_KEYS)
             raise self._fail(lineno, f"unknown key(s) {unknown}", unknown[0])
-        seq, conn, op = data.get("seq"), data.get("conn"), data.get("op")
+        seq: Any = data.get("seq")
+        conn: Any = data.get("conn")
+        op: Any = data.get("op")
         if type(seq) is not int or seq != expected_seq or type(conn) is not int or conn < 1 or op not in OPS:
             self._check(_HEAD_RULES, data, lineno, expected_seq)  # raises, naming the first bad field
-        assert isinstance(seq, int) and isinstance(conn, int) and isinstance(op, str)
         if op == "open":
             if conn in opened or conn in closed:
                 raise self._fail(lineno, f"connection {conn} is opened twice", "conn")
@@ -324,7 +325,13 @@ class TraceReader:
             raise self._fail(lineno, f"connection {conn} is used after its 'close' event", "conn")
         sql, rowcount, error = data.get("sql"), data.get("rowcount"), data.get("error")
         if op == "execute" and type(sql) is str:  # the usual event: the same rules, asked only when one fails
-            params = self._params(data.get("params", _NO_PARAMS), lineno, "params")
+            raw = data.get("params", _NO_PARAMS)
+            try:
+                params: Any = tuple(map(_fast_value, raw)) if type(raw) is list else None
+            except (KeyError, ValueError, TypeError):  # say exactly which value is wrong
+                params = None
+            if params is None:
+                params = self._slow_params(raw, lineno, "params")
             if (rowcount is not None and type(rowcount) is not int) or (error is not None and type(error) is not dict):
                 self._check(_TAIL, data, lineno, expected_seq)
             return Event(seq, conn, op, sql, params, None, db, rowcount=rowcount, error=error, line=lineno)
