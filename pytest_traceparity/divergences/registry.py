@@ -156,12 +156,13 @@ class DivergenceRegistry:
         return False
 
     def judge_alike(self, backend: str, subject: str, differences: Sequence[Difference],
-                    memo: dict[Any, Verdict]) -> Verdict:
+                    memo: dict[Any, Verdict], key: Any = None) -> Verdict:
         """:meth:`judge` for subjects no rule names (:meth:`subjects_matter` is false): a "known" verdict
         depends only on the differences and their contexts, so it is kept in ``memo`` and reused (its
         rule hits counted again). Why: a long trace repeats the same known difference thousands of times.
         A reused verdict's ``message`` names the subject it was first made for (``verdict.subject``)."""
-        key = tuple((d, d.context) for d in differences)
+        if key is None:  # the caller may give a cheaper key that identifies the same (differences, contexts)
+            key = tuple((d, d.context) for d in differences)
         verdict = memo.get(key)
         if verdict is not None:
             for attribution in verdict.attributions:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backends.values import Result, float_repr
-from ..compare import Difference, Outcome, statement_kind
+from ..compare import Difference, Outcome, StepContext, param_shapes, statement_context, statement_kind
 
 
 def _blob(value: bytes) -> str:
@@ -91,3 +91,25 @@ def raw_summary(raw: dict[str, Any]) -> str:
     """:meth:`Outcome.summary` of a golden outcome :func:`counts_differ` accepted (so well formed)."""
     want = raw["result"]
     return f"{len(want.get('rows', ()))} row(s), rowcount={want.get('rowcount', -1)}, lastrowid={want.get('lastrowid')}"
+
+
+class Contexts:
+    """:func:`~pytest_traceparity.compare.statement_context`, made once per (op, SQL, parameter shapes,
+    transaction state, database, prior statements) and shared: a long trace repeats a known difference
+    on the same statement thousands of times, and sharing the context lets the verdict be looked up
+    by its identity."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Any, StepContext] = {}
+
+    def get(self, op: str, sql: str | None, params: Any, many: Any, before: bool, db: str | None,
+            prior: frozenset[Any]) -> StepContext:
+        if many is not None:
+            return statement_context(op, sql, params, many, before, db, prior)
+        key = (op, sql, param_shapes(params), before, db, prior)
+        context = self._cache.get(key)
+        if context is None:
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            context = self._cache[key] = statement_context(op, sql, params, None, before, db, prior)
+        return context

@@ -22,7 +22,6 @@ from ..compare import (
     History,
     StepContext,
     compare_outcomes,
-    statement_context,
     transaction_after,
     value_relation,
 )
@@ -32,7 +31,7 @@ from ..divergences.severity import RANK
 from ..trace.faithful import faithfulness
 from ..trace.format import SQL_OPS, Event, TraceReader
 from ..trace.replayer import Replayer
-from .fastcheck import counts_differ, outcome_matches, raw_summary
+from .fastcheck import Contexts, counts_differ, outcome_matches, raw_summary
 from .fingerprint import diff_content, diff_schemas
 from .store import (
     GoldenError,
@@ -237,9 +236,9 @@ def _reason_text(entry: Any) -> str:
 
 
 def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, diffs: list[Difference],
-           make: Callable[[], StepReport], memo: dict[Any, Any] | None = None) -> None:
+           make: Callable[[], StepReport], memo: dict[Any, Any] | None = None, key: Any = None) -> None:
     if memo is not None and diffs:
-        verdict = registry.judge_alike(report.backend, subject, diffs, memo)
+        verdict = registry.judge_alike(report.backend, subject, diffs, memo, key)
     else:
         verdict = registry.judge(report.backend, subject, diffs)
     if verdict.status == "same":
@@ -276,6 +275,7 @@ def verify_trace(
     prefix = f"trace::{name}#"
     strict = {s for s in registry.strict_subjects(backend.id) if s.startswith(prefix)}  # judged even when equal
     memo: dict[Any, Any] | None = None if registry.subjects_matter(backend.id, prefix) else {}
+    contexts = Contexts()
     with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name, trace=trace,
                                                            departures=False) as replayer:
         # a golden made from these very bytes holds these very parameters: no per-step digest needed
@@ -311,10 +311,12 @@ def verify_trace(
             else:  # decode the golden step and compare in full
                 want = want or expected.step_from(data)
                 diffs += compare_outcomes(want.outcome, outcome, sql=compare_sql, executemany=op == "executemany")
+            key = None
             if diffs:
-                context = statement_context(op, sql, event.params, event.many, before, event.db,
-                                            history.prior(event.db))
+                context = contexts.get(op, sql, event.params, event.many, before, event.db, history.prior(event.db))
                 diffs = [d.with_context(context) for d in diffs]
+                # a shared context lives as long as a verdict remembered under its id: the id is a safe key
+                key = (id(context), *((d.aspect, d.message, d.expected, d.actual, d.relation) for d in diffs))
             history.note(event.db, op, sql, event.params, event.many)
 
             # summaries only for a step that differs (built lazily: most steps never need them)
@@ -324,7 +326,7 @@ def verify_trace(
                                   sql=_short(event.sql or event.short()), params=_params_text(event),
                                   expected=summary, actual=outcome.summary(), differences=[], status="")
 
-            _judge(report, registry, subject or f"{prefix}{event.seq}", diffs, make, memo)
+            _judge(report, registry, subject or f"{prefix}{event.seq}", diffs, make, memo, key)
         extra = expected.next_step()
         if extra is not None:
             raise GoldenError(
