@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from typing import Any, Protocol
 
 from ..errors import DatabaseError
@@ -34,6 +35,8 @@ from .values import Result
 
 __all__ = ["DBAPIConnection", "GuardedDBAPIConnection", "SQLConnection", "Sqlite3Connection", "Sqlite3Cursor",
            "adapt", "adapt_params", "is_dml", "reraise", "sqlite3_adapted"]
+
+_NAME = itemgetter(0)  # a column's name in a DB-API description
 
 # -- backend Connection adapter for DB-API clients ---------------------------------------
 
@@ -88,7 +91,7 @@ class DBAPIConnection(Connection):
         if type(rows) is not list:
             rows = list(rows)
         return Result(
-            columns=tuple(d[0] for d in description),
+            columns=tuple(map(_NAME, description)),
             rows=rows,
             rowcount=cursor.rowcount,
             lastrowid=cursor.lastrowid,
