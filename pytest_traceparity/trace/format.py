@@ -312,12 +312,7 @@ class TraceReader:
         if type(seq) is not int or seq != expected_seq or type(conn) is not int or conn < 1 or op not in OPS:
             self._check(_HEAD_RULES, data, lineno, expected_seq)  # raises, naming the first bad field
         if op == "open":
-            if conn in opened or conn in closed:
-                raise self._fail(lineno, f"connection {conn} is opened twice", "conn")
-            self._check(_OPEN_RULES, data, lineno, expected_seq)
-            opened[conn] = data["db"]
-            return Event(seq=seq, conn=conn, op=op, db=data["db"], target=data["target"], driver=data["driver"],
-                         seed=data.get("seed"), fresh=data.get("fresh", False), line=lineno)
+            return self._open_event(data, lineno, expected_seq, opened, closed)
         db = opened.get(conn)
         if db is None:
             raise self._fail(lineno, f"connection {conn} is used before its 'open' event", "conn")
@@ -325,32 +320,31 @@ class TraceReader:
             raise self._fail(lineno, f"connection {conn} is used after its 'close' event", "conn")
         sql, rowcount, error = data.get("sql"), data.get("rowcount"), data.get("error")
         if op == "execute" and type(sql) is str:  # the usual event: the same rules, asked only when one fails
-            raw = data.get("params", _NO_PARAMS)
-            try:
-                params: Any = tuple(map(_fast_value, raw)) if type(raw) is list else None
-            except (KeyError, ValueError, TypeError):  # say exactly which value is wrong
-                params = None
-            if params is None:
-                params = self._slow_params(raw, lineno, "params")
-            if (rowcount is not None and type(rowcount) is not int) or (error is not None and type(error) is not dict):
+            params = self._params(data.get("params", _NO_PARAMS), lineno, "params")
+            if not (_optional_int(rowcount, 0) and (error is None or type(error) is dict)):
                 self._check(_TAIL, data, lineno, expected_seq)
             return Event(seq, conn, op, sql, params, None, db, rowcount=rowcount, error=error, line=lineno)
         before, after = _OP_RULES[op]
         self._check(before, data, lineno, expected_seq)
-        event = Event(seq=seq, conn=conn, op=op, sql=data.get("sql"), db=db, line=lineno)
-        if op == "execute":
-            event.params = self._params(data.get("params", _NO_PARAMS), lineno, "params")
-        elif op == "executemany":
-            event.many = [self._params(p, lineno, f"params[{i}]") for i, p in enumerate(data["params"])]
-        elif op == "close":
+        event = Event(seq=seq, conn=conn, op=op, sql=sql, db=db, line=lineno)
+        fill = _FILL.get(op)
+        if fill is not None:
+            fill(self, event, data, lineno)
+        if op == "close":
             closed.add(conn)
-        elif op == "begin":
-            event.mode = data.get("mode", "DEFERRED")
-        elif op == "register":
-            event.kind, event.name, event.arity = data["kind"], data["name"], data.get("arity")
         self._check(after, data, lineno, expected_seq)
-        event.rowcount, event.error = data.get("rowcount"), data.get("error")
+        event.rowcount, event.error = rowcount, error
         return event
+
+    def _open_event(self, data: dict[str, Any], lineno: int, expected_seq: int, opened: dict[int, str],
+                    closed: set[int]) -> Event:
+        conn = data["conn"]
+        if conn in opened or conn in closed:
+            raise self._fail(lineno, f"connection {conn} is opened twice", "conn")
+        self._check(_OPEN_RULES, data, lineno, expected_seq)
+        opened[conn] = data["db"]
+        return Event(seq=data["seq"], conn=conn, op="open", db=data["db"], target=data["target"],
+                     driver=data["driver"], seed=data.get("seed"), fresh=data.get("fresh", False), line=lineno)
 
     def _check(self, rules: tuple[_Rule, ...], data: dict[str, Any], lineno: int, expected_seq: int) -> None:
         """Raise for the first rule ``data`` breaks (rules run in order, so the message names one field)."""
@@ -391,6 +385,28 @@ class TraceReader:
 _Rule = tuple[str, Any, Callable[[Any, int], bool], str]
 _ABSENT = object()
 _NO_PARAMS: list[Any] = []
+
+
+# what each op adds to its event once its rules passed (params are decoded here, naming a bad value)
+def _fill_execute(reader: TraceReader, event: Event, data: dict[str, Any], lineno: int) -> None:
+    event.params = reader._params(data.get("params", _NO_PARAMS), lineno, "params")
+
+
+def _fill_executemany(reader: TraceReader, event: Event, data: dict[str, Any], lineno: int) -> None:
+    event.many = [reader._params(p, lineno, f"params[{i}]") for i, p in enumerate(data["params"])]
+
+
+def _fill_begin(reader: TraceReader, event: Event, data: dict[str, Any], lineno: int) -> None:
+    event.mode = data.get("mode", "DEFERRED")
+
+
+def _fill_register(reader: TraceReader, event: Event, data: dict[str, Any], lineno: int) -> None:
+    event.kind, event.name, event.arity = data["kind"], data["name"], data.get("arity")
+
+
+_FILL: dict[str, Callable[[TraceReader, Event, dict[str, Any], int], None]] = {
+    "execute": _fill_execute, "executemany": _fill_executemany, "begin": _fill_begin, "register": _fill_register,
+}
 
 
 def _nonempty_str(value: Any, _: int) -> bool:
