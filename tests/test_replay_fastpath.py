@@ -114,3 +114,41 @@ def test_streamed_snapshot_equals_the_whole_table_snapshot(tmp_path: Path) -> No
         assert streamed == whole and whole["content"]["t"]["rows"] == 1300
         if backend_id == "libsql-local":
             assert [len(c) for c in chunks] == [500, 500, 300]  # really read in chunks
+
+
+def _registry(*subjects: str) -> Any:
+    from pytest_traceparity.divergences import DivergenceRegistry
+    from pytest_traceparity.divergences.rules import parse_rules
+
+    rules = [{"id": "t.rowcount-after-select", "backend": ["libsql-local"], "aspects": ["rowcount.select"],
+              "expected": ["-1"], "reason": "libsql counts rows after a SELECT", "severity": "metadata"}]
+    if subjects:
+        rules.append({"id": "t.one-case", "backend": ["libsql-local"], "subjects": list(subjects),
+                      "reason": "only where a case says so"})
+    return DivergenceRegistry(parse_rules(rules, "test"))
+
+
+def test_a_remembered_verdict_is_the_verdict_and_still_counts_hits() -> None:
+    from pytest_traceparity.compare import Difference, statement_context
+
+    context = statement_context("execute", "SELECT 1", ())
+    diffs = [Difference("rowcount.select", "rowcount -1 != 1", "-1", "1").with_context(context)]
+    registry, memo = _registry(), {}
+    first = registry.judge_alike("libsql-local", "trace::t#1", diffs, memo)
+    again = registry.judge_alike("libsql-local", "trace::t#2", diffs, memo)
+    fresh = _registry().judge("libsql-local", "trace::t#2", diffs)
+    assert again is first and again.status == fresh.status == "known"
+    assert [(a.rule_id, a.severity, a.difference) for a in again.attributions] == \
+           [(a.rule_id, a.severity, a.difference) for a in fresh.attributions]
+    assert [e.id for e in again.entries] == [e.id for e in fresh.entries]
+    assert registry.hits["t.rowcount-after-select"] == 2  # counted per step, as judge() does
+    assert again.subject == "trace::t#1" and fresh.message == "trace::t#2" + again.message[len("trace::t#1"):]
+
+
+def test_verdicts_are_not_shared_where_a_rule_names_subjects() -> None:
+    assert not _registry().subjects_matter("libsql-local", "trace::t#")
+    assert not _registry("conformance::bind.*").subjects_matter("libsql-local", "trace::t#")
+    assert _registry("trace::t#12").subjects_matter("libsql-local", "trace::t#")
+    assert _registry("*::t#*").subjects_matter("libsql-local", "trace::t#")
+    assert _registry("trace::*").subjects_matter("libsql-local", "trace::t#")
+    assert not _registry("trace::*").subjects_matter("sqld-http", "trace::t#")  # rule not on that backend
