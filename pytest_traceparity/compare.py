@@ -8,10 +8,12 @@ aspect, so a registry entry for one quirk can never hide a different one.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DatabaseError
@@ -103,12 +105,13 @@ class Difference:
         return f"[{self.aspect}] {self.message}"
 
     def with_context(self, context: StepContext | None) -> Difference:
-        return replace(self, context=context)
+        return Difference(self.aspect, self.message, self.expected, self.actual, self.relation, context)
 
 
 _STRIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
+@functools.lru_cache(maxsize=4096)  # pure in the SQL text, asked once per replayed step
 def is_ordered_query(sql: str) -> bool:
     """True when the outermost statement has ORDER BY (rows then compare in order)."""
     text = _STRIP.sub(" ", sql)
@@ -124,6 +127,7 @@ def is_ordered_query(sql: str) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4096)  # pure in the SQL text, asked once per replayed step
 def statement_kind(sql: str) -> str:
     """``select`` for row-returning reads, ``dml`` for writes, ``other`` for DDL and the rest."""
     text = _STRIP.sub(" ", sql).strip().lower()
@@ -149,6 +153,7 @@ _I32 = (-(2**31), 2**31 - 1)
 _I64 = (-(2**63), 2**63 - 1)
 
 
+@functools.lru_cache(maxsize=4096)  # pure in the SQL text, asked once per replayed step
 def normalize_sql(sql: str) -> str:
     """Comments dropped (string literals kept), whitespace collapsed: what rule regexes see."""
     def keep_literals(match: re.Match[str]) -> str:
@@ -158,6 +163,7 @@ def normalize_sql(sql: str) -> str:
     return " ".join(_STRIP.sub(keep_literals, sql).split())
 
 
+@functools.lru_cache(maxsize=4096)  # pure in the SQL text, asked once per replayed step
 def sql_kind(sql: str, op: str = "execute") -> str:
     """The statement's kind for rules: select, dml, ddl, pragma, transaction, script or other."""
     if op == "executescript":
@@ -194,14 +200,21 @@ def _value_shapes(value: Any, out: set[str]) -> None:
 def param_shapes(params: Any) -> tuple[frozenset[str], int]:
     """Shapes of one parameter set (``dict``, ``int-outside-i32``, ``text-nul``...) and its size."""
     out: set[str] = set()
+    values: Sequence[Any]
     if isinstance(params, dict):
         out.add("dict")
         values = list(params.values())
     else:
-        values = list(params or ())
+        values = params if type(params) is tuple else list(params or ())
     for value in values:
+        kind = type(value)  # the usual plain values inline; the rest (and every notable one) below
+        if value is None or (kind is str and "\x00" not in value) or (kind is int and _I32[0] <= value <= _I32[1]):
+            continue
         _value_shapes(value, out)
-    return frozenset(out), len(values)
+    return (frozenset(out) if out else _NO_SHAPES), len(values)
+
+
+_NO_SHAPES: frozenset[str] = frozenset()
 
 
 def statement_context(op: str, sql: str | None, params: Any = (), many: Any = None,
@@ -227,9 +240,13 @@ class History:
 
     def __init__(self) -> None:
         self._seen: dict[str | None, set[tuple[str, frozenset[str], str | None]]] = {}
+        self._frozen: dict[str | None, frozenset[tuple[str, frozenset[str], str | None]]] = {}
 
     def prior(self, db: str | None) -> frozenset[tuple[str, frozenset[str], str | None]]:
-        return frozenset(self._seen.get(db, ()))
+        frozen = self._frozen.get(db)
+        if frozen is None:
+            frozen = self._frozen[db] = frozenset(self._seen.get(db, ()))
+        return frozen
 
     def note(self, db: str | None, op: str, sql: str | None, params: Any = (), many: Any = None) -> None:
         if op not in ("execute", "executemany"):
@@ -239,9 +256,19 @@ class History:
         else:
             shapes = param_shapes(params)[0]
         if shapes:
-            match = _WRITTEN.match(_STRIP.sub(" ", sql or ""))
-            table = match.group(1).strip('"`[]').lower() if match else None
-            self._seen.setdefault(db, set()).add((sql_kind(sql or "", op), shapes, table))
+            kind, table = _written(sql or "", op)
+            seen = self._seen.setdefault(db, set())
+            item = (kind, shapes, table)
+            if item not in seen:
+                seen.add(item)
+                self._frozen.pop(db, None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _written(sql: str, op: str) -> tuple[str, str | None]:
+    """(statement kind, table it writes) of ``sql``: pure in the text, so asked once per text."""
+    match = _WRITTEN.match(_STRIP.sub(" ", sql))
+    return sql_kind(sql, op), (match.group(1).strip('"`[]').lower() if match else None)
 
 
 _WRITTEN = re.compile(
@@ -259,15 +286,22 @@ def transaction_after(sql: str, op: str, before: bool) -> bool:
         return False if not re.search(r"\bbegin\b", sql, re.IGNORECASE) else before
     if op != "execute":
         return before
+    change = _transaction_change(sql)
+    return before if change is None else change
+
+
+@functools.lru_cache(maxsize=4096)
+def _transaction_change(sql: str) -> bool | None:
+    """True: ``sql`` opens a transaction; False: it ends one; None: neither (asked once per SQL text)."""
     head = sql.lstrip()[:1].lower()
     if head not in ("b", "c", "e", "r", "s", "-", "/"):  # cheap exit for the usual SELECT/INSERT/UPDATE...
-        return before
+        return None
     text = _STRIP.sub(" ", sql).strip().lower()
     if re.match(r"(begin|savepoint)\b", text):
         return True
     if re.match(r"(commit|end)\b", text) or (re.match(r"rollback\b", text) and not re.search(r"\bto\b", text)):
         return False
-    return before
+    return None
 
 
 def value_relation(want: Any, got: Any) -> str | None:

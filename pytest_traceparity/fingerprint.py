@@ -13,12 +13,14 @@ on any backend gives the same digest for the same multiset of rows.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from json.encoder import encode_basestring as _json_string  # what json.dumps(ensure_ascii=False) uses
 from typing import Any
 
-from .values import Result, encode_value
+from .values import Result, encode_value, float_repr
 
 FINGERPRINT_VERSION = 1
 _FTS_SHADOW = ("_data", "_idx", "_content", "_docsize", "_config", "_segments", "_segdir", "_stat")
@@ -110,14 +112,17 @@ def fingerprint(data: dict[str, Any]) -> str:
 
 
 Volatile = Callable[[str, list[dict[str, Any]]], "list[int] | None"]
+Stream = Callable[[str], Iterable[Sequence[Sequence[Any]]]]  # a query's rows, chunk by chunk
 
 
-def content_digests(execute: Execute, schema_data: dict[str, Any],
-                    volatile: Volatile | None = None) -> dict[str, dict[str, Any]]:
+def content_digests(execute: Execute, schema_data: dict[str, Any], volatile: Volatile | None = None,
+                    stream: Stream | None = None) -> dict[str, dict[str, Any]]:
     """Per table (and virtual table): row count and an order-insensitive sha256 of the rows.
 
     ``volatile(table, columns)`` names the column positions (``None``: all) whose values
     enter the digest by storage class only (see :mod:`pytest_traceparity.trace.volatile`).
+    ``stream(sql)`` (e.g. :meth:`Connection.stream <pytest_traceparity.backends.base.Connection.stream>`)
+    yields the rows in chunks, so no table is ever held whole; without it ``execute`` reads each at once.
     """
     out: dict[str, dict[str, Any]] = {}
     names = [*schema_data["tables"], *schema_data["virtual_tables"]]
@@ -126,27 +131,35 @@ def content_digests(execute: Execute, schema_data: dict[str, Any],
     ):
         names.append("sqlite_sequence")
     for name in sorted(names):
+        sql = f"SELECT * FROM {_ident(name)}"
+        digest = _Digest()
         try:
-            result = execute(f"SELECT * FROM {_ident(name)}")
+            chunks = iter(stream(sql) if stream is not None else (execute(sql).rows,))
+            chunk = next(chunks, None)
         except Exception as exc:
             out[name] = {"error": _error_kind(exc)}
             continue
+        positions: list[int] | None = []
         if volatile is not None and name in schema_data["tables"]:
             visible = [c for c in schema_data["tables"][name]["columns"] if not c.get("hidden")]
             positions = volatile(name, visible)
-            if positions is None or positions:
-                result = _mask(result, positions)
-        out[name] = digest_rows(result)
+        try:
+            while chunk is not None:
+                digest.add(chunk if positions == [] else _mask(chunk, positions))
+                chunk = next(chunks, None)
+        except Exception as exc:  # the read failed part-way: the table is unreadable, as if at once
+            out[name] = {"error": _error_kind(exc)}
+            continue
+        out[name] = digest.result()
     return out
 
 
-def _mask(result: Result, positions: list[int] | None) -> Result:
+def _mask(rows: Iterable[Sequence[Any]], positions: list[int] | None) -> list[tuple[Any, ...]]:
     def typed(v: Any) -> Any:
         return None if v is None else (0 if isinstance(v, bool) else type(v)())
 
-    rows = [tuple(typed(v) if positions is None or i in positions else v for i, v in enumerate(row))
-            for row in result.rows]
-    return Result(columns=result.columns, rows=rows, rowcount=result.rowcount, lastrowid=result.lastrowid)
+    return [tuple(typed(v) if positions is None or i in positions else v for i, v in enumerate(row))
+            for row in rows]
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -159,12 +172,48 @@ def _error_kind(exc: BaseException) -> str:
     return classify_message(str(exc))
 
 
+class _Digest:
+    """Sum of the rows' sha256 modulo 2**256 (so row order does not matter), fed chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.rows = 0
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        total, sha256, from_bytes = self.total, hashlib.sha256, int.from_bytes
+        for row in rows:
+            total += from_bytes(sha256(_row_json(row)).digest(), "big")
+            self.rows += 1
+        self.total = total % (1 << 256)
+
+    def result(self) -> dict[str, Any]:
+        return {"rows": self.rows, "sha256": f"{self.total:064x}"}
+
+
+def _row_json(row: Sequence[Any]) -> bytes:
+    """``canonical_json`` of the row's typed encoding, written directly for the plain value types."""
+    parts = []
+    for v in row:
+        kind = type(v)
+        if kind is int:
+            parts.append('{"int":"' + str(v) + '"}')
+        elif kind is str:
+            parts.append('{"text":' + _json_string(v) + "}")
+        elif v is None:
+            parts.append('{"null":true}')
+        elif kind is float:
+            parts.append('{"real":"' + float_repr(v) + '"}')
+        elif kind is bytes:
+            parts.append('{"blob":"' + base64.b64encode(v).decode("ascii") + '"}')
+        else:
+            return canonical_json([encode_value(x) for x in row]).encode("utf-8")
+    return ("[" + ",".join(parts) + "]").encode("utf-8")
+
+
 def digest_rows(result: Result) -> dict[str, Any]:
-    total = 0
-    for row in result.rows:
-        line = canonical_json([encode_value(v) for v in row]).encode("utf-8")
-        total = (total + int.from_bytes(hashlib.sha256(line).digest(), "big")) % (1 << 256)
-    return {"rows": len(result.rows), "sha256": f"{total:064x}"}
+    digest = _Digest()
+    digest.add(result.rows)
+    return digest.result()
 
 
 def snapshot(execute: Execute) -> dict[str, Any]:
@@ -173,7 +222,7 @@ def snapshot(execute: Execute) -> dict[str, Any]:
     return {"schema_sha256": fingerprint(data), "schema": data, "content": content_digests(execute, data)}
 
 
-def safe_snapshot(execute: Execute, volatile: Volatile | None = None) -> dict[str, Any]:
+def safe_snapshot(execute: Execute, volatile: Volatile | None = None, stream: Stream | None = None) -> dict[str, Any]:
     """:func:`snapshot` that never raises: an unreadable database or table is recorded as an error.
 
     Why: one unreadable table (an FTS4 table whose content table was dropped) must not
@@ -185,7 +234,7 @@ def safe_snapshot(execute: Execute, volatile: Volatile | None = None) -> dict[st
     except Exception as exc:
         return {"error": f"schema unreadable ({_error_kind(exc)})"}
     return {"schema_sha256": fingerprint(data), "schema": data,
-            "content": content_digests(execute, data, volatile)}
+            "content": content_digests(execute, data, volatile, stream)}
 
 
 def diff_schemas(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:

@@ -13,6 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -83,8 +84,20 @@ class Connection(ABC):
     backend_id: str = "?"
 
     def execute(self, sql: str, params: Params = ()) -> Result:
-        with self._errors(sql):
+        # try/except rather than ``with self._errors(sql)``: this is every replayed step's path
+        try:
             return self._normalized(self._execute(sql, params))
+        except TraceparityError:
+            raise
+        except Exception as exc:
+            raise wrap_error(exc, backend=self.backend_id, sql=sql) from exc
+
+    def stream(self, sql: str, size: int = 512) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of a read, in chunks of about ``size``: a snapshot never holds a whole table.
+
+        This default reads everything at once; clients with a streaming cursor override it.
+        """
+        yield self.execute(sql).rows
 
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Result:
         batch = list(seq_of_params)
@@ -170,8 +183,15 @@ class Connection(ABC):
 
     @staticmethod
     def _normalized(result: Result) -> Result:
-        result.rows = [tuple(plain(v) for v in row) for row in result.rows]
+        rows = result.rows
+        if set(map(type, rows)) <= _TUPLE and set(map(type, chain.from_iterable(rows))) <= _PLAIN_TYPES:
+            return result  # already plain tuples (the usual case): nothing to copy
+        result.rows = [tuple(plain(v) for v in row) for row in rows]
         return result
+
+
+_TUPLE = frozenset({tuple})
+_PLAIN_TYPES = frozenset({type(None), int, float, str, bytes})
 
 
 class Database(ABC):

@@ -10,6 +10,7 @@ step with no difference costs one dictionary lookup.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class Verdict:
     entries: list[Rule] = field(default_factory=list)
     message: str = ""
     attributions: list[Attribution] = field(default_factory=list)
+    subject: str = ""  # set on a verdict remembered by judge_alike: the subject its message names
 
     @property
     def passed(self) -> bool:
@@ -59,6 +61,7 @@ class Verdict:
 
 
 _SAME = Verdict("same")
+_GLOB_SPLIT = re.compile(r"[*?]")
 
 
 class DivergenceRegistry:
@@ -94,6 +97,10 @@ class DivergenceRegistry:
     def matching(self, backend: str, subject: str) -> list[Rule]:
         """Rules active on ``backend`` whose subjects admit ``subject`` (any-subject rules included)."""
         return [r for r in self._for_backend(backend)[0] if r.matches_subject(subject)]
+
+    def strict_subjects(self, backend: str) -> frozenset[str]:
+        """Subjects some rule lists exactly on ``backend``: judged even when nothing differs (staleness)."""
+        return frozenset(self._for_backend(backend)[1])
 
     def strict_for(self, backend: str, subject: str) -> list[Rule]:
         return self._for_backend(backend)[1].get(subject, [])
@@ -138,6 +145,34 @@ class DivergenceRegistry:
         if not attributions:
             return _SAME
         return Verdict("known", list(differences), used, describe(backend, subject, attributions), attributions)
+
+    def subjects_matter(self, backend: str, prefix: str) -> bool:
+        """Whether a rule active on ``backend`` lists a subject that one starting with ``prefix`` could match."""
+        for rule in self._for_backend(backend)[0]:
+            for pattern in rule.subjects:
+                head = _GLOB_SPLIT.split(pattern, maxsplit=1)[0]
+                if head.startswith(prefix) or prefix.startswith(head):
+                    return True
+        return False
+
+    def judge_alike(self, backend: str, subject: str, differences: Sequence[Difference],
+                    memo: dict[Any, Verdict], key: Any = None) -> Verdict:
+        """:meth:`judge` for subjects no rule names (:meth:`subjects_matter` is false): a "known" verdict
+        depends only on the differences and their contexts, so it is kept in ``memo`` and reused (its
+        rule hits counted again). Why: a long trace repeats the same known difference thousands of times.
+        A reused verdict's ``message`` names the subject it was first made for (``verdict.subject``)."""
+        if key is None:  # the caller may give a cheaper key that identifies the same (differences, contexts)
+            key = tuple((d, d.context) for d in differences)
+        verdict = memo.get(key)
+        if verdict is not None:
+            for attribution in verdict.attributions:
+                self.hits[attribution.rule.id] += 1  # type: ignore[union-attr]  # known: every one has a rule
+            return verdict
+        verdict = self.judge(backend, subject, differences)
+        if verdict.status == "known" and len(memo) < 4096:
+            verdict.subject = subject
+            memo[key] = verdict
+        return verdict
 
     def stale(self) -> list[Rule]:
         """Rules that could have applied in this process (their backend ran) and matched nothing."""

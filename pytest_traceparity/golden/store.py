@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from ..compare import Outcome
 from ..errors import TraceparityError
-from ..trace.format import Event, dumps
+from ..trace.format import Event, dumps, loads_line
 from ..values import encode_params
 
 GOLDEN_FORMAT = "traceparity-golden"
@@ -190,7 +190,7 @@ class GoldenReader:
         if not text.endswith("\n"):
             raise self._error(self._line, "the last line is incomplete (the golden is truncated)")
         try:
-            data = json.loads(text)
+            data = loads_line(text)
         except json.JSONDecodeError as exc:
             raise self._error(self._line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(data, dict):
@@ -199,6 +199,15 @@ class GoldenReader:
 
     def next_step(self) -> GoldenStep | None:
         """The next step, or ``None`` when the steps are over (``final`` is then loaded)."""
+        data = self.next_raw()
+        return None if data is None else self.step_from(data)
+
+    def next_raw(self) -> dict[str, Any] | None:
+        """The next step as its JSON object, not yet checked or decoded (``None``: the steps are over).
+
+        Why: most replayed steps equal their golden, and comparing the raw JSON with the outcome
+        (:mod:`.fastcheck`) is cheaper than decoding it; :meth:`step_from` decodes the rest.
+        """
         data = self._next()
         if data is None:
             raise self._error(self._line + 1, "ends before its final state (truncated)")
@@ -210,6 +219,15 @@ class GoldenReader:
             if end is None or end.get("end") is not True:
                 raise self._error(self._line + 1, "missing end line after the final state (truncated)")
             return None
+        return data
+
+    @property
+    def line(self) -> int:
+        """Line number of the step :meth:`next_raw` returned last."""
+        return self._line
+
+    def step_from(self, data: dict[str, Any]) -> GoldenStep:
+        """Decode the step :meth:`next_raw` returned last (a malformed one raises, naming its line)."""
         try:
             outcome = Outcome.from_json(data["outcome"])
             step = GoldenStep(seq=int(data["seq"]), conn=int(data["conn"]), op=str(data["op"]),

@@ -19,9 +19,11 @@ floats survive JSON.
 
 from __future__ import annotations
 
+import base64
 import json
+import json.scanner
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -105,6 +107,19 @@ class Event:
         elif self.op == "register":
             text = f"register {self.kind} {self.name}/{self.arity}"
         return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def loads_line(text: str) -> Any:
+    """``json.loads`` of one newline-terminated line, through the C scanner directly (a long trace is
+    mostly this call). Anything unusual is handed to ``json.loads``: same values, same errors."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):
+        return json.loads(text)
+    return value if end == len(text) - 1 and text[end] == "\n" else json.loads(text)
 
 
 def dumps(obj: dict[str, Any]) -> str:
@@ -204,7 +219,7 @@ class TraceReader:
         if not text.endswith("\n"):
             raise self._fail(lineno, "the last line is incomplete (the trace is truncated)")
         try:
-            data = json.loads(text)
+            data = loads_line(text)
         except json.JSONDecodeError as exc:
             raise self._fail(lineno, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
         except UnicodeDecodeError:  # pragma: no cover - decoding happens while reading
@@ -263,7 +278,7 @@ class TraceReader:
                     if text.strip():
                         raise self._fail(lineno, "content after the end line")
                     continue
-                if not text.strip():
+                if text.isspace():
                     raise self._fail(lineno, "blank line inside the trace")
                 data = self._parse(text, lineno)
                 if "end" in data:
@@ -287,88 +302,66 @@ class TraceReader:
 
     def _event(self, data: dict[str, Any], lineno: int, expected_seq: int,
                opened: dict[int, str], closed: set[int]) -> Event:
-        unknown = set(data) - _EVENT_KEYS
-        if unknown:
-            raise self._fail(lineno, f"unknown key(s) {sorted(unknown)}", sorted(unknown)[0])
-        seq = data.get("seq")
-        if not isinstance(seq, int) or isinstance(seq, bool):
-            raise self._fail(lineno, f"must be an integer, got {seq!r}", "seq")
-        if seq != expected_seq:
-            raise self._fail(lineno, f"expected {expected_seq} (events are numbered 1, 2, 3 ...), got {seq}",
-                             "seq")
-        conn = data.get("conn")
-        if not isinstance(conn, int) or isinstance(conn, bool) or conn < 1:
-            raise self._fail(lineno, f"must be a positive integer, got {conn!r}", "conn")
-        op = data.get("op")
-        if op not in OPS:
-            raise self._fail(lineno, f"unknown op {op!r}; expected one of {', '.join(OPS)}", "op")
-        event = Event(seq=seq, conn=conn, op=op, line=lineno)
+        """Check one event against the rule tables below (the first broken rule names its field), build it."""
+        if not data.keys() <= _EVENT_KEYS:
+            unknown = sorted(set(data) - _EVENT_KEYS)
+            raise self._fail(lineno, f"unknown key(s) {unknown}", unknown[0])
+        seq: Any = data.get("seq")
+        conn: Any = data.get("conn")
+        op: Any = data.get("op")
+        if type(seq) is not int or seq != expected_seq or type(conn) is not int or conn < 1 or op not in OPS:
+            self._check(_HEAD_RULES, data, lineno, expected_seq)  # raises, naming the first bad field
         if op == "open":
-            if conn in opened or conn in closed:
-                raise self._fail(lineno, f"connection {conn} is opened twice", "conn")
-            for key in ("db", "target", "driver"):
-                value = data.get(key)
-                if not isinstance(value, str) or not value:
-                    raise self._fail(lineno, "must be a non-empty string", key)
-            event.db, event.target, event.driver = data["db"], data["target"], data["driver"]
-            seed = data.get("seed")
-            if seed is not None and not isinstance(seed, dict):
-                raise self._fail(lineno, "must be an object", "seed")
-            event.seed = seed
-            fresh = data.get("fresh", False)
-            if not isinstance(fresh, bool):
-                raise self._fail(lineno, f"must be true or false, got {fresh!r}", "fresh")
-            event.fresh = fresh
-            opened[conn] = event.db or ""
-            return event
-        if conn not in opened:
+            return self._open_event(data, lineno, expected_seq, opened, closed)
+        db = opened.get(conn)
+        if db is None:
             raise self._fail(lineno, f"connection {conn} is used before its 'open' event", "conn")
         if conn in closed:
             raise self._fail(lineno, f"connection {conn} is used after its 'close' event", "conn")
-        event.db = opened[conn]
+        sql, rowcount, error = data.get("sql"), data.get("rowcount"), data.get("error")
+        if op == "execute" and type(sql) is str:  # the usual event: the same rules, asked only when one fails
+            params = self._params(data.get("params", _NO_PARAMS), lineno, "params")
+            if not (_optional_int(rowcount, 0) and (error is None or type(error) is dict)):
+                self._check(_TAIL, data, lineno, expected_seq)
+            return Event(seq, conn, op, sql, params, None, db, rowcount=rowcount, error=error, line=lineno)
+        before, after = _OP_RULES[op]
+        self._check(before, data, lineno, expected_seq)
+        event = Event(seq=seq, conn=conn, op=op, sql=sql, db=db, line=lineno)
+        fill = _FILL.get(op)
+        if fill is not None:
+            fill(self, event, data, lineno)
         if op == "close":
             closed.add(conn)
-        if op in SQL_OPS:
-            sql = data.get("sql")
-            if not isinstance(sql, str):
-                raise self._fail(lineno, f"op {op!r} needs an SQL string", "sql")
-            event.sql = sql
-        elif "sql" in data:
-            raise self._fail(lineno, f"op {op!r} takes no SQL", "sql")
-        if op == "execute":
-            event.params = self._params(data.get("params", []), lineno, "params")
-        elif op == "executemany":
-            batches = data.get("params")
-            if not isinstance(batches, list):
-                raise self._fail(lineno, "executemany needs a list of parameter sets", "params")
-            event.many = [self._params(p, lineno, f"params[{i}]") for i, p in enumerate(batches)]
-        elif "params" in data:
-            raise self._fail(lineno, f"op {op!r} takes no params", "params")
-        if op == "register":
-            kind, name, arity = data.get("kind"), data.get("name"), data.get("arity")
-            if kind not in REGISTER_KINDS:
-                raise self._fail(lineno, f"must be one of {', '.join(REGISTER_KINDS)}, got {kind!r}", "kind")
-            if not isinstance(name, str) or not name:
-                raise self._fail(lineno, "must be a non-empty string", "name")
-            if arity is not None and (not isinstance(arity, int) or isinstance(arity, bool)):
-                raise self._fail(lineno, f"must be an integer, got {arity!r}", "arity")
-            event.kind, event.name, event.arity = kind, name, arity
-        if op == "begin":
-            mode = data.get("mode", "DEFERRED")
-            if mode not in BEGIN_MODES:
-                raise self._fail(lineno, f"must be one of {', '.join(BEGIN_MODES)}, got {mode!r}", "mode")
-            event.mode = mode
-        rowcount = data.get("rowcount")
-        if rowcount is not None and (not isinstance(rowcount, int) or isinstance(rowcount, bool)):
-            raise self._fail(lineno, f"must be an integer, got {rowcount!r}", "rowcount")
-        event.rowcount = rowcount
-        error = data.get("error")
-        if error is not None and not isinstance(error, dict):
-            raise self._fail(lineno, "must be an object", "error")
-        event.error = error
+        self._check(after, data, lineno, expected_seq)
+        event.rowcount, event.error = rowcount, error
         return event
 
+    def _open_event(self, data: dict[str, Any], lineno: int, expected_seq: int, opened: dict[int, str],
+                    closed: set[int]) -> Event:
+        conn = data["conn"]
+        if conn in opened or conn in closed:
+            raise self._fail(lineno, f"connection {conn} is opened twice", "conn")
+        self._check(_OPEN_RULES, data, lineno, expected_seq)
+        opened[conn] = data["db"]
+        return Event(seq=data["seq"], conn=conn, op="open", db=data["db"], target=data["target"],
+                     driver=data["driver"], seed=data.get("seed"), fresh=data.get("fresh", False), line=lineno)
+
+    def _check(self, rules: tuple[_Rule, ...], data: dict[str, Any], lineno: int, expected_seq: int) -> None:
+        """Raise for the first rule ``data`` breaks (rules run in order, so the message names one field)."""
+        for key, default, check, message in rules:
+            value = data.get(key, default)
+            if not check(value, expected_seq):
+                raise self._fail(lineno, message.format(value=value, expected=expected_seq, op=data.get("op")), key)
+
     def _params(self, raw: Any, lineno: int, where: str) -> tuple[SqlValue, ...] | dict[str, SqlValue]:
+        if type(raw) is list:
+            try:
+                return tuple(map(_fast_value, raw))
+            except (KeyError, ValueError, TypeError):  # say exactly which value is wrong
+                pass
+        return self._slow_params(raw, lineno, where)
+
+    def _slow_params(self, raw: Any, lineno: int, where: str) -> tuple[SqlValue, ...] | dict[str, SqlValue]:
         if isinstance(raw, list):
             values = []
             for index, item in enumerate(raw):
@@ -386,6 +379,98 @@ class TraceReader:
                     raise self._fail(lineno, str(exc), f"{where}.{key}") from None
             return named
         raise self._fail(lineno, f"must be a list or an object, got {type(raw).__name__}", where)
+
+
+# -- the event rules: (key, default when absent, check(value, expected seq), message) ---------------------
+_Rule = tuple[str, Any, Callable[[Any, int], bool], str]
+_ABSENT = object()
+_NO_PARAMS: list[Any] = []
+
+
+# what each op adds to its event once its rules passed (params are decoded here, naming a bad value)
+def _fill_execute(reader: TraceReader, event: Event, data: dict[str, Any], lineno: int) -> None:
+    event.params = reader._params(data.get("params", _NO_PARAMS), lineno, "params")
+
+
+def _fill_executemany(reader: TraceReader, event: Event, data: dict[str, Any], lineno: int) -> None:
+    event.many = [reader._params(p, lineno, f"params[{i}]") for i, p in enumerate(data["params"])]
+
+
+def _fill_begin(reader: TraceReader, event: Event, data: dict[str, Any], lineno: int) -> None:
+    event.mode = data.get("mode", "DEFERRED")
+
+
+def _fill_register(reader: TraceReader, event: Event, data: dict[str, Any], lineno: int) -> None:
+    event.kind, event.name, event.arity = data["kind"], data["name"], data.get("arity")
+
+
+_FILL: dict[str, Callable[[TraceReader, Event, dict[str, Any], int], None]] = {
+    "execute": _fill_execute, "executemany": _fill_executemany, "begin": _fill_begin, "register": _fill_register,
+}
+
+
+def _nonempty_str(value: Any, _: int) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _optional_int(value: Any, _: int) -> bool:
+    return value is None or type(value) is int
+
+
+def _one_of(values: tuple[str, ...]) -> tuple[Callable[[Any, int], bool], str]:
+    return (lambda value, _: value in values), f"must be one of {', '.join(values)}, got {{value!r}}"
+
+
+_HEAD_RULES: tuple[_Rule, ...] = (
+    ("seq", None, lambda v, _: type(v) is int, "must be an integer, got {value!r}"),
+    ("seq", None, lambda v, expected: v == expected, "expected {expected} (events are numbered 1, 2, 3 ...), "
+                                                     "got {value}"),
+    ("conn", None, lambda v, _: type(v) is int and v >= 1, "must be a positive integer, got {value!r}"),
+    ("op", None, lambda v, _: v in OPS, "unknown op {value!r}; expected one of " + ", ".join(OPS)),
+)
+_OPEN_RULES: tuple[_Rule, ...] = (
+    *((key, None, _nonempty_str, "must be a non-empty string") for key in ("db", "target", "driver")),
+    ("seed", None, lambda v, _: v is None or isinstance(v, dict), "must be an object"),
+    ("fresh", False, lambda v, _: isinstance(v, bool), "must be true or false, got {value!r}"),
+)
+_SQL: _Rule = ("sql", None, lambda v, _: isinstance(v, str), "op {op!r} needs an SQL string")
+_NO_SQL: _Rule = ("sql", _ABSENT, lambda v, _: v is _ABSENT, "op {op!r} takes no SQL")
+_NO_PARAMS_RULE: _Rule = ("params", _ABSENT, lambda v, _: v is _ABSENT, "op {op!r} takes no params")
+_TAIL: tuple[_Rule, ...] = (
+    ("rowcount", None, _optional_int, "must be an integer, got {value!r}"),
+    ("error", None, lambda v, _: v is None or isinstance(v, dict), "must be an object"),
+)
+# per op: rules checked before its params are decoded, and after (so the first problem is reported first)
+_OP_RULES: dict[str, tuple[tuple[_Rule, ...], tuple[_Rule, ...]]] = {
+    op: ((_NO_SQL, _NO_PARAMS_RULE, *_TAIL), ()) for op in OPS
+}
+_OP_RULES["execute"] = ((_SQL,), _TAIL)
+_OP_RULES["executemany"] = (
+    (_SQL, ("params", None, lambda v, _: isinstance(v, list), "executemany needs a list of parameter sets")), _TAIL)
+_OP_RULES["executescript"] = ((_SQL, _NO_PARAMS_RULE, *_TAIL), ())
+_OP_RULES["register"] = ((_NO_SQL, _NO_PARAMS_RULE, ("kind", None, *_one_of(REGISTER_KINDS)),
+                          ("name", None, _nonempty_str, "must be a non-empty string"),
+                          ("arity", None, _optional_int, "must be an integer, got {value!r}"), *_TAIL), ())
+_OP_RULES["begin"] = ((_NO_SQL, _NO_PARAMS_RULE, ("mode", "DEFERRED", *_one_of(BEGIN_MODES)), *_TAIL), ())
+
+
+def _fast_value(item: Any) -> SqlValue:
+    """:func:`decode_value` for well-formed input; anything else raises (the caller then names it)."""
+    if type(item) is not dict or len(item) != 1:
+        raise TypeError("not a typed value")
+    ((key, raw),) = item.items()
+    if type(raw) is str:
+        if key == "int":
+            return int(raw)
+        if key == "text":
+            return raw
+        if key == "real":
+            return float(raw)
+        if key == "blob":
+            return base64.b64decode(raw, validate=True)
+    if key == "null":
+        return None
+    raise TypeError("not a typed value")
 
 
 def validate(path: str | os.PathLike[str]) -> int:

@@ -10,6 +10,7 @@ appearance, so the same trace maps the same way on every backend.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -87,15 +88,23 @@ def _param_slot(toks: list[Token], index: int, positional: list[int]) -> int | s
     return None
 
 
-def isolate(sql: str, params: Any, mapper: PathMapper) -> tuple[str, Any]:
-    """``(sql, params)`` with every file target replaced by its private mapping."""
+@functools.lru_cache(maxsize=4096)
+def _file_spots(sql: str) -> tuple[list[Token], list[int]] | None:
+    """Tokens and file-target positions of ``sql`` (``None``: it names no file); one tokenization per text."""
     lowered = sql.lower()
     if "attach" not in lowered and "into" not in lowered and "load_extension" not in lowered:
-        return sql, params
+        return None
     toks = list(tokens(sql))
     spots = _targets(toks)
-    if not spots:
+    return (toks, spots) if spots else None
+
+
+def isolate(sql: str, params: Any, mapper: PathMapper) -> tuple[str, Any]:
+    """``(sql, params)`` with every file target replaced by its private mapping."""
+    found = _file_spots(sql)
+    if found is None:
         return sql, params
+    toks, spots = found
     positional = [i for i, t in enumerate(toks) if t.text == "?"]
     edits: list[tuple[int, int, str]] = []
     for index in spots:

@@ -17,6 +17,8 @@ the databases in use at once, not by the trace's size.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from ..backends.base import CAP_SYNC, Backend, BackendContext, Connection, Datab
 from ..compare import Outcome
 from ..errors import DatabaseError, TraceparityError
 from ..fingerprint import safe_snapshot
-from ..sqltext import split
+from ..sqltext import split, statement_kind
 from ..values import Result
 from .faithful import Departure, departure_for
 from .format import Event, TraceReader
@@ -52,12 +54,38 @@ def not_run(reason: str, backend: str) -> Outcome:
                                        exc_type="traceparity.NotRun", dbapi_class="NotRun"))
 
 
+_HEAD = re.compile(r'\{"seq":(\d+),"conn":(\d+),"op":"(\w+)"')
+
+
 def last_uses(trace: str | Path) -> dict[str, int]:
-    """``{db id: seq of its last event}``, one streaming pass over the trace."""
+    """``{db id: seq of its last event}``, one streaming pass over the trace.
+
+    A pre-pass, so it reads only what it needs: a line in the writer's canonical shape by its
+    first keys, any other line as JSON. It does not validate; the replay's own reader does,
+    naming the file and line of the first problem.
+    """
     last: dict[str, int] = {}
-    for event in TraceReader(trace):
-        if event.db:
-            last[event.db] = event.seq
+    conn_db: dict[Any, str] = {}
+    with open(trace, encoding="utf-8") as fh:
+        next(fh, None)  # the header
+        for line in fh:
+            head = _HEAD.match(line)
+            if head is not None and head.group(3) != "open":
+                db = conn_db.get(int(head.group(2)))
+                if db:
+                    last[db] = int(head.group(1))
+                continue
+            try:
+                data = json.loads(line)
+                seq, conn, db = data.get("seq"), data.get("conn"), data.get("db")
+                if data.get("op") == "open" and isinstance(db, str):
+                    conn_db[conn] = db
+                else:
+                    db = conn_db.get(conn)
+            except (ValueError, AttributeError, TypeError):  # not an event: the replay's reader says why
+                continue
+            if db and isinstance(seq, int):
+                last[db] = seq
     return last
 
 
@@ -88,7 +116,7 @@ class Replayer:
     """Drives one trace on one backend; use as a context manager so databases get released."""
 
     def __init__(self, backend: Backend, make_context: Callable[[str], BackendContext], name: str,
-                 *, trace: str | Path | None = None) -> None:
+                 *, trace: str | Path | None = None, departures: bool = True) -> None:
         self.backend = backend
         self.make_context = make_context
         self.name = name
@@ -100,6 +128,8 @@ class Replayer:
         self.served_by: dict[str, str] = {}
         self.snapshots: dict[str, Any] = {}
         self.departures: list[Departure] = []
+        self._track_departures = departures  # only a golden update reads them (verify keeps no per-step state)
+        self._inert: dict[str, bool] = {}  # SQL text -> neither volatile nor CREATE/ALTER (bounded below)
         self.uncaptured: set[int] = set()  # connections to a pre-existing database the trace could not carry
         self.stats = ReplayStats()
         self.registrations = Registrations()
@@ -136,9 +166,10 @@ class Replayer:
             outcome = not_run(_one_line(exc), self.backend.id)
         except Exception as exc:  # a client library failing outside its error model: a fact, not an abort
             outcome = not_run(f"the client raised {type(exc).__name__}: {_one_line(exc)}", self.backend.id)
-        departure = departure_for(event, outcome)
-        if departure is not None:
-            self.departures.append(departure)
+        if self._track_departures:
+            departure = departure_for(event, outcome)
+            if departure is not None:
+                self.departures.append(departure)
         if self._last is not None and event.db and self._last.get(event.db) == event.seq:
             self._retire(event.db)
         return outcome
@@ -176,9 +207,13 @@ class Replayer:
             marked = self._marked(event)
             if marked is not None:
                 return marked
-        if op == "execute":
+        if op == "execute":  # Outcome.capture(conn.execute, ...) spelled out: every replayed step comes here
             sql, params = isolate(event.sql or "", event.params, self.paths)
-            return self._volatile(sql, Outcome.capture(conn.execute, sql, params))
+            try:
+                result = conn.execute(sql, params)
+            except DatabaseError as exc:
+                return self._volatile(sql, Outcome(error=exc))
+            return self._volatile(sql, Outcome(result=result if isinstance(result, Result) else Result()))
         if op == "executemany":
             sql, batches = isolate_many(event.sql or "", list(event.many or []), self.paths)
             return self._volatile(sql, Outcome.capture(conn.executemany, sql, batches))
@@ -204,9 +239,16 @@ class Replayer:
 
     def _volatile(self, sql: str, outcome: Outcome) -> Outcome:
         """Values a volatile statement returns are compared by storage class only."""
-        volatile = self.volatility.observe(sql)
+        volatility = self.volatility
+        inert = self._inert.get(sql)
+        if inert is None:  # observing such a statement changes nothing and answers False: ask once per text
+            inert = statement_kind(sql) not in ("CREATE", "ALTER") and not volatility.is_volatile(sql)
+            if len(self._inert) >= 4096:
+                self._inert.clear()
+            self._inert[sql] = inert
+        volatile = False if inert else volatility.observe(sql)
         result = outcome.result
-        if result is None or not result.rows:
+        if result is None or not result.rows or (inert and not volatility.tables and not volatility.columns):
             return outcome
         positions = None if volatile else self.volatility.result_columns(sql, result.columns)
         if positions is None or positions:
@@ -265,7 +307,7 @@ class Replayer:
             self._note_unreadable(db_id, snap)
             return snap
         with contextlib.closing(conn):
-            snap = safe_snapshot(lambda sql: conn.execute(sql), self.volatility.volatile_columns)
+            snap = safe_snapshot(lambda sql: conn.execute(sql), self.volatility.volatile_columns, conn.stream)
         self._note_unreadable(db_id, snap)
         return snap
 

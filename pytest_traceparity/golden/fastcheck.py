@@ -1,0 +1,115 @@
+"""Does a replayed step's outcome equal its golden? Answered on the golden's raw JSON.
+
+Why: on a long trace nearly every step equals its golden, and decoding each golden step
+into an :class:`~pytest_traceparity.compare.Outcome` only to find no difference cost more
+than running the statement. Here the backend's values are encoded the way the golden
+writer encodes them and compared with the JSON as read. A ``True`` answer is exact (the
+golden decodes to the same canonical values, so :func:`~pytest_traceparity.compare.compare_outcomes`
+would find nothing); anything unusual (an error, a value type the golden writer would
+coerce, a golden written by hand) answers ``False`` and the caller takes the full path.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+from ..compare import Difference, Outcome, StepContext, param_shapes, statement_context, statement_kind
+from ..values import Result, float_repr
+
+
+def _blob(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+# the golden's typed encoding (values.encode_value) for each plain value type
+_ENCODE: dict[type, tuple[str, Callable[[Any], Any]]] = {
+    int: ("int", str), str: ("text", str), float: ("real", float_repr), bytes: ("blob", _blob),
+    type(None): ("null", lambda _: True),
+}
+
+
+def outcome_matches(raw: Any, outcome: Outcome) -> bool:
+    """True when ``outcome`` is a result equal to the golden's ``outcome`` object ``raw``."""
+    result = outcome.result
+    if result is None or outcome.error is not None or outcome.error_json is not None or type(raw) is not dict:
+        return False
+    want = raw.get("result")
+    if type(want) is not dict or "error" in raw:
+        return False
+    return _result_matches(want, result)
+
+
+def counts_differ(raw: Any, outcome: Outcome, *, sql: str = "", executemany: bool = False) -> list[Difference] | None:
+    """The differences of a result that equals the golden's in columns and rows but not in
+    rowcount/lastrowid (libsql's rowcount after a SELECT, say), exactly as
+    :func:`~pytest_traceparity.compare.compare_outcomes` states them; ``None`` for anything else."""
+    result = outcome.result
+    if result is None or outcome.error is not None or outcome.error_json is not None or type(raw) is not dict:
+        return None
+    want = raw.get("result")
+    if type(want) is not dict or "error" in raw or type(want.get("rowcount", -1)) is not int \
+            or not _result_matches(want, result, counts=False):
+        return None
+    rowcount, lastrowid = want.get("rowcount", -1), want.get("lastrowid")
+    kind = "executemany" if executemany else statement_kind(sql)
+    diffs = []
+    if rowcount != result.rowcount:
+        diffs.append(Difference(f"rowcount.{kind}", f"rowcount {rowcount} != {result.rowcount}",
+                                expected=str(rowcount), actual=str(result.rowcount)))
+    if lastrowid != result.lastrowid:
+        diffs.append(Difference(f"lastrowid.{kind}", f"lastrowid {lastrowid} != {result.lastrowid}",
+                                expected=str(lastrowid), actual=str(result.lastrowid)))
+    return diffs
+
+
+def _result_matches(want: dict[str, Any], result: Result, *, counts: bool = True) -> bool:
+    if counts and (want.get("rowcount", -1) != result.rowcount or want.get("lastrowid") != result.lastrowid):
+        return False
+    columns = want.get("columns", ())
+    if type(columns) is not list or tuple(columns) != result.columns:
+        return False
+    rows = want.get("rows", ())
+    got = result.rows
+    if type(rows) is not list or len(rows) != len(got):
+        return False
+    for wrow, grow in zip(rows, got):
+        if type(wrow) is not list or len(wrow) != len(grow):
+            return False
+        for wvalue, gvalue in zip(wrow, grow):
+            encoding = _ENCODE.get(type(gvalue))
+            if encoding is None or type(wvalue) is not dict or len(wvalue) != 1:
+                return False
+            key, encode = encoding
+            if key not in wvalue or wvalue[key] != encode(gvalue):
+                return False
+    return True
+
+
+def raw_summary(raw: dict[str, Any]) -> str:
+    """:meth:`Outcome.summary` of a golden outcome :func:`counts_differ` accepted (so well formed)."""
+    want = raw["result"]
+    return f"{len(want.get('rows', ()))} row(s), rowcount={want.get('rowcount', -1)}, lastrowid={want.get('lastrowid')}"
+
+
+class Contexts:
+    """:func:`~pytest_traceparity.compare.statement_context`, made once per (op, SQL, parameter shapes,
+    transaction state, database, prior statements) and shared: a long trace repeats a known difference
+    on the same statement thousands of times, and sharing the context lets the verdict be looked up
+    by its identity."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Any, StepContext] = {}
+
+    def get(self, op: str, sql: str | None, params: Any, many: Any, before: bool, db: str | None,
+            prior: frozenset[Any]) -> StepContext:
+        if many is not None:
+            return statement_context(op, sql, params, many, before, db, prior)
+        key = (op, sql, param_shapes(params), before, db, prior)
+        context = self._cache.get(key)
+        if context is None:
+            if len(self._cache) >= 4096:
+                self._cache.clear()
+            context = self._cache[key] = statement_context(op, sql, params, None, before, db, prior)
+        return context

@@ -1,0 +1,156 @@
+"""The replay's fast paths must agree exactly with the full comparison they skip.
+
+Why: verify_trace answers "equal to the golden?" on the golden's raw JSON and states
+rowcount-only differences without decoding it; a wrong shortcut would hide a divergence
+or invent one. These checks run the shortcut and the full path on the same inputs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from pytest_traceparity.backends.base import BackendContext
+from pytest_traceparity.compare import Outcome, compare_outcomes
+from pytest_traceparity.divergences import Verdict
+from pytest_traceparity.golden.fastcheck import counts_differ, outcome_matches, raw_summary
+from pytest_traceparity.registry import standalone_registry
+from pytest_traceparity.values import Result
+
+fingerprint = importlib.import_module("pytest_traceparity.fingerprint")
+
+_VALUES: list[Any] = [None, 0, 1, -1, 2**31, -(2**63), 2**63 - 1, 0.0, -0.0, 1.5, float("inf"), float("nan"),
+                      "", "a", "a\x00b", "ünï", b"", b"\x00\xff", 1e300]
+
+
+def _result(rnd: random.Random) -> Result:
+    width = rnd.randrange(0, 4)
+    rows = [tuple(rnd.choice(_VALUES) for _ in range(width)) for _ in range(rnd.randrange(0, 4))]
+    return Result(columns=tuple(f"c{i}" for i in range(width)), rows=rows, rowcount=rnd.choice([-1, 0, 1, 3]),
+                  lastrowid=rnd.choice([None, 0, 7]))
+
+
+def _variant(rnd: random.Random, result: Result) -> Result:
+    """The same result, or one changed in one place (a value, a type, a count, a column)."""
+    rows = [list(r) for r in result.rows]
+    change = rnd.randrange(6)
+    if change == 1 and rows and rows[0]:
+        rows[0][0] = rnd.choice(_VALUES)
+    elif change == 2:
+        rows = rows[::-1]
+    elif change == 3:
+        return Result(result.columns, [tuple(r) for r in rows], rnd.choice([-1, 0, 5]), result.lastrowid)
+    elif change == 4:
+        return Result(result.columns, [tuple(r) for r in rows], result.rowcount, rnd.choice([None, 1, 9]))
+    elif change == 5 and rows:
+        rows.pop()
+    return Result(result.columns, [tuple(r) for r in rows], result.rowcount, result.lastrowid)
+
+
+def _golden_json(rnd: random.Random, result: Result) -> dict[str, Any]:
+    data = Outcome(result=result).to_json()
+    if rnd.random() < 0.2 and data["result"]["rows"] and data["result"]["rows"][0]:  # a hand-written golden
+        cell = data["result"]["rows"][0][0]
+        if "int" in cell:
+            cell["int"] = "0" + cell["int"].lstrip("-")
+        elif "real" in cell:
+            cell["real"] = cell["real"] + "0" if "." in cell["real"] else cell["real"]
+    return data
+
+
+def test_fast_answers_agree_with_the_full_comparison() -> None:
+    rnd = random.Random(15)
+    checked = {"equal": 0, "counts": 0}
+    for _ in range(4000):
+        golden = _result(rnd)
+        raw = _golden_json(rnd, golden)
+        actual = Outcome(result=_variant(rnd, golden))
+        sql = rnd.choice(["SELECT a FROM t", "SELECT a FROM t ORDER BY a", "INSERT INTO t VALUES (1)", ""])
+        full = compare_outcomes(Outcome.from_json(raw), actual, sql=sql)
+        if outcome_matches(raw, actual):
+            checked["equal"] += 1
+            assert full == [], (raw, actual)
+        counted = counts_differ(raw, actual, sql=sql)
+        if counted is not None:
+            checked["counts"] += 1
+            assert [(d.aspect, d.message, d.expected, d.actual) for d in counted] == \
+                   [(d.aspect, d.message, d.expected, d.actual) for d in full]
+            assert raw_summary(raw) == Outcome.from_json(raw).summary()
+    assert checked["equal"] > 500 and checked["counts"] > 500  # both shortcuts were really exercised
+
+
+def test_errors_never_take_the_fast_path() -> None:
+    error = Outcome(error_json={"kind": "constraint.unique", "dbapi_class": "IntegrityError"})
+    ok = Outcome(result=Result())
+    assert not outcome_matches(error.to_json(), ok)
+    assert not outcome_matches(ok.to_json(), error)
+    assert counts_differ(error.to_json(), ok) is None
+
+
+def test_streamed_snapshot_equals_the_whole_table_snapshot(tmp_path: Path) -> None:
+    """Connection.stream (fetchmany chunks) digests exactly what one SELECT * does."""
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE t (a INTEGER, b TEXT, c REAL, d BLOB)")
+        raw.executemany("INSERT INTO t VALUES (?, ?, ?, ?)",
+                        [(i, f"r{i}", i / 3, bytes([i % 256])) for i in range(1300)])
+    for backend_id in ("libsql-local", "sqlalchemy-sqlite"):
+        backend = standalone_registry().get(backend_id)
+        database = backend.create_database(BackendContext(workdir=tmp_path / backend_id, name="copy"))
+        conn = database.connect()
+        try:
+            conn.execute(f"ATTACH DATABASE '{path}' AS src")
+            conn.execute("CREATE TABLE t AS SELECT * FROM src.t")
+            conn.execute("DETACH DATABASE src")
+            whole = fingerprint.safe_snapshot(lambda sql, c=conn: c.execute(sql))
+            chunks = list(conn.stream("SELECT * FROM t", 500))
+            streamed = fingerprint.safe_snapshot(lambda sql, c=conn: c.execute(sql), None,
+                                                 lambda sql, c=conn: c.stream(sql, 500))
+        finally:
+            conn.close()
+            database.close()
+        assert streamed == whole and whole["content"]["t"]["rows"] == 1300
+        if backend_id == "libsql-local":
+            assert [len(c) for c in chunks] == [500, 500, 300]  # really read in chunks
+
+
+def _registry(*subjects: str) -> Any:
+    from pytest_traceparity.divergences import DivergenceRegistry
+    from pytest_traceparity.divergences.rules import parse_rules
+
+    rules = [{"id": "t.rowcount-after-select", "backend": ["libsql-local"], "aspects": ["rowcount.select"],
+              "expected": ["-1"], "reason": "libsql counts rows after a SELECT", "severity": "metadata"}]
+    if subjects:
+        rules.append({"id": "t.one-case", "backend": ["libsql-local"], "subjects": list(subjects),
+                      "reason": "only where a case says so"})
+    return DivergenceRegistry(parse_rules(rules, "test"))
+
+
+def test_a_remembered_verdict_is_the_verdict_and_still_counts_hits() -> None:
+    from pytest_traceparity.compare import Difference, statement_context
+
+    context = statement_context("execute", "SELECT 1", ())
+    diffs = [Difference("rowcount.select", "rowcount -1 != 1", "-1", "1").with_context(context)]
+    registry = _registry()
+    memo: dict[Any, Verdict] = {}
+    first = registry.judge_alike("libsql-local", "trace::t#1", diffs, memo)
+    again = registry.judge_alike("libsql-local", "trace::t#2", diffs, memo)
+    fresh = _registry().judge("libsql-local", "trace::t#2", diffs)
+    assert again is first and again.status == fresh.status == "known"
+    assert [(a.rule_id, a.severity, a.difference) for a in again.attributions] == \
+           [(a.rule_id, a.severity, a.difference) for a in fresh.attributions]
+    assert [e.id for e in again.entries] == [e.id for e in fresh.entries]
+    assert registry.hits["t.rowcount-after-select"] == 2  # counted per step, as judge() does
+    assert again.subject == "trace::t#1" and fresh.message == "trace::t#2" + again.message[len("trace::t#1"):]
+
+
+def test_verdicts_are_not_shared_where_a_rule_names_subjects() -> None:
+    assert not _registry().subjects_matter("libsql-local", "trace::t#")
+    assert not _registry("conformance::bind.*").subjects_matter("libsql-local", "trace::t#")
+    assert _registry("trace::t#12").subjects_matter("libsql-local", "trace::t#")
+    assert _registry("*::t#*").subjects_matter("libsql-local", "trace::t#")
+    assert _registry("trace::*").subjects_matter("libsql-local", "trace::t#")
+    assert not _registry("trace::*").subjects_matter("sqld-http", "trace::t#")  # rule not on that backend
