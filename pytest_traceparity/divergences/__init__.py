@@ -23,6 +23,7 @@ from .registry import (
     describe,
     most_severe_first,
     root_causes,
+    step_rank,
     summarize,
 )
 from .rules import Rule, marker_decision, parse_entries, parse_rules
@@ -36,7 +37,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = [
     "SCALE", "Attribution", "DivergenceRegistry", "Rule", "Verdict", "aspect_severity", "builtin_entries",
     "describe", "load_registry", "load_toml", "marker_decision", "most_severe_first", "parse_entries",
-    "parse_rules", "project_settings", "root_causes", "summarize",
+    "parse_rules", "project_settings", "root_causes", "step_rank", "summarize",
 ]
 
 BUILTIN = "pytest_traceparity/known_divergences.toml"

@@ -184,6 +184,17 @@ def most_severe_first(attributions: Iterable[Attribution]) -> list[Attribution]:
     return sorted(attributions, key=lambda a: (RANK[a.severity], a.rule is not None))
 
 
+def step_rank(attributions: Iterable[Attribution]) -> tuple[int, int]:
+    """Sort key of a diverging step in a failure message: its most severe *unknown* difference,
+    then its most severe difference of any kind. Why: the unknowns are what failed the run; a
+    known (accepted) data difference on the same step must not put it ahead of an unknown one.
+    Replay reports and redirect/compare mode both order by this, so their messages agree.
+    """
+    ranks = [(RANK[a.severity], a.rule is not None) for a in attributions]
+    unknown = [rank for rank, known in ranks if not known]
+    return (min(unknown, default=len(RANK)), min((rank for rank, _ in ranks), default=len(RANK)))
+
+
 def summarize(attributions: Iterable[Attribution]) -> str:
     """``3 data (2 unknown; known: libsql.x), 41 metadata (known: libsql.rowcount-after-select)``."""
     by_severity: dict[str, list[Attribution]] = {}

@@ -24,9 +24,8 @@ from ..compare import (
     transaction_after,
     value_relation,
 )
-from ..divergences import Attribution, DivergenceRegistry, most_severe_first, summarize
+from ..divergences import Attribution, DivergenceRegistry, most_severe_first, step_rank, summarize
 from ..divergences.registry import triage
-from ..divergences.severity import RANK
 from ..fingerprint import diff_content, diff_schemas
 from ..trace.faithful import faithfulness
 from ..trace.format import SQL_OPS, Event, TraceReader
@@ -71,11 +70,8 @@ class StepReport:
 
     @property
     def rank(self) -> tuple[int, int]:
-        """Most severe unexplained difference first (then by seq, as ordered by the caller)."""
-        worst = most_severe_first(self.attributions)
-        if not worst:
-            return (len(RANK), 1)
-        return (RANK[worst[0].severity], 0 if worst[0].rule is None else 1)
+        """:func:`~pytest_traceparity.divergences.step_rank` (the caller keeps seq order within a rank)."""
+        return step_rank(self.attributions)
 
     def describe(self, backend: str) -> str:
         lines = [f"seq {self.seq}" + (f", conn {self.conn}" if self.conn is not None else "") + f" ({self.where})"]

@@ -22,8 +22,7 @@ from ..backends.base import Connection, Params
 from ..backends.callsite import call_site
 from ..compare import Difference, History, Outcome, compare_outcomes, statement_context, transaction_after
 from ..divergences import DivergenceRegistry
-from ..divergences.registry import Attribution, summarize, triage
-from ..divergences.severity import RANK
+from ..divergences.registry import Attribution, step_rank, summarize, triage
 from ..values import Result, display
 
 MAX_LISTED = 10
@@ -155,10 +154,9 @@ class StepLog:
                          for reason, nums in reasons.items())
 
 
-def _worst_unknown(step: Step) -> tuple[int, int]:
-    """Sort key: the most severe unexplained difference first, then statement order."""
-    ranks = [RANK[a.severity] for a in step.attributions if a.rule is None]
-    return (min(ranks) if ranks else len(RANK), step.number)
+def _worst_unknown(step: Step) -> tuple[tuple[int, int], int]:
+    """Sort key: :func:`step_rank` (worst unknown, then worst overall), then statement order."""
+    return (step_rank(step.attributions), step.number)
 
 
 def judge(registry: DivergenceRegistry, backend: str, subject: str,
