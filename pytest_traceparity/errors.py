@@ -161,6 +161,10 @@ class RedirectError(TraceparityError):
     """A connection the test asked for cannot be routed to its backend; says why and what to do."""
 
 
+class UnfaithfulReplay(TraceparityError):
+    """The reference replay departs from the program in a way no documented cause explains."""
+
+
 class DatabaseError(TraceparityError):
     """An SQL statement failed on some backend.
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compare import Outcome
-from ..errors import TraceparityError
+from ..errors import UnfaithfulReplay as UnfaithfulReplay
 from .format import Event
 
 DOCUMENTED = ("not-captured", "open-failed", "after-departure", "missing-function")
@@ -91,10 +91,6 @@ def classify(departures: list[Departure], uncaptured: set[int] | None = None) ->
         seen.add(d.conn)
         out.append(Departure(d.seq, d.conn, d.line, d.sql, d.program, d.replay, cause))
     return out
-
-
-class UnfaithfulReplay(TraceparityError):
-    """The reference replay departs from the program in a way no documented cause explains."""
 
 
 def summary(departures: list[Departure]) -> str:
