@@ -255,3 +255,21 @@ def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: A
         results.append((report.to_json(), report.summary(), report.xfail_reason(), dict(rules.hits)))
     assert results[0] == results[1]
     assert results[0][0]["known_not_listed"] > 50  # the fold really ran
+
+
+def test_param_shapes_inline_cases_equal_the_value_by_value_rules() -> None:
+    """param_shapes' inlined fast cases (plain int/str/None, finite float, bytes) give what
+    _value_shapes says for every value, and equal shapes come back as one shared set."""
+    from pytest_traceparity.compare import _value_shapes, param_shapes
+
+    values: list[Any] = [*_VALUES, True, False, 2**40, -(2**31) - 1, 2**64, float("-inf"), -0.0, 5e-324,
+                         bytearray(b"x"), memoryview(b"y"), "nul\x00", 3]
+    rnd = random.Random(7)
+    for _ in range(3000):
+        params = tuple(rnd.choice(values) for _ in range(rnd.randrange(0, 5)))
+        expected: set[str] = set()
+        for value in params:
+            _value_shapes(value, expected)
+        shapes, size = param_shapes(params)
+        assert (shapes, size) == (frozenset(expected), len(params)), params
+        assert param_shapes(list(params))[0] is shapes
