@@ -273,3 +273,16 @@ def test_param_shapes_inline_cases_equal_the_value_by_value_rules() -> None:
         shapes, size = param_shapes(params)
         assert (shapes, size) == (frozenset(expected), len(params)), params
         assert param_shapes(list(params))[0] is shapes
+
+
+def test_short_texts_equal_their_collapsed_form() -> None:
+    """verify._short returns a text unchanged only where collapsing its whitespace would not change it."""
+    from pytest_traceparity.golden.verify import _short
+
+    pieces = ["a", "b", " ", "  ", "\n", "\t", "\xa0", "\u2003", "\x1f", "\x85", "é", "'", "x" * 90]
+    rnd = random.Random(3)
+    for _ in range(5000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 8)))
+        collapsed = " ".join(text.split())
+        want = collapsed if len(collapsed) <= 200 else collapsed[:197] + "..."
+        assert _short(text) == want, repr(text)

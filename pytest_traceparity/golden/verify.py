@@ -204,6 +204,8 @@ class ReplayReport:
 
 
 def _short(text: str, limit: int = 200) -> str:
+    if len(text) <= limit and text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # printable: its only whitespace is " ", none doubled or at the ends, so split/join keeps it
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -213,7 +215,7 @@ def _params_text(event: Event) -> str:
         values = event.params
         if isinstance(values, dict):
             return _short("{" + ", ".join(f"{k}: {display(v)}" for k, v in values.items()) + "}")
-        return _short("[" + ", ".join(display(v) for v in values) + "]") if values else ""
+        return _short("[" + ", ".join(map(display, values)) + "]") if values else ""
     if event.op == "executemany":
         return f"{len(event.many or [])} parameter set(s)"
     return ""
