@@ -159,11 +159,11 @@ def test_verdicts_are_not_shared_where_a_rule_names_subjects() -> None:
 def test_inlined_dbapi_execute_equals_the_generic_path(tmp_path: Path) -> None:
     """DBAPIConnection.execute (inlined) returns and raises exactly what Connection.execute's
     _execute -> _result -> _normalized path does, on the real libsql and sqlite3 clients."""
+    import libsql
+
     from pytest_traceparity.backends.base import Connection
     from pytest_traceparity.backends.dbapi import DBAPIConnection, GuardedDBAPIConnection
     from pytest_traceparity.errors import DatabaseError
-
-    import libsql
 
     statements: list[tuple[str, tuple[Any, ...]]] = [
         ("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d BLOB)", ()),
@@ -178,8 +178,8 @@ def test_inlined_dbapi_execute_equals_the_generic_path(tmp_path: Path) -> None:
         fast = DBAPIConnection(connect(str(tmp_path / f"{name}-fast.db")), name)
         slow = DBAPIConnection(connect(str(tmp_path / f"{name}-slow.db")), name)
         for sql, params in statements:
-            answers = []
-            for conn, run in ((fast, fast.execute), (slow, lambda s, p, c=slow: Connection.execute(c, s, p))):
+            answers: list[tuple[str, Any]] = []
+            for run in (fast.execute, lambda s, p, c=slow: Connection.execute(c, s, p)):
                 try:
                     answers.append(("ok", run(sql, params)))
                 except DatabaseError as exc:
@@ -250,7 +250,7 @@ def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: A
         rules = DivergenceRegistry(builtin_entries())
         if not remember:
             monkeypatch.setattr(rules, "remembered", lambda memo, key: None)  # judge every step in full
-            monkeypatch.setattr(rules, "judge_alike", lambda b, s, d, memo, key=None: rules.judge(b, s, d))
+            monkeypatch.setattr(rules, "judge_alike", lambda b, s, d, memo, key=None, r=rules: r.judge(b, s, d))
         report = verify.verify_trace(trace, registry.get("libsql-local"), make, rules, golden=golden)
         results.append((report.to_json(), report.summary(), report.xfail_reason(), dict(rules.hits)))
     assert results[0] == results[1]
