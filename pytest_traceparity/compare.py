@@ -151,6 +151,8 @@ _KIND_HEADS = {
 }
 _I32 = (-(2**31), 2**31 - 1)
 _I64 = (-(2**63), 2**63 - 1)
+_I32_LO, _I32_HI = _I32
+_SHAPES: dict[frozenset[str], frozenset[str]] = {}  # a handful of shape combinations, so bounded
 
 
 @functools.lru_cache(maxsize=4096)  # pure in the SQL text, asked once per replayed step
@@ -207,11 +209,18 @@ def param_shapes(params: Any) -> tuple[frozenset[str], int]:
     else:
         values = params if type(params) is tuple else list(params or ())
     for value in values:
-        kind = type(value)  # the usual plain values inline; the rest (and every notable one) below
-        if value is None or (kind is str and "\x00" not in value) or (kind is int and _I32[0] <= value <= _I32[1]):
+        kind = type(value)  # the usual plain values inline (a finite float: x - x == 0); the rest below
+        if value is None or (kind is str and "\x00" not in value) or (kind is int and _I32_LO <= value <= _I32_HI) \
+                or (kind is float and value - value == 0.0):
+            continue
+        if kind is bytes:
+            out.add("blob")
             continue
         _value_shapes(value, out)
-    return (frozenset(out) if out else _NO_SHAPES), len(values)
+    if not out:
+        return _NO_SHAPES, len(values)
+    shapes = frozenset(out)
+    return _SHAPES.setdefault(shapes, shapes), len(values)  # one shared set per shape: cheap to hash again
 
 
 _NO_SHAPES: frozenset[str] = frozenset()
@@ -257,8 +266,10 @@ class History:
             shapes = param_shapes(params)[0]
         if shapes:
             kind, table = _written(sql or "", op)
-            seen = self._seen.setdefault(db, set())
             item = (kind, shapes, table)
+            seen = self._seen.get(db)
+            if seen is None:
+                seen = self._seen[db] = set()
             if item not in seen:
                 seen.add(item)
                 self._frozen.pop(db, None)

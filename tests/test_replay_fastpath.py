@@ -154,3 +154,135 @@ def test_verdicts_are_not_shared_where_a_rule_names_subjects() -> None:
     assert _registry("*::t#*").subjects_matter("libsql-local", "trace::t#")
     assert _registry("trace::*").subjects_matter("libsql-local", "trace::t#")
     assert not _registry("trace::*").subjects_matter("sqld-http", "trace::t#")  # rule not on that backend
+
+
+def test_inlined_dbapi_execute_equals_the_generic_path(tmp_path: Path) -> None:
+    """DBAPIConnection.execute (inlined) returns and raises exactly what Connection.execute's
+    _execute -> _result -> _normalized path does, on the real libsql and sqlite3 clients."""
+    import libsql
+
+    from pytest_traceparity.backends.base import Connection
+    from pytest_traceparity.backends.dbapi import DBAPIConnection, GuardedDBAPIConnection
+    from pytest_traceparity.errors import DatabaseError
+
+    statements: list[tuple[str, tuple[Any, ...]]] = [
+        ("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d BLOB)", ()),
+        ("INSERT INTO t (b, c, d) VALUES (?, ?, ?)", ("x", 1.5, b"\x00")),
+        ("INSERT INTO t (b, c, d) VALUES (?, ?, ?)", (None, float("inf"), None)),
+        ("SELECT * FROM t ORDER BY a", ()), ("SELECT count(*), 'ü' FROM t", ()),
+        ("UPDATE t SET c = c + 1 WHERE a = ?", (1,)), ("SELECT * FROM t WHERE a > 99", ()),
+        ("INSERT INTO t (a) VALUES (1)", ()), ("SELECT nope FROM t", ()), ("SELEC 1", ()),
+    ]
+    for name, connect in (("libsql", lambda p: libsql.connect(p, isolation_level=None)),
+                          ("sqlite3", lambda p: sqlite3.connect(p, isolation_level=None))):
+        fast = DBAPIConnection(connect(str(tmp_path / f"{name}-fast.db")), name)
+        slow = DBAPIConnection(connect(str(tmp_path / f"{name}-slow.db")), name)
+        for sql, params in statements:
+            answers: list[tuple[str, Any]] = []
+            for run in (fast.execute, lambda s, p, c=slow: Connection.execute(c, s, p)):
+                try:
+                    answers.append(("ok", run(sql, params)))
+                except DatabaseError as exc:
+                    answers.append(("error", exc.to_json()))
+            assert answers[0] == answers[1], (name, sql)
+        fast.close()
+        slow.close()
+    assert GuardedDBAPIConnection.execute is Connection.execute  # a guarded connection keeps its _run wrapper
+
+
+def test_replayer_fast_step_equals_the_full_dispatch(tmp_path: Path) -> None:
+    """Replayer.step's direct execute gives _step's outcome, and still marks what _step marks."""
+    import itertools
+
+    from pytest_traceparity.trace.format import Event
+    from pytest_traceparity.trace.replayer import Replayer
+
+    counter = itertools.count()
+
+    def make(name: str) -> BackendContext:
+        return BackendContext(workdir=tmp_path / f"ctx{next(counter)}", name="db")
+
+    events = [Event(1, 1, "open", db="db1", target="a.db", driver="sqlite3"),
+              Event(2, 1, "execute", "CREATE TABLE t (a INTEGER, b TEXT)", ()),
+              Event(3, 1, "execute", "INSERT INTO t VALUES (?, ?)", (1, "x")),
+              Event(4, 1, "execute", "SELECT * FROM t", ()),
+              Event(5, 1, "execute", "SELECT * FROM nope", ()),
+              Event(6, 1, "execute", "SELECT 1", (), error={"in_progress": True, "kind": "other"}),
+              Event(7, 1, "register", kind="function", name="f", arity=1),
+              Event(8, 1, "execute", "SELECT f(a) FROM t", ())]
+    backend = standalone_registry().get("libsql-local")
+    with Replayer(backend, make, "t") as fast, Replayer(backend, make, "u") as full:
+        for event in events:
+            got, want = fast.step(event), full._step(event)
+            assert got.to_json() == want.to_json(), event
+        assert fast.stats.excluded == full.stats.excluded and len(fast.stats.excluded) == 2
+
+
+def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: Any) -> None:
+    """Past KEEP_KNOWN a remembered known verdict is folded before contexts are attached: the report
+    and the rule hits must equal those of judging every step in full."""
+    import itertools
+
+    from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
+    from pytest_traceparity.golden import verify
+    from pytest_traceparity.trace.format import TraceWriter
+
+    trace, golden = tmp_path / "traces" / "k.jsonl", tmp_path / "golden" / "k.golden.jsonl"
+    trace.parent.mkdir()
+    writer = TraceWriter(trace)
+    writer.write_event("open", 1, db="db1", target="k.db", driver="sqlite3")
+    writer.write_event("execute", 1, sql="CREATE TABLE t (a INTEGER)", params=[])
+    for i in range(60):
+        writer.write_event("execute", 1, sql="INSERT INTO t VALUES (?)", params=[{"int": str(i)}], flush=False)
+        writer.write_event("execute", 1, sql="SELECT count(*) FROM t", params=[], flush=False)
+    writer.write_event("close", 1)
+    writer.close()
+    counter = itertools.count()
+
+    def make(name: str) -> BackendContext:
+        return BackendContext(workdir=tmp_path / f"ctx{next(counter)}", name="db")
+
+    registry = standalone_registry()
+    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    monkeypatch.setattr(verify, "KEEP_KNOWN", 5)
+    results = []
+    for remember in (True, False):
+        rules = DivergenceRegistry(builtin_entries())
+        if not remember:
+            monkeypatch.setattr(rules, "remembered", lambda memo, key: None)  # judge every step in full
+            monkeypatch.setattr(rules, "judge_alike", lambda b, s, d, memo, key=None, r=rules: r.judge(b, s, d))
+        report = verify.verify_trace(trace, registry.get("libsql-local"), make, rules, golden=golden)
+        results.append((report.to_json(), report.summary(), report.xfail_reason(), dict(rules.hits)))
+    assert results[0] == results[1]
+    assert results[0][0]["known_not_listed"] > 50  # the fold really ran
+
+
+def test_param_shapes_inline_cases_equal_the_value_by_value_rules() -> None:
+    """param_shapes' inlined fast cases (plain int/str/None, finite float, bytes) give what
+    _value_shapes says for every value, and equal shapes come back as one shared set."""
+    from pytest_traceparity.compare import _value_shapes, param_shapes
+
+    values: list[Any] = [*_VALUES, True, False, 2**40, -(2**31) - 1, 2**64, float("-inf"), -0.0, 5e-324,
+                         bytearray(b"x"), memoryview(b"y"), "nul\x00", 3]
+    rnd = random.Random(7)
+    for _ in range(3000):
+        params = tuple(rnd.choice(values) for _ in range(rnd.randrange(0, 5)))
+        expected: set[str] = set()
+        for value in params:
+            _value_shapes(value, expected)
+        shapes, size = param_shapes(params)
+        assert (shapes, size) == (frozenset(expected), len(params)), params
+        assert param_shapes(list(params))[0] is shapes
+
+
+def test_short_texts_equal_their_collapsed_form() -> None:
+    """verify._short returns a text unchanged only where collapsing its whitespace would not change it."""
+    from pytest_traceparity.golden.verify import _short
+
+    pieces = ["a", "b", " ", "  ", "\n", "\t", "\xa0", "\u2003", "\x1f", "\x85", "é", "'", "x" * 90]
+    rnd = random.Random(3)
+    for _ in range(5000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 8)))
+        collapsed = " ".join(text.split())
+        want = collapsed if len(collapsed) <= 200 else collapsed[:197] + "..."
+        assert _short(text) == want, repr(text)

@@ -163,15 +163,22 @@ class DivergenceRegistry:
         A reused verdict's ``message`` names the subject it was first made for (``verdict.subject``)."""
         if key is None:  # the caller may give a cheaper key that identifies the same (differences, contexts)
             key = tuple((d, d.context) for d in differences)
-        verdict = memo.get(key)
+        verdict = self.remembered(memo, key)
         if verdict is not None:
-            for attribution in verdict.attributions:
-                self.hits[attribution.rule.id] += 1  # type: ignore[union-attr]  # known: every one has a rule
             return verdict
         verdict = self.judge(backend, subject, differences)
         if verdict.status == "known" and len(memo) < 4096:
             verdict.subject = subject
             memo[key] = verdict
+        return verdict
+
+    def remembered(self, memo: dict[Any, Verdict], key: Any) -> Verdict | None:
+        """The "known" verdict :meth:`judge_alike` kept under ``key``, its rule hits counted again
+        (``None``: not seen yet). Why: asked first, a caller need not build what judging would need."""
+        verdict = memo.get(key)
+        if verdict is not None:
+            for attribution in verdict.attributions:
+                self.hits[attribution.rule.id] += 1  # type: ignore[union-attr]  # known: every one has a rule
         return verdict
 
     def stale(self) -> list[Rule]:

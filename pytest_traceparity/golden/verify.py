@@ -204,6 +204,8 @@ class ReplayReport:
 
 
 def _short(text: str, limit: int = 200) -> str:
+    if len(text) <= limit and text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # printable: its only whitespace is " ", none doubled or at the ends, so split/join keeps it
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -213,7 +215,7 @@ def _params_text(event: Event) -> str:
         values = event.params
         if isinstance(values, dict):
             return _short("{" + ", ".join(f"{k}: {display(v)}" for k, v in values.items()) + "}")
-        return _short("[" + ", ".join(display(v) for v in values) + "]") if values else ""
+        return _short("[" + ", ".join(map(display, values)) + "]") if values else ""
     if event.op == "executemany":
         return f"{len(event.many or [])} parameter set(s)"
     return ""
@@ -229,6 +231,15 @@ def _reason_text(entry: Any) -> str:
     if text is None:
         text = _REASONS[key] = f"{entry.id}: {entry.reason}"
     return text
+
+
+def _fold(report: ReplayReport, seq: int, verdict: Any,
+          folds: dict[int, tuple[Any, list[str], list[Attribution]]]) -> None:
+    """:meth:`ReplayReport.fold` of a remembered verdict, its reasons made once per verdict."""
+    cached = folds.get(id(verdict))
+    if cached is None or cached[0] is not verdict:
+        cached = folds[id(verdict)] = (verdict, [_reason_text(e) for e in verdict.entries], list(verdict.attributions))
+    report.fold(seq, cached[1], cached[2])
 
 
 def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, diffs: list[Difference],
@@ -272,6 +283,7 @@ def verify_trace(
     strict = {s for s in registry.strict_subjects(backend.id) if s.startswith(prefix)}  # judged even when equal
     memo: dict[Any, Any] | None = None if registry.subjects_matter(backend.id, prefix) else {}
     contexts = Contexts()
+    folds: dict[int, tuple[Any, list[str], list[Attribution]]] = {}
     with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name, trace=trace,
                                                            departures=False) as replayer:
         # a golden made from these very bytes holds these very parameters: no per-step digest needed
@@ -310,9 +322,15 @@ def verify_trace(
             key = None
             if diffs:
                 context = contexts.get(op, sql, event.params, event.many, before, event.db, history.prior(event.db))
-                diffs = [d.with_context(context) for d in diffs]
                 # a shared context lives as long as a verdict remembered under its id: the id is a safe key
                 key = (id(context), *((d.aspect, d.message, d.expected, d.actual, d.relation) for d in diffs))
+                if memo is not None and subject is None and len(report.known) >= KEEP_KNOWN:
+                    verdict = registry.remembered(memo, key)
+                    if verdict is not None:  # a known difference seen before, past the steps kept whole: counted
+                        _fold(report, event.seq, verdict, folds)
+                        history.note(event.db, op, sql, event.params, event.many)
+                        continue
+                diffs = [d.with_context(context) for d in diffs]
             history.note(event.db, op, sql, event.params, event.many)
 
             # summaries only for a step that differs (built lazily: most steps never need them)

@@ -21,6 +21,11 @@ class Registrations:
         label = f"{event.kind} {event.name}/{event.arity if event.arity is not None else '-'}"
         self._by_conn.setdefault(event.conn, {})[(event.name or "").lower()] = label
 
+    @property
+    def active(self) -> bool:
+        """Whether any connection registered anything (else no step can depend on a registration)."""
+        return bool(self._by_conn)
+
     def dependency(self, conn: int, sql: str) -> str | None:
         """Why ``sql`` on ``conn`` depends on a program-registered callable, or ``None``."""
         names = self._by_conn.get(conn)

@@ -161,7 +161,11 @@ class Replayer:
     def step(self, event: Event) -> Outcome:
         """Run one event; never raises for what the trace contains."""
         try:
-            outcome = self._step(event)
+            conn = self.connections.get(event.conn) if event.op == "execute" else None
+            if conn is not None and not event.error and not self.registrations.active:
+                outcome = self._execute(conn, event)  # the usual step: _step's execute branch, directly
+            else:
+                outcome = self._step(event)
         except TraceparityError as exc:
             outcome = not_run(_one_line(exc), self.backend.id)
         except Exception as exc:  # a client library failing outside its error model: a fact, not an abort
@@ -207,13 +211,8 @@ class Replayer:
             marked = self._marked(event)
             if marked is not None:
                 return marked
-        if op == "execute":  # Outcome.capture(conn.execute, ...) spelled out: every replayed step comes here
-            sql, params = isolate(event.sql or "", event.params, self.paths)
-            try:
-                result = conn.execute(sql, params)
-            except DatabaseError as exc:
-                return self._volatile(sql, Outcome(error=exc))
-            return self._volatile(sql, Outcome(result=result if isinstance(result, Result) else Result()))
+        if op == "execute":
+            return self._execute(conn, event)
         if op == "executemany":
             sql, batches = isolate_many(event.sql or "", list(event.many or []), self.paths)
             return self._volatile(sql, Outcome.capture(conn.executemany, sql, batches))
@@ -236,6 +235,16 @@ class Replayer:
             del self.connections[event.conn]
             return _plain(Outcome.capture(conn.close))
         return not_run(f"unknown op {op!r}", self.backend.id)
+
+    def _execute(self, conn: Connection, event: Event) -> Outcome:
+        """An execute step, not marked (``Outcome.capture(conn.execute, ...)`` spelled out: every
+        replayed step comes here)."""
+        sql, params = isolate(event.sql or "", event.params, self.paths)
+        try:
+            result = conn.execute(sql, params)
+        except DatabaseError as exc:
+            return self._volatile(sql, Outcome(error=exc))
+        return self._volatile(sql, Outcome(result=result if isinstance(result, Result) else Result()))
 
     def _volatile(self, sql: str, outcome: Outcome) -> Outcome:
         """Values a volatile statement returns are compared by storage class only."""
