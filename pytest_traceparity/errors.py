@@ -7,6 +7,7 @@ that catches ``sqlite3.IntegrityError`` breaks when a backend raises ``ValueErro
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -163,6 +164,31 @@ class RedirectError(TraceparityError):
 
 class UnfaithfulReplay(TraceparityError):
     """The reference replay departs from the program in a way no documented cause explains."""
+
+
+REGENERATE_HINT = "re-record it with: traceparity record -o FILE -- CMD ..."
+
+
+class TraceFormatError(TraceparityError):
+    """A trace file that cannot be replayed; names the file, line and field."""
+
+    def __init__(self, path: str | os.PathLike[str], line: int | None, message: str, *,
+                 field_name: str | None = None, hint: str = REGENERATE_HINT) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field_name = field_name
+        self.hint = hint
+        where = f"{self.path}:{line}" if line is not None else self.path
+        what = f"field '{field_name}': " if field_name else ""
+        super().__init__(f"{where}: {what}{message}; {hint}")
+
+
+class ReplayError(TraceparityError):
+    """The replay itself could not go on (not a divergence)."""
+
+
+class GoldenError(TraceparityError):
+    """A golden that is missing, unreadable or does not belong to its trace."""
 
 
 class DatabaseError(TraceparityError):

@@ -29,17 +29,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..compare import Outcome
-from ..errors import TraceparityError
+from ..errors import GoldenError as GoldenError
 from ..trace.format import Event, dumps, loads_line
 from ..values import encode_params
 
 GOLDEN_FORMAT = "traceparity-golden"
 GOLDEN_VERSION = 1
 GOLDEN_SUFFIX = ".golden.jsonl"
-
-
-class GoldenError(TraceparityError):
-    """A golden that is missing, unreadable or does not belong to its trace."""
 
 
 def update_command(trace: str | os.PathLike[str]) -> str:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import TraceparityError
+from ..errors import REGENERATE_HINT as REGENERATE_HINT
+from ..errors import TraceFormatError as TraceFormatError
 from ..values import SqlValue, decode_value, encode_params
 
 FORMAT = "traceparity-trace"
@@ -41,26 +42,11 @@ REGISTER_KINDS = ("function", "aggregate", "window", "collation")
 SQL_OPS = ("execute", "executemany", "executescript")
 BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 
-REGENERATE_HINT = "re-record it with: traceparity record -o FILE -- CMD ..."
 
 _EVENT_KEYS = {
     "seq", "conn", "op", "db", "target", "driver", "sql", "params", "mode", "error", "seed", "kind", "name",
     "arity", "rowcount", "fresh",
 }
-
-
-class TraceFormatError(TraceparityError):
-    """A trace file that cannot be replayed; names the file, line and field."""
-
-    def __init__(self, path: str | os.PathLike[str], line: int | None, message: str, *,
-                 field_name: str | None = None, hint: str = REGENERATE_HINT) -> None:
-        self.path = str(path)
-        self.line = line
-        self.field_name = field_name
-        self.hint = hint
-        where = f"{self.path}:{line}" if line is not None else self.path
-        what = f"field '{field_name}': " if field_name else ""
-        super().__init__(f"{where}: {what}{message}; {hint}")
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 from ..backends.base import CAP_SYNC, Backend, BackendContext, Connection, Database
 from ..compare import Outcome
 from ..errors import DatabaseError, TraceparityError
+from ..errors import ReplayError as ReplayError
 from ..fingerprint import safe_snapshot
 from ..sqltext import split, statement_kind
 from ..values import Result
@@ -42,10 +43,6 @@ from .volatile import Volatility, load_patterns
 class Step:
     event: Event
     outcome: Outcome
-
-
-class ReplayError(TraceparityError):
-    """The replay itself could not go on (not a divergence)."""
 
 
 def not_run(reason: str, backend: str) -> Outcome:
