@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import sqltext
 from .errors import DatabaseError
 from .values import Result, canonical, display
 
@@ -130,15 +131,10 @@ def is_ordered_query(sql: str) -> bool:
 @functools.lru_cache(maxsize=4096)  # pure in the SQL text, asked once per replayed step
 def statement_kind(sql: str) -> str:
     """``select`` for row-returning reads, ``dml`` for writes, ``other`` for DDL and the rest."""
-    text = _STRIP.sub(" ", sql).strip().lower()
-    head = text.split(None, 1)[0] if text else ""
-    if head in ("select", "values", "with", "pragma", "explain"):
-        if head == "with" and re.search(r"\b(insert|update|delete|replace)\b", text):
-            return "dml"
-        return "select"
-    if head in ("insert", "update", "delete", "replace"):
-        return "dml"
-    return "other"
+    kind = sql_kind(sql)
+    if kind in ("select", "dml"):
+        return kind
+    return "select" if kind == "pragma" else "other"
 
 
 _KIND_HEADS = {
@@ -174,10 +170,9 @@ def sql_kind(sql: str, op: str = "execute") -> str:
         return "transaction"
     if op not in ("execute", "executemany"):
         return "other"
-    text = _STRIP.sub(" ", sql).strip().lower()
-    head = text.split(None, 1)[0].rstrip(";(") if text else ""
+    head = sqltext.statement_kind(sql).lower()
     if head == "with":
-        return "dml" if re.search(r"\b(insert|update|delete|replace)\b", text) else "select"
+        return "dml" if sqltext.WRITE_KINDS.intersection(sqltext.words(sql)) else "select"
     return _KIND_HEADS.get(head, "other")
 
 

@@ -92,3 +92,22 @@ def test_split_agrees_with_sqlite_complete_statement(statements: list[str], tail
         assert sqlite3.complete_statement(part + "\n;"), part
         early = [i for i, ch in enumerate(part) if ch == ";" and sqlite3.complete_statement(part[: i + 1])]
         assert early == [], part
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("\ufeffSELECT 1", "select"),
+        ("VALUES(1)", "select"),
+        ("; begin", "transaction"),
+        ("/* c */ WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", "dml"),
+        ("with a as (select 'insert') select * from a", "select"),
+        ("PRAGMA user_version", "pragma"),
+        ("", "other"),
+    ],
+)
+def test_rule_statement_kinds_come_from_the_one_tokenizer(sql: str, kind: str) -> None:
+    """compare.sql_kind reads sqltext's tokens: a BOM, a leading ';' or a '(' no longer hide the keyword."""
+    from pytest_traceparity.compare import sql_kind
+
+    assert sql_kind(sql) == kind
