@@ -122,6 +122,9 @@ class Database:
             conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
             # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
             conn.execute_simple("PRAGMA foreign_keys=ON")
+            # sqld's default durability mode "relaxed" (libsql-server/src/connection/config.rs,
+            # set in connection_core.rs): in WAL mode a commit does not wait for fsync.
+            conn.execute_simple("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()
             raise

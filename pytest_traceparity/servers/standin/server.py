@@ -42,11 +42,9 @@ from .txn import DEFAULT_TXN_TIMEOUT
 from .wire import (  # noqa: F401  (HttpError, Response: the API extensions such as sync use)
     MAX_BODY,
     HttpError,
+    HttpListener,
     Request,
     Response,
-    _Handler,
-    _HttpServer,
-    _HttpServer6,
     error_response,
     parse_json,
     protocol_error_response,
@@ -205,7 +203,7 @@ class StandinServer:
         )
         self.streams = streams.StreamManager(stream_expiry)
         self.routes: list[Route] = []
-        self._httpd: _HttpServer | None = None
+        self._httpd: HttpListener | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._install_builtin_routes()
@@ -224,16 +222,13 @@ class StandinServer:
         if self._httpd is not None:
             return self
         try:
-            bind_host = self.host.strip("[]")
-            server_class = _HttpServer6 if ":" in bind_host else _HttpServer
-            httpd = server_class((bind_host, self.requested_port), _Handler)
+            httpd = HttpListener((self.host.strip("[]"), self.requested_port), self)
         except OSError as exc:
             raise OSError(
                 exc.errno,
                 f"traceparity stand-in: cannot listen on {self.host}:{self.requested_port}: "
                 f"{exc.strerror}; pick another --port (0 = any free port)",
             ) from exc
-        httpd.standin = self
         self._httpd = httpd
         self._stopping.clear()
         serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
