@@ -11,6 +11,7 @@ with a 4xx and the stream is dropped), mirroring sqld.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -214,16 +215,37 @@ def _bind_args(stmt: ffi.Statement, spec: StmtSpec) -> None:
             raise stmt_error_from_sqlite(err, preparing=False) from err
 
 
+_CACHED_SQL_MAX = 4096  # longer texts (bulk literals) are classified afresh, never kept
+
+
+@functools.lru_cache(maxsize=2048)
+def _classify_cached(sql: str) -> tuple[str | None, bool, str, tuple[bool, bool]]:
+    return (sqltext.attach_namespace(sql), sqltext.sqld_unsupported(sql), sqltext.main_keyword(sql),
+            sqltext.statement_kind(sql))
+
+
+def classify(sql: str) -> tuple[str | None, bool, str, tuple[bool, bool]] | None:
+    """``(attach namespace, refused by sqld, main keyword, (is_iud, is_insert))``, or None
+    for a long text (classified afresh by each caller, never kept).
+
+    A statement is classified up to three times per request (batch check, describe, run)
+    and clients repeat the same texts, so short texts are remembered: tokenizing was an
+    eighth of an autocommit insert's server time.
+    """
+    return _classify_cached(sql) if len(sql) <= _CACHED_SQL_MAX else None
+
+
 def check_supported(sql: str) -> None:
     """Refuse what sqld's statement analysis refuses (temp tables, VACUUM, most PRAGMA writes)."""
-    namespace = sqltext.attach_namespace(sql)
+    known = classify(sql)
+    namespace = known[0] if known else sqltext.attach_namespace(sql)
     if namespace is not None:  # sqld's permission check fails the whole request (401)
         raise ProtocolError(
             f"Not authorized to execute query: Namespace `{namespace}` doesn't allow attach",
             "NOT_AUTHORIZED",
             401,
         )
-    if sqltext.sqld_unsupported(sql):
+    if known[1] if known else sqltext.sqld_unsupported(sql):
         raise StmtError(
             f"SQL string could not be parsed: unsupported statement: {sql.strip()}", "SQL_PARSE_ERROR"
         )
@@ -334,7 +356,8 @@ def _run_prepared(
         finally:
             if writes:
                 _notify(db, conn)
-        is_iud, is_insert = sqltext.statement_kind(spec.sql)
+        known = classify(spec.sql)
+        is_iud, is_insert = known[3] if known else sqltext.statement_kind(spec.sql)
         affected = conn.changes() if is_iud else 0
         return StmtOutcome(
             cols=cols,
@@ -352,7 +375,10 @@ _TXN_END = {"COMMIT", "END", "RELEASE", "ROLLBACK"}
 
 def _may_write(stmt: ffi.Statement, sql: str) -> bool:
     """Not read-only, or ends a transaction (SQLite calls COMMIT read-only)."""
-    return not stmt.readonly or sqltext.main_keyword(sql) in _TXN_END
+    if stmt.readonly:
+        known = classify(sql)
+        return (known[2] if known else sqltext.main_keyword(sql)) in _TXN_END
+    return True
 
 
 @contextlib.contextmanager

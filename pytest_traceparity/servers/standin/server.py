@@ -21,6 +21,7 @@ with ``register_routes(server)`` is picked up automatically.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import importlib
 import ipaddress
@@ -53,6 +54,7 @@ from .wire import (  # noqa: F401  (HttpError, Response: the API extensions such
 STANDIN_VERSION = "0.1"
 DEFAULT_NAMESPACE = "default"
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DEV_PATH = re.compile(r"/dev/([^/]+)(/.*)")
 
 log = logging.getLogger("pytest_traceparity.standin")
 
@@ -151,6 +153,23 @@ class NamespaceStore:
             return sorted(self._dbs)
 
 
+@functools.lru_cache(maxsize=256)
+def _host_namespace(host: str) -> str:
+    """The namespace a ``Host`` header names: its first label, or ``default`` for an IP
+    literal or a dotless name (remembered: parsing it was a tenth of a request's routing)."""
+    try:
+        hostname = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        raise HttpError(400, f"Invalid host header: `{host[:100]}`", "INVALID_HOST") from None
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(hostname)
+        return DEFAULT_NAMESPACE
+    label, dot, _ = hostname.partition(".")
+    if not dot or not label:
+        return DEFAULT_NAMESPACE
+    return NamespaceStore.check_name(label)
+
+
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``: the only places a test server may listen."""
     if host == "localhost":
@@ -203,6 +222,7 @@ class StandinServer:
         )
         self.streams = streams.StreamManager(stream_expiry)
         self.routes: list[Route] = []
+        self._route_cache: dict[tuple[str, str], tuple[Route | None, re.Match[str] | None, bool, list[str]]] = {}
         self._httpd: HttpListener | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -322,6 +342,7 @@ class StandinServer:
         :class:`Database`), resolved like Hrana requests. Later routes win over earlier.
         """
         self.routes.insert(0, Route(method.upper(), re.compile(pattern), handler, namespaced, auth))
+        self._route_cache.clear()
 
     def _install_builtin_routes(self) -> None:
         add = self.add_route
@@ -398,18 +419,7 @@ class StandinServer:
             return self.namespaces.get(NamespaceStore.check_name(explicit))
         if path_ns is not None:
             return self.namespaces.get(NamespaceStore.check_name(path_ns))
-        host = (headers.get("Host") or "").strip()
-        try:
-            hostname = urlsplit(f"//{host}").hostname or ""
-        except ValueError:
-            raise HttpError(400, f"Invalid host header: `{host[:100]}`", "INVALID_HOST") from None
-        with contextlib.suppress(ValueError):
-            ipaddress.ip_address(hostname)
-            return self.namespaces.get(DEFAULT_NAMESPACE)
-        label, dot, _ = hostname.partition(".")
-        if not dot or not label:
-            return self.namespaces.get(DEFAULT_NAMESPACE)
-        return self.namespaces.get(NamespaceStore.check_name(label))
+        return self.namespaces.get(_host_namespace((headers.get("Host") or "").strip()))
 
     @staticmethod
     def _check_cross_site(method: str, headers: Any) -> None:
@@ -435,21 +445,19 @@ class StandinServer:
             return
         raise HttpError(403, "cross-origin POST refused: send Content-Type: application/json", "FORBIDDEN")
 
-    def dispatch(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
-        self._check_cross_site(method, headers)
-        parts = urlsplit(raw_path)
-        path = parts.path or "/"
-        path_ns: str | None = None
-        dev = re.fullmatch(r"/dev/([^/]+)(/.*)", path)
-        if dev:
-            path_ns, path = unquote(dev.group(1)), dev.group(2)
-        if len(path) > 1:
-            path = path.rstrip("/")
-        method = "GET" if method == "HEAD" else method
+    def _resolve(self, method: str, path: str) -> tuple[Route | None, re.Match[str] | None, bool, list[str]]:
+        """(first route for method+path, its match, is the path public, methods of earlier matches).
+
+        Remembered per (method, path): the route table is scanned with regexes, which cost
+        more than the rest of a small request's routing.
+        """
+        key = (method, path)
+        hit = self._route_cache.get(key)
+        if hit is not None:
+            return hit
         public = any(not r.auth and r.method == method and r.pattern.fullmatch(path) for r in self.routes)
-        if not public:
-            self._check_auth(headers)  # before routing: no 404/405 tells a stranger what exists
         allowed: list[str] = []
+        found: tuple[Route | None, re.Match[str] | None, bool, list[str]] = (None, None, public, allowed)
         for route in self.routes:
             match = route.pattern.fullmatch(path)
             if match is None:
@@ -457,11 +465,32 @@ class StandinServer:
             if route.method != method:
                 allowed.append(route.method)
                 continue
+            found = (route, match, public, allowed)
+            break
+        if len(self._route_cache) >= 512:
+            self._route_cache.clear()
+        self._route_cache[key] = found
+        return found
+
+    def dispatch(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
+        self._check_cross_site(method, headers)
+        parts = urlsplit(raw_path)
+        path = parts.path or "/"
+        path_ns: str | None = None
+        if path.startswith("/dev/"):
+            dev = _DEV_PATH.fullmatch(path)
+            if dev:
+                path_ns, path = unquote(dev.group(1)), dev.group(2)
+        if len(path) > 1:
+            path = path.rstrip("/")
+        method = "GET" if method == "HEAD" else method
+        route, match, public, allowed = self._resolve(method, path)
+        if not public:
+            self._check_auth(headers)  # before routing: no 404/405 tells a stranger what exists
+        if route is not None and match is not None and (route.namespaced or path_ns is None):
             request = Request(method, path, parts.query, headers, body, match, self)
             if route.namespaced:
                 request.namespace = self._namespace_for(headers, path_ns)
-            elif path_ns is not None:
-                break
             return route.handler(request)
         if allowed:
             raise HttpError(405, f"method {method} not allowed on {path}", "METHOD_NOT_ALLOWED")
