@@ -374,11 +374,11 @@ class _Conn:
         return keep
 
     def _answer(self, method: str, target: str, resp: Response, *, close: bool) -> None:
-        with contextlib.suppress(OSError):  # the client went away: nothing to tell it
-            self.sock.sendall(render(resp, head_only=method == "HEAD", close=close))
-        if self.listener.standin.log_requests:
+        if self.listener.standin.log_requests:  # before answering: the client may stop us next
             path = target.split("?", 1)[0].split("#", 1)[0]
             log.info("%s %s", self.peer, _QUERY_RE.sub("", f'"{method} {path}" {resp.status} {len(resp.body)}'))
+        with contextlib.suppress(OSError):  # the client went away: nothing to tell it
+            self.sock.sendall(render(resp, head_only=method == "HEAD", close=close))
 
 
 class HttpListener:
