@@ -1,6 +1,6 @@
 """SQL execution with sqld's semantics, independent of the wire encoding.
 
-:class:`Database` is one namespace: one SQLite file in WAL mode. Every statement any
+:class:`Database` (``database.py``) is one namespace: one SQLite file in WAL mode. Every statement any
 stream runs goes through :func:`run_statement`, and every statement that may have
 written ends in :meth:`Database.after_write` — the single place a sync layer hooks into
 (see ``servers/standin/sync.py``). Errors are raised as :class:`StmtError` (reported in
@@ -12,28 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import ffi, sqltext
-from .txn import DEFAULT_TXN_TIMEOUT, TxnArbiter
-
-DEFAULT_MAX_RESPONSE_SIZE = 10_000_000  # sqld's --max-response-size default, "10MB"
-
-
-class ProtocolError(Exception):
-    """The client broke the protocol: answer 4xx with an Error body, drop the stream."""
-
-    def __init__(self, message: str, code: str = "PROTOCOL_ERROR", status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
+from .database import DEFAULT_MAX_RESPONSE_SIZE, Database, ProtocolError  # noqa: F401  (re-exported)
 
 
 class StmtError(Exception):
@@ -79,92 +65,6 @@ class StmtOutcome:
     rows_read: int
     rows_written: int
     query_duration_ms: float
-
-
-class Database:
-    """One namespace: a SQLite file in WAL mode plus the hooks a sync layer needs.
-
-    Subclass it (and pass ``database_class=`` to the server) to observe writes:
-    :meth:`after_write` runs after every statement that was not read-only, holding
-    :attr:`lock`; :attr:`path` is the database file.
-    """
-
-    busy_timeout_ms = 5000
-    max_response_size = DEFAULT_MAX_RESPONSE_SIZE  # per execute/batch response (RESPONSE_TOO_LARGE)
-
-    def __init__(
-        self, name: str, path: Path, *, wal_autocheckpoint: int = 0, txn_timeout: float = DEFAULT_TXN_TIMEOUT
-    ) -> None:
-        self.name = name
-        self.txn = TxnArbiter(txn_timeout)
-        self.path = Path(path)
-        self.wal_autocheckpoint = wal_autocheckpoint
-        self.lock = threading.RLock()
-        self.write_listeners: list[Callable[[Database, ffi.Connection], None]] = []
-        self.deleted = False
-        # Serializes "is it deleted?" + open against mark_deleted(), so a request racing
-        # a namespace delete can never re-create the database file after it is removed.
-        self._life = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self.connect()
-        try:
-            conn.execute_simple("PRAGMA journal_mode=WAL")
-        finally:
-            conn.close()
-
-    def connect(self) -> ffi.Connection:
-        """A new connection for a stream (or for housekeeping)."""
-        with self._life:
-            if self.deleted:
-                raise self.gone()
-            conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
-        try:
-            self.txn.install(conn)
-            conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
-            # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
-            conn.execute_simple("PRAGMA foreign_keys=ON")
-            # sqld's default durability mode "relaxed" (libsql-server/src/connection/config.rs,
-            # set in connection_core.rs): in WAL mode a commit does not wait for fsync.
-            conn.execute_simple("PRAGMA synchronous=NORMAL")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def gone(self) -> ProtocolError:
-        """The error a request on this namespace gets once it is deleted."""
-        return ProtocolError(f"Namespace `{self.name}` doesn't exist", "NAMESPACE_DOESNT_EXIST", 404)
-
-    def mark_deleted(self) -> None:
-        """From now on no connection to this namespace can be opened."""
-        with self._life:
-            self.deleted = True
-
-    def after_write(self, conn: ffi.Connection) -> None:
-        """Called under :attr:`lock` after each statement that may have written or committed.
-
-        ``conn.autocommit`` tells whether the change is committed yet.
-        """
-        for listener in list(self.write_listeners):
-            listener(self, conn)
-
-    def checkpoint(self, mode: str = "TRUNCATE") -> list[list[Any]]:
-        if mode.upper() not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
-            raise ValueError(f"unknown checkpoint mode {mode!r}")
-        with self.lock:
-            conn = self.connect()
-            try:
-                return conn.execute_simple(f"PRAGMA wal_checkpoint({mode.upper()})")
-            finally:
-                conn.close()
-
-    def destroy(self) -> None:
-        """Remove the files; streams must already be closed."""
-        self.mark_deleted()
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            target = Path(str(self.path) + suffix)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
 
 
 def _bind_args(stmt: ffi.Statement, spec: StmtSpec) -> None:

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import ffi, hrana, streams
-from .engine import Database
+from .database import Database, background
 from .txn import DEFAULT_TXN_TIMEOUT
 from .wire import (  # noqa: F401  (HttpError, Response: the API extensions such as sync use)
     MAX_BODY,
@@ -147,6 +147,14 @@ class NamespaceStore:
         if db is None:
             raise HttpError(404, f"Namespace `{name}` doesn't exist", "NAMESPACE_DOESNT_EXIST")
         return db
+
+    def close_ready(self) -> None:
+        """Close every namespace's connections opened ahead, and wait for background closes."""
+        with self._lock:
+            dbs = list(self._dbs.values())
+        for db in dbs:
+            db.close_ready()
+        background.flush()
 
     def names(self) -> list[str]:
         with self._lock:
@@ -269,6 +277,7 @@ class StandinServer:
             thread.join(timeout=5)
         self._threads = []
         self.streams.close_for(None, wait=5.0)
+        self.namespaces.close_ready()
         if self._own_dir:
             shutil.rmtree(self.db_dir, ignore_errors=True)
 

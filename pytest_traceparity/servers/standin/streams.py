@@ -83,7 +83,7 @@ class Stream:
         conn, self.conn = self.conn, None
         if conn is not None:
             self.db.txn.forget(conn)  # a writer waiting for this stream's lock may go on
-            conn.close()
+            self.db.release_connection(conn)
 
 
 class StreamManager:
@@ -120,7 +120,7 @@ class StreamManager:
 
     def acquire(self, baton: str | None, db: Database) -> Stream:
         if baton is None:
-            conn = db.connect()
+            conn = db.stream_connection()
             with self._lock:
                 if db.deleted:  # deleted between connect() and here: close_for has run
                     conn.close()
