@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import random
 import struct
 import threading
 import time
@@ -96,6 +97,10 @@ class StreamManager:
     def __init__(self, expiry: float = DEFAULT_STREAM_EXPIRY) -> None:
         self.expiry = expiry
         self._key = os.urandom(32)
+        # Stream ids and baton sequence numbers only need to be unlikely to repeat: batons
+        # are HMAC-signed with the key above. os.urandom cost ~60 us a call here (two per
+        # new stream), a seeded PRNG a fraction of a microsecond.
+        self._ids = random.Random(os.urandom(32))
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._streams: dict[int, Stream] = {}
@@ -125,10 +130,10 @@ class StreamManager:
                 if db.deleted:  # deleted between connect() and here: close_for has run
                     conn.close()
                     raise db.gone()
-                stream_id = int.from_bytes(os.urandom(8), "big")
+                stream_id = self._ids.getrandbits(64)
                 while stream_id in self._streams or stream_id in self._expired:
-                    stream_id = int.from_bytes(os.urandom(8), "big")
-                stream = Stream(stream_id, int.from_bytes(os.urandom(8), "big"), db, conn)
+                    stream_id = self._ids.getrandbits(64)
+                stream = Stream(stream_id, self._ids.getrandbits(64), db, conn)
                 self._streams[stream_id] = stream
             return stream
         stream_id, seq = self._decode(baton)
