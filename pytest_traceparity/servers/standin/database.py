@@ -118,8 +118,23 @@ class Database:
             conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
             # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
             conn.execute_simple("PRAGMA foreign_keys=ON")
-            # sqld's default durability mode "relaxed" (libsql-server/src/connection/config.rs,
-            # set in connection_core.rs): in WAL mode a commit does not wait for fsync.
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _activate(conn: ffi.Connection) -> ffi.Connection:
+        """What sqld does last when it opens a stream's connection, run when the stream starts.
+
+        ``PRAGMA synchronous`` is sqld's default durability mode "relaxed" (NORMAL; set per
+        connection in libsql-server/src/connection/connection_core.rs): in WAL mode a
+        commit does not wait for fsync. It also reads the schema, which SQLite then does
+        not re-read for every statement (REINDEX, PRAGMA foreign_key_check resolve names
+        against it): so it must not run on a connection opened ahead, whose schema would
+        be that of when it was opened.
+        """
+        try:
             conn.execute_simple("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()
@@ -131,8 +146,9 @@ class Database:
 
         Opening one (and its PRAGMAs) was a fifth of an autocommit statement's time, so a
         few are opened ahead, off the request path (:data:`READY_CONNECTIONS`). A ready
-        connection has run nothing but those PRAGMAs: ``changes()``, ``last_insert_rowid()``
-        and every per-connection setting are exactly those of a connection opened now.
+        connection has run nothing but PRAGMAs that do not read the schema: ``changes()``,
+        ``last_insert_rowid()``, its schema and every per-connection setting are exactly
+        those of a connection opened now.
         """
         conn = None
         with self._pool_lock:
@@ -142,7 +158,7 @@ class Database:
             self._refilling = self._refilling or refill
         if refill:
             background.submit(self._refill)
-        return conn if conn is not None else self.connect()
+        return self._activate(conn if conn is not None else self.connect())
 
     def _refill(self) -> None:
         try:
