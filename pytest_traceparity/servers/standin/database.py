@@ -1,8 +1,8 @@
 """A namespace's database: its file, its connections, and the hooks a sync layer needs.
 
 Streams get fresh connections (sqld opens one per Hrana stream); a few are opened ahead
-by one background thread, which also closes idle streams' connections, so neither is on
-a request's path.
+and idle streams' connections are closed after the answer is sent (or by one background
+thread), so neither is on a request's path.
 """
 
 from __future__ import annotations
@@ -60,6 +60,32 @@ class _Background:
 
 
 background = _Background()
+_local = threading.local()
+
+
+def begin_deferring() -> None:
+    """This thread answers requests: jobs deferred while it handles one run after its answer
+    is sent (:func:`run_deferred`), in the pause while the client reads it, with no handoff
+    to another thread. Threads that never call this hand their jobs to ``background``."""
+    _local.jobs = []
+
+
+def defer(job: Callable[[], object]) -> None:
+    jobs: list[Callable[[], object]] | None = getattr(_local, "jobs", None)
+    if jobs is None:
+        background.submit(job)
+    else:
+        jobs.append(job)
+
+
+def run_deferred() -> None:
+    jobs: list[Callable[[], object]] | None = getattr(_local, "jobs", None)
+    while jobs:
+        job = jobs.pop(0)
+        try:
+            job()
+        except Exception:  # the answer is sent already; keep serving
+            log.exception("stand-in: deferred connection job failed")
 
 
 class ProtocolError(Exception):
@@ -100,6 +126,8 @@ class Database:
         self._pool_lock = threading.Lock()
         self._ready: list[ffi.Connection] = []
         self._refilling = False
+        self._closing = 0  # stream connections handed over to be closed, not closed yet
+        self._closed_all = threading.Condition(self._pool_lock)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
         try:
@@ -157,7 +185,7 @@ class Database:
             refill = not self._refilling and self.ready_connections > 0
             self._refilling = self._refilling or refill
         if refill:
-            background.submit(self._refill)
+            defer(self._refill)
         return self._activate(conn if conn is not None else self.connect())
 
     def _refill(self) -> None:
@@ -185,7 +213,9 @@ class Database:
         """Close a stream's connection; an idle one (no transaction) is closed in the
         background: closing is work the client need not wait for."""
         if not conn.closed and not self.deleted and conn.autocommit and conn.txn_state() == 0:
-            background.submit(lambda: self._close_idle(conn))
+            with self._pool_lock:
+                self._closing += 1
+            defer(lambda: self._close_idle(conn))
         else:
             conn.close()
 
@@ -201,6 +231,9 @@ class Database:
                             conn.execute_simple("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             conn.close()
+            with self._pool_lock:
+                self._closing -= 1
+                self._closed_all.notify_all()
 
     def close_ready(self) -> None:
         """Close the connections opened ahead (namespace deleted, server stopping)."""
@@ -240,9 +273,10 @@ class Database:
     def destroy(self) -> None:
         """Remove the files; streams must already be closed."""
         self.mark_deleted()
-        # a connection still closing in the background would, as the last one, remove the
-        # WAL by name: that of a namespace re-created under the same name a moment later
-        background.flush()
+        # a connection still waiting to be closed would, as the last one, remove the WAL by
+        # name when it closes: that of a namespace re-created under the same name meanwhile
+        with self._pool_lock:
+            self._closed_all.wait_for(lambda: self._closing == 0, timeout=10)
         for suffix in ("", "-wal", "-shm", "-journal"):
             target = Path(str(self.path) + suffix)
             with contextlib.suppress(FileNotFoundError):

@@ -20,7 +20,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .engine import Database, ProtocolError
+from .database import Database, ProtocolError, begin_deferring, run_deferred
 
 if TYPE_CHECKING:
     from .server import StandinServer
@@ -332,14 +332,16 @@ class _Conn:
         return body
 
     def serve(self) -> None:
+        begin_deferring()
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock.settimeout(IDLE_TIMEOUT)
             while not self.listener.closing and self._one():
-                pass
+                run_deferred()
         except OSError:
             pass
         finally:
+            run_deferred()
             self.listener.forget(self)
             with contextlib.suppress(OSError):
                 self.sock.close()
