@@ -163,8 +163,7 @@ class NamespaceStore:
 
 @functools.lru_cache(maxsize=256)
 def _host_namespace(host: str) -> str:
-    """The namespace a ``Host`` header names: its first label, or ``default`` for an IP
-    literal or a dotless name (remembered: parsing it was a tenth of a request's routing)."""
+    """A ``Host`` header's namespace: first label; ``default`` for an IP or a dotless name."""
     try:
         hostname = urlsplit(f"//{host}").hostname or ""
     except ValueError:
@@ -455,11 +454,8 @@ class StandinServer:
         raise HttpError(403, "cross-origin POST refused: send Content-Type: application/json", "FORBIDDEN")
 
     def _resolve(self, method: str, path: str) -> tuple[Route | None, re.Match[str] | None, bool, list[str]]:
-        """(first route for method+path, its match, is the path public, methods of earlier matches).
-
-        Remembered per (method, path): the route table is scanned with regexes, which cost
-        more than the rest of a small request's routing.
-        """
+        """(first route, its match, is the path public, methods of earlier matches), remembered
+        per (method, path): scanning the route regexes cost more than the rest of routing."""
         key = (method, path)
         hit = self._route_cache.get(key)
         if hit is not None:
@@ -469,13 +465,11 @@ class StandinServer:
         found: tuple[Route | None, re.Match[str] | None, bool, list[str]] = (None, None, public, allowed)
         for route in self.routes:
             match = route.pattern.fullmatch(path)
-            if match is None:
-                continue
-            if route.method != method:
+            if match is not None and route.method != method:
                 allowed.append(route.method)
-                continue
-            found = (route, match, public, allowed)
-            break
+            elif match is not None:
+                found = (route, match, public, allowed)
+                break
         if len(self._route_cache) >= 512:
             self._route_cache.clear()
         self._route_cache[key] = found
@@ -486,10 +480,9 @@ class StandinServer:
         parts = urlsplit(raw_path)
         path = parts.path or "/"
         path_ns: str | None = None
-        if path.startswith("/dev/"):
-            dev = _DEV_PATH.fullmatch(path)
-            if dev:
-                path_ns, path = unquote(dev.group(1)), dev.group(2)
+        dev = _DEV_PATH.fullmatch(path) if path.startswith("/dev/") else None
+        if dev:
+            path_ns, path = unquote(dev.group(1)), dev.group(2)
         if len(path) > 1:
             path = path.rstrip("/")
         method = "GET" if method == "HEAD" else method
