@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--only", default="replay,standin,rss,parity,minimize")
+    parser.add_argument("--hrana-test-server", metavar="PATH",
+                        help="a checkout of Turso's hrana-test-server to run side by side with the stand-in "
+                        "(env TRACEPARITY_HRANA_TEST_SERVER); not on PyPI/npm, never part of this repository")
+    parser.add_argument("--hrana-python", metavar="PY",
+                        help="the Python that runs it, with aiohttp and protobuf (env TRACEPARITY_HRANA_PYTHON)")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     started = time.perf_counter()
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if "standin" in only:
         from .standin import measure
 
-        figures += measure(2 if args.quick else 4, 200 if args.quick else 500)
+        figures += measure(3 if args.quick else 5, 200 if args.quick else 500, args.hrana_test_server,
+                           args.hrana_python)
     if "rss" in only:
         figures += rss_figures(10_000, 100_000, 1 if args.quick else 2)
     if not args.quick and "parity" in only:

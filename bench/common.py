@@ -27,7 +27,8 @@ class Figure:
         lo, hi = (min(self.samples), max(self.samples)) if self.samples else (self.value, self.value)
         fmt = "{:.2f}" if self.unit == "x" else "{:,.0f}" if self.value >= 100 else "{:.2f}"
         spread = f"[{fmt.format(lo)}-{fmt.format(hi)}, n={len(self.samples)}]"
-        goal = f"  goal {self.target}: {'met' if self.met else 'MISSED'}" if self.target else ""
+        verdict = "n/a" if self.met is None else "met" if self.met else "MISSED"
+        goal = f"  goal {self.target}: {verdict}" if self.target else ""
         value = f"{fmt.format(self.value)}x" if self.unit == "x" else f"{fmt.format(self.value)} {self.unit}"
         return f"{self.name} {value} {spread}{goal}"
 

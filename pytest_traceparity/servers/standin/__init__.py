@@ -6,7 +6,7 @@ result it produced is never mistaken for real sqld.
 
 from __future__ import annotations
 
-from .engine import Database
+from .database import Database
 from .server import STANDIN_VERSION, StandinServer, version_string
 from .wire import Request, Response
 

@@ -1,6 +1,6 @@
 """SQL execution with sqld's semantics, independent of the wire encoding.
 
-:class:`Database` is one namespace: one SQLite file in WAL mode. Every statement any
+:class:`Database` (``database.py``) is one namespace: one SQLite file in WAL mode. Every statement any
 stream runs goes through :func:`run_statement`, and every statement that may have
 written ends in :meth:`Database.after_write` — the single place a sync layer hooks into
 (see ``servers/standin/sync.py``). Errors are raised as :class:`StmtError` (reported in
@@ -11,28 +11,15 @@ with a 4xx and the stream is dropped), mirroring sqld.
 from __future__ import annotations
 
 import contextlib
-import os
+import functools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import ffi, sqltext
-from .txn import DEFAULT_TXN_TIMEOUT, TxnArbiter
-
-DEFAULT_MAX_RESPONSE_SIZE = 10_000_000  # sqld's --max-response-size default, "10MB"
-
-
-class ProtocolError(Exception):
-    """The client broke the protocol: answer 4xx with an Error body, drop the stream."""
-
-    def __init__(self, message: str, code: str = "PROTOCOL_ERROR", status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
+from .database import Database, ProtocolError
 
 
 class StmtError(Exception):
@@ -78,89 +65,6 @@ class StmtOutcome:
     rows_read: int
     rows_written: int
     query_duration_ms: float
-
-
-class Database:
-    """One namespace: a SQLite file in WAL mode plus the hooks a sync layer needs.
-
-    Subclass it (and pass ``database_class=`` to the server) to observe writes:
-    :meth:`after_write` runs after every statement that was not read-only, holding
-    :attr:`lock`; :attr:`path` is the database file.
-    """
-
-    busy_timeout_ms = 5000
-    max_response_size = DEFAULT_MAX_RESPONSE_SIZE  # per execute/batch response (RESPONSE_TOO_LARGE)
-
-    def __init__(
-        self, name: str, path: Path, *, wal_autocheckpoint: int = 0, txn_timeout: float = DEFAULT_TXN_TIMEOUT
-    ) -> None:
-        self.name = name
-        self.txn = TxnArbiter(txn_timeout)
-        self.path = Path(path)
-        self.wal_autocheckpoint = wal_autocheckpoint
-        self.lock = threading.RLock()
-        self.write_listeners: list[Callable[[Database, ffi.Connection], None]] = []
-        self.deleted = False
-        # Serializes "is it deleted?" + open against mark_deleted(), so a request racing
-        # a namespace delete can never re-create the database file after it is removed.
-        self._life = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self.connect()
-        try:
-            conn.execute_simple("PRAGMA journal_mode=WAL")
-        finally:
-            conn.close()
-
-    def connect(self) -> ffi.Connection:
-        """A new connection for a stream (or for housekeeping)."""
-        with self._life:
-            if self.deleted:
-                raise self.gone()
-            conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
-        try:
-            self.txn.install(conn)
-            conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
-            # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
-            conn.execute_simple("PRAGMA foreign_keys=ON")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def gone(self) -> ProtocolError:
-        """The error a request on this namespace gets once it is deleted."""
-        return ProtocolError(f"Namespace `{self.name}` doesn't exist", "NAMESPACE_DOESNT_EXIST", 404)
-
-    def mark_deleted(self) -> None:
-        """From now on no connection to this namespace can be opened."""
-        with self._life:
-            self.deleted = True
-
-    def after_write(self, conn: ffi.Connection) -> None:
-        """Called under :attr:`lock` after each statement that may have written or committed.
-
-        ``conn.autocommit`` tells whether the change is committed yet.
-        """
-        for listener in list(self.write_listeners):
-            listener(self, conn)
-
-    def checkpoint(self, mode: str = "TRUNCATE") -> list[list[Any]]:
-        if mode.upper() not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
-            raise ValueError(f"unknown checkpoint mode {mode!r}")
-        with self.lock:
-            conn = self.connect()
-            try:
-                return conn.execute_simple(f"PRAGMA wal_checkpoint({mode.upper()})")
-            finally:
-                conn.close()
-
-    def destroy(self) -> None:
-        """Remove the files; streams must already be closed."""
-        self.mark_deleted()
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            target = Path(str(self.path) + suffix)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(target)
 
 
 def _bind_args(stmt: ffi.Statement, spec: StmtSpec) -> None:
@@ -211,16 +115,37 @@ def _bind_args(stmt: ffi.Statement, spec: StmtSpec) -> None:
             raise stmt_error_from_sqlite(err, preparing=False) from err
 
 
+_CACHED_SQL_MAX = 4096  # longer texts (bulk literals) are classified afresh, never kept
+
+
+@functools.lru_cache(maxsize=2048)
+def _classify_cached(sql: str) -> tuple[str | None, bool, str, tuple[bool, bool]]:
+    return (sqltext.attach_namespace(sql), sqltext.sqld_unsupported(sql), sqltext.main_keyword(sql),
+            sqltext.statement_kind(sql))
+
+
+def classify(sql: str) -> tuple[str | None, bool, str, tuple[bool, bool]] | None:
+    """``(attach namespace, refused by sqld, main keyword, (is_iud, is_insert))``, or None
+    for a long text (classified afresh by each caller, never kept).
+
+    A statement is classified up to three times per request (batch check, describe, run)
+    and clients repeat the same texts, so short texts are remembered: tokenizing was an
+    eighth of an autocommit insert's server time.
+    """
+    return _classify_cached(sql) if len(sql) <= _CACHED_SQL_MAX else None
+
+
 def check_supported(sql: str) -> None:
     """Refuse what sqld's statement analysis refuses (temp tables, VACUUM, most PRAGMA writes)."""
-    namespace = sqltext.attach_namespace(sql)
+    known = classify(sql)
+    namespace = known[0] if known else sqltext.attach_namespace(sql)
     if namespace is not None:  # sqld's permission check fails the whole request (401)
         raise ProtocolError(
             f"Not authorized to execute query: Namespace `{namespace}` doesn't allow attach",
             "NOT_AUTHORIZED",
             401,
         )
-    if sqltext.sqld_unsupported(sql):
+    if known[1] if known else sqltext.sqld_unsupported(sql):
         raise StmtError(
             f"SQL string could not be parsed: unsupported statement: {sql.strip()}", "SQL_PARSE_ERROR"
         )
@@ -331,7 +256,8 @@ def _run_prepared(
         finally:
             if writes:
                 _notify(db, conn)
-        is_iud, is_insert = sqltext.statement_kind(spec.sql)
+        known = classify(spec.sql)
+        is_iud, is_insert = known[3] if known else sqltext.statement_kind(spec.sql)
         affected = conn.changes() if is_iud else 0
         return StmtOutcome(
             cols=cols,
@@ -349,7 +275,10 @@ _TXN_END = {"COMMIT", "END", "RELEASE", "ROLLBACK"}
 
 def _may_write(stmt: ffi.Statement, sql: str) -> bool:
     """Not read-only, or ends a transaction (SQLite calls COMMIT read-only)."""
-    return not stmt.readonly or sqltext.main_keyword(sql) in _TXN_END
+    if stmt.readonly:
+        known = classify(sql)
+        return (known[2] if known else sqltext.main_keyword(sql)) in _TXN_END
+    return True
 
 
 @contextlib.contextmanager

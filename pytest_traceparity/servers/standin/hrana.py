@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ffi
+from .database import Database, ProtocolError
 from .engine import (
     Cond,
-    Database,
     Program,
-    ProtocolError,
     StmtError,
     StmtOutcome,
     StmtSpec,

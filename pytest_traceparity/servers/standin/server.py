@@ -21,6 +21,7 @@ registered from :mod:`.sync_routes` unless ``load_sync=False``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import ipaddress
 import json
@@ -36,16 +37,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import ffi, hrana, streams, sync_routes
-from .engine import Database
+from .database import Database, background
 from .txn import DEFAULT_TXN_TIMEOUT
 from .wire import (  # noqa: F401  (HttpError, Response: the API extensions such as sync use)
     MAX_BODY,
     HttpError,
+    HttpListener,
     Request,
     Response,
-    _Handler,
-    _HttpServer,
-    _HttpServer6,
     error_response,
     parse_json,
     protocol_error_response,
@@ -54,6 +53,7 @@ from .wire import (  # noqa: F401  (HttpError, Response: the API extensions such
 STANDIN_VERSION = "0.1"
 DEFAULT_NAMESPACE = "default"
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DEV_PATH = re.compile(r"/dev/([^/]+)(/.*)")
 
 log = logging.getLogger("pytest_traceparity.standin")
 
@@ -147,9 +147,33 @@ class NamespaceStore:
             raise HttpError(404, f"Namespace `{name}` doesn't exist", "NAMESPACE_DOESNT_EXIST")
         return db
 
+    def close_ready(self) -> None:
+        """Close every namespace's connections opened ahead, and wait for background closes."""
+        with self._lock:
+            dbs = list(self._dbs.values())
+        for db in dbs:
+            db.close_ready()
+        background.flush()
+
     def names(self) -> list[str]:
         with self._lock:
             return sorted(self._dbs)
+
+
+@functools.lru_cache(maxsize=256)
+def _host_namespace(host: str) -> str:
+    """A ``Host`` header's namespace: first label; ``default`` for an IP or a dotless name."""
+    try:
+        hostname = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        raise HttpError(400, f"Invalid host header: `{host[:100]}`", "INVALID_HOST") from None
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(hostname)
+        return DEFAULT_NAMESPACE
+    label, dot, _ = hostname.partition(".")
+    if not dot or not label:
+        return DEFAULT_NAMESPACE
+    return NamespaceStore.check_name(label)
 
 
 def is_loopback(host: str) -> bool:
@@ -204,7 +228,8 @@ class StandinServer:
         )
         self.streams = streams.StreamManager(stream_expiry)
         self.routes: list[Route] = []
-        self._httpd: _HttpServer | None = None
+        self._route_cache: dict[tuple[str, str], tuple[Route | None, re.Match[str] | None, bool, list[str]]] = {}
+        self._httpd: HttpListener | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._install_builtin_routes()
@@ -223,16 +248,13 @@ class StandinServer:
         if self._httpd is not None:
             return self
         try:
-            bind_host = self.host.strip("[]")
-            server_class = _HttpServer6 if ":" in bind_host else _HttpServer
-            httpd = server_class((bind_host, self.requested_port), _Handler)
+            httpd = HttpListener((self.host.strip("[]"), self.requested_port), self)
         except OSError as exc:
             raise OSError(
                 exc.errno,
                 f"traceparity stand-in: cannot listen on {self.host}:{self.requested_port}: "
                 f"{exc.strerror}; pick another --port (0 = any free port)",
             ) from exc
-        httpd.standin = self
         self._httpd = httpd
         self._stopping.clear()
         serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
@@ -253,6 +275,7 @@ class StandinServer:
             thread.join(timeout=5)
         self._threads = []
         self.streams.close_for(None, wait=5.0)
+        self.namespaces.close_ready()
         if self._own_dir:
             shutil.rmtree(self.db_dir, ignore_errors=True)
 
@@ -326,6 +349,7 @@ class StandinServer:
         :class:`Database`), resolved like Hrana requests. Later routes win over earlier.
         """
         self.routes.insert(0, Route(method.upper(), re.compile(pattern), handler, namespaced, auth))
+        self._route_cache.clear()
 
     def _install_builtin_routes(self) -> None:
         add = self.add_route
@@ -390,18 +414,7 @@ class StandinServer:
             return self.namespaces.get(NamespaceStore.check_name(explicit))
         if path_ns is not None:
             return self.namespaces.get(NamespaceStore.check_name(path_ns))
-        host = (headers.get("Host") or "").strip()
-        try:
-            hostname = urlsplit(f"//{host}").hostname or ""
-        except ValueError:
-            raise HttpError(400, f"Invalid host header: `{host[:100]}`", "INVALID_HOST") from None
-        with contextlib.suppress(ValueError):
-            ipaddress.ip_address(hostname)
-            return self.namespaces.get(DEFAULT_NAMESPACE)
-        label, dot, _ = hostname.partition(".")
-        if not dot or not label:
-            return self.namespaces.get(DEFAULT_NAMESPACE)
-        return self.namespaces.get(NamespaceStore.check_name(label))
+        return self.namespaces.get(_host_namespace((headers.get("Host") or "").strip()))
 
     @staticmethod
     def _check_cross_site(method: str, headers: Any) -> None:
@@ -427,33 +440,46 @@ class StandinServer:
             return
         raise HttpError(403, "cross-origin POST refused: send Content-Type: application/json", "FORBIDDEN")
 
+    def _resolve(self, method: str, path: str) -> tuple[Route | None, re.Match[str] | None, bool, list[str]]:
+        """(first route, its match, is the path public, methods of earlier matches), remembered
+        per (method, path): scanning the route regexes cost more than the rest of routing."""
+        key = (method, path)
+        hit = self._route_cache.get(key)
+        if hit is not None:
+            return hit
+        public = any(not r.auth and r.method == method and r.pattern.fullmatch(path) for r in self.routes)
+        allowed: list[str] = []
+        found: tuple[Route | None, re.Match[str] | None, bool, list[str]] = (None, None, public, allowed)
+        for route in self.routes:
+            match = route.pattern.fullmatch(path)
+            if match is not None and route.method != method:
+                allowed.append(route.method)
+            elif match is not None:
+                found = (route, match, public, allowed)
+                break
+        if len(self._route_cache) >= 512:
+            self._route_cache.clear()
+        self._route_cache[key] = found
+        return found
+
     def dispatch(self, method: str, raw_path: str, headers: Any, body: bytes) -> Response:
         self._check_cross_site(method, headers)
         parts = urlsplit(raw_path)
         path = parts.path or "/"
         path_ns: str | None = None
-        dev = re.fullmatch(r"/dev/([^/]+)(/.*)", path)
+        dev = _DEV_PATH.fullmatch(path) if path.startswith("/dev/") else None
         if dev:
             path_ns, path = unquote(dev.group(1)), dev.group(2)
         if len(path) > 1:
             path = path.rstrip("/")
         method = "GET" if method == "HEAD" else method
-        public = any(not r.auth and r.method == method and r.pattern.fullmatch(path) for r in self.routes)
+        route, match, public, allowed = self._resolve(method, path)
         if not public:
             self._check_auth(headers)  # before routing: no 404/405 tells a stranger what exists
-        allowed: list[str] = []
-        for route in self.routes:
-            match = route.pattern.fullmatch(path)
-            if match is None:
-                continue
-            if route.method != method:
-                allowed.append(route.method)
-                continue
+        if route is not None and match is not None and (route.namespaced or path_ns is None):
             request = Request(method, path, parts.query, headers, body, match, self)
             if route.namespaced:
                 request.namespace = self._namespace_for(headers, path_ns)
-            elif path_ns is not None:
-                break
             return route.handler(request)
         if allowed:
             raise HttpError(405, f"method {method} not allowed on {path}", "METHOD_NOT_ALLOWED")

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import os
+import random
 import struct
 import threading
 import time
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from . import ffi
-from .engine import Database, ProtocolError
+from .database import Database, ProtocolError
 
 DEFAULT_STREAM_EXPIRY = 10.0
 CLEANUP_AFTER = 300.0
@@ -83,7 +84,7 @@ class Stream:
         conn, self.conn = self.conn, None
         if conn is not None:
             self.db.txn.forget(conn)  # a writer waiting for this stream's lock may go on
-            conn.close()
+            self.db.release_connection(conn)
 
 
 class StreamManager:
@@ -97,6 +98,10 @@ class StreamManager:
         self.expiry = expiry
         self.clock = clock  # when streams expire (injectable: tests move time instead of sleeping)
         self._key = os.urandom(32)
+        # Stream ids and baton sequence numbers only need to be unlikely to repeat: batons
+        # are HMAC-signed with the key above. os.urandom cost ~60 us a call here (two per
+        # new stream), a seeded PRNG a fraction of a microsecond.
+        self._ids = random.Random(os.urandom(32))
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._streams: dict[int, Stream] = {}
@@ -121,15 +126,15 @@ class StreamManager:
 
     def acquire(self, baton: str | None, db: Database) -> Stream:
         if baton is None:
-            conn = db.connect()
+            conn = db.stream_connection()
             with self._lock:
                 if db.deleted:  # deleted between connect() and here: close_for has run
                     conn.close()
                     raise db.gone()
-                stream_id = int.from_bytes(os.urandom(8), "big")
+                stream_id = self._ids.getrandbits(64)
                 while stream_id in self._streams or stream_id in self._expired:
-                    stream_id = int.from_bytes(os.urandom(8), "big")
-                stream = Stream(stream_id, int.from_bytes(os.urandom(8), "big"), db, conn)
+                    stream_id = self._ids.getrandbits(64)
+                stream = Stream(stream_id, self._ids.getrandbits(64), db, conn)
                 self._streams[stream_id] = stream
             return stream
         stream_id, seq = self._decode(baton)
