@@ -286,3 +286,61 @@ def test_a_server_started_on_a_short_lived_thread_outlives_that_thread(tmp_path:
             assert response.status == 200
     finally:
         launcher.terminate(proc)
+
+
+TRAMPOLINES = ["setpriv", "python"]
+
+
+def _trampoline(kind: str) -> str:
+    from pytest_traceparity.servers.launcher.process import _setpriv_with_pdeathsig
+
+    if kind == "python":
+        return ""  # die_with_parent falls back to the Python trampoline
+    path = _setpriv_with_pdeathsig()
+    if not path:
+        pytest.skip("util-linux setpriv with --pdeathsig is not installed here; the Python trampoline is tested")
+    return path
+
+
+@pytest.mark.parametrize("kind", TRAMPOLINES)
+def test_trampoline_child_dies_with_its_parent(kind: str, tmp_path: Path) -> None:
+    """Both ways of setting the parent-death signal without preexec_fn kill the server with us."""
+    setpriv = _trampoline(kind)
+    child = textwrap.dedent(
+        f"""
+        import subprocess, time
+        from pytest_traceparity.servers.launcher.process import die_with_parent
+        proc = subprocess.Popen(die_with_parent(["sleep", "60"], setpriv={setpriv!r}), start_new_session=True)
+        print(proc.pid, flush=True)
+        time.sleep(120)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        server_pid = int(parent.stdout.readline())
+        deadline = time.monotonic() + 10
+        cmdline = Path(f"/proc/{server_pid}/cmdline")
+        while time.monotonic() < deadline and cmdline.read_bytes().split(b"\0")[0] != b"sleep":
+            time.sleep(0.01)  # until the trampoline has exec'd the server
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        assert wait_gone(server_pid), f"{kind}: server pid {server_pid} outlived its killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+@pytest.mark.parametrize("kind", TRAMPOLINES)
+def test_trampoline_refuses_to_start_for_a_parent_already_gone(kind: str, tmp_path: Path) -> None:
+    """Run from another process than the one that built it (as if our process had died before the
+    signal was set), the trampoline exits 1 and never starts the server."""
+    from pytest_traceparity.servers.launcher.process import die_with_parent
+
+    marker = tmp_path / "started"
+    command = die_with_parent(["touch", str(marker)], setpriv=_trampoline(kind))
+    done = subprocess.run([sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
+                           *command], timeout=30, check=False)
+    assert done.returncode == 1
+    assert not marker.exists()
