@@ -28,8 +28,10 @@ def replay_figures(steps: int, rounds_libsql: int, rounds_sa: int) -> list[Figur
         sa = interleaved({"raw": ws.raw("sqlalchemy-sqlite"), "replay": ws.replay("sqlalchemy-sqlite")}, rounds_sa)
     finally:
         ws.close()
-    return [ratio_figure(f"libsql-local replay overhead ({steps} steps)", lib["replay"], lib["raw"], 2.0),
-            ratio_figure(f"sqlalchemy-sqlite replay overhead ({steps} steps)", sa["replay"], sa["raw"], 1.2)]
+    return [
+        ratio_figure(f"libsql-local replay overhead ({steps} steps)", lib["replay"], lib["raw"], 2.0),
+        ratio_figure(f"sqlalchemy-sqlite replay overhead ({steps} steps)", sa["replay"], sa["raw"], 1.2),
+    ]
 
 
 def rss_figures(small: int, large: int, rounds: int) -> list[Figure]:
@@ -40,18 +42,31 @@ def rss_figures(small: int, large: int, rounds: int) -> list[Figure]:
         pairs.append((peak_rss(small)["peak_rss_kib"], peak_rss(large)["peak_rss_kib"]))
     small_mb = [a / 1024 for a, _ in pairs]
     large_mb = [b / 1024 for _, b in pairs]
-    fig = ratio_figure(f"replay peak RSS {large // 1000}k / {small // 1000}k steps", [b for _, b in pairs],
-                       [a for a, _ in pairs])
+    fig = ratio_figure(
+        f"replay peak RSS {large // 1000}k / {small // 1000}k steps", [b for _, b in pairs], [a for a, _ in pairs]
+    )
     fig.target, fig.met = "<= 1.10x", fig.value <= 1.10
-    fig.detail = {f"rss_mb_{small}": [round(x, 1) for x in small_mb],
-                  f"rss_mb_{large}": [round(x, 1) for x in large_mb]}
+    fig.detail = {
+        f"rss_mb_{small}": [round(x, 1) for x in small_mb],
+        f"rss_mb_{large}": [round(x, 1) for x in large_mb],
+    }
     return [fig]
 
 
 def parity_figure(rounds: int) -> list[Figure]:
     """The Quick start parity job, -n 2 vs -n 0, alternated."""
-    base = [sys.executable, "-m", "pytest", "conformance", "fixtures/traces", "--backends=all", "--sqld=stand-in",
-            "-q", "-p", "no:cacheprovider"]
+    base = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "conformance",
+        "fixtures/traces",
+        "--backends=all",
+        "--sqld=stand-in",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
 
     def job(workers: str) -> object:
         return subprocess.run([*base, "-n", workers], cwd=ROOT, capture_output=True, check=False)
@@ -64,12 +79,20 @@ def parity_figure(rounds: int) -> list[Figure]:
 
 def minimize_figure() -> list[Figure]:
     out = ROOT / ".bench-minimize.json"
-    subprocess.run([sys.executable, "bench/bench_minimize.py", "--json", str(out)], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "bench/bench_minimize.py", "--json", str(out)], cwd=ROOT, check=True, capture_output=True
+    )
     data = json.loads(out.read_text())
     out.unlink()
-    fig = Figure("minimize 10k-event trace: events kept", data["kept"], "events", [data["kept"]],
-                 "<= 10 in < 60 s", data["kept"] <= 10 and data["seconds"] < 60, data)
+    fig = Figure(
+        "minimize 10k-event trace: events kept",
+        data["kept"],
+        "events",
+        [data["kept"]],
+        "<= 10 in < 60 s",
+        data["kept"] <= 10 and data["seconds"] < 60,
+        data,
+    )
     return [fig]
 
 
@@ -79,11 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--only", default="replay,standin,rss,parity,minimize")
-    parser.add_argument("--hrana-test-server", metavar="PATH",
-                        help="a checkout of Turso's hrana-test-server to run side by side with the stand-in "
-                        "(env TRACEPARITY_HRANA_TEST_SERVER); not on PyPI/npm, never part of this repository")
-    parser.add_argument("--hrana-python", metavar="PY",
-                        help="the Python that runs it, with aiohttp and protobuf (env TRACEPARITY_HRANA_PYTHON)")
+    parser.add_argument(
+        "--hrana-test-server",
+        metavar="PATH",
+        help="a checkout of Turso's hrana-test-server to run side by side with the stand-in "
+        "(env TRACEPARITY_HRANA_TEST_SERVER); not on PyPI/npm, never part of this repository",
+    )
+    parser.add_argument(
+        "--hrana-python",
+        metavar="PY",
+        help="the Python that runs it, with aiohttp and protobuf (env TRACEPARITY_HRANA_PYTHON)",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     started = time.perf_counter()
@@ -94,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     if "standin" in only:
         from .standin import measure
 
-        figures += measure(3 if args.quick else 5, 200 if args.quick else 500, args.hrana_test_server,
-                           args.hrana_python)
+        figures += measure(
+            3 if args.quick else 5, 200 if args.quick else 500, args.hrana_test_server, args.hrana_python
+        )
     if "rss" in only:
         figures += rss_figures(10_000, 100_000, 1 if args.quick else 2)
     if not args.quick and "parity" in only:
@@ -104,13 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         figures += minimize_figure()
     info["load_avg_end"] = machine()["load_avg"]
     info["seconds"] = round(time.perf_counter() - started, 1)
-    print(f"# {info['date']}, {info['processor']} x{info['cpus']}, Python {info['python']}, "
-          f"load {info['load_avg']} -> {info['load_avg_end']}, {info['seconds']} s"
-          f"{' (--quick)' if args.quick else ''}")
+    print(
+        f"# {info['date']}, {info['processor']} x{info['cpus']}, Python {info['python']}, "
+        f"load {info['load_avg']} -> {info['load_avg_end']}, {info['seconds']} s"
+        f"{' (--quick)' if args.quick else ''}"
+    )
     for fig in figures:
         print(fig.line())
-    args.json.write_text(json.dumps({"machine": info, "quick": args.quick,
-                                     "figures": [f.to_json() for f in figures]}, indent=2) + "\n")
+    args.json.write_text(
+        json.dumps({"machine": info, "quick": args.quick, "figures": [f.to_json() for f in figures]}, indent=2) + "\n"
+    )
     print(f"# figures written to {args.json}")
     missed = [f.name for f in figures if f.met is False]
     return 1 if (missed and args.check) else 0

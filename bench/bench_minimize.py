@@ -46,8 +46,13 @@ def seeded_trace(path: Path, events: int) -> int:
         p = lambda *v: encode_event_params("execute", v)  # noqa: E731
         if conn in (1, 2):
             w("begin", conn, mode="DEFERRED", flush=False)
-            w("execute", conn, sql="INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-              params=p(f"key{i % 500}", i), flush=False)
+            w(
+                "execute",
+                conn,
+                sql="INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                params=p(f"key{i % 500}", i),
+                flush=False,
+            )
             w("execute", conn, sql="INSERT INTO log (msg) VALUES (?)", params=p(f"set key{i % 500}"), flush=False)
             w("commit", conn, flush=False)
             w("execute", conn, sql="SELECT v FROM kv WHERE k = ?", params=p(f"key{i % 500}"), flush=False)
@@ -85,14 +90,28 @@ def main(argv: list[str] | None = None) -> int:
             return BackendContext(workdir=path, name="db")
 
         events = load_events(trace)
-        result = minimize(events, registry.get("sqlalchemy-sqlite"), registry.get(args.backend), make,
-                          DivergenceRegistry(builtin_entries()), seq=target)
-    figures = {"events": len(events), "kept": len(result.events), "seconds": round(result.seconds, 1),
-               "replays": result.tests, "rule": result.target.rule, "complete": result.complete,
-               "passes": result.passes}
-    print(f"minimize {args.backend}: {len(events)} events -> {len(result.events)} kept "
-          f"({result.target.describe()}) in {result.seconds:.1f} s, {result.tests} replays; target <= "
-          f"{MAX_EVENTS} events in < {MAX_SECONDS:g} s")
+        result = minimize(
+            events,
+            registry.get("sqlalchemy-sqlite"),
+            registry.get(args.backend),
+            make,
+            DivergenceRegistry(builtin_entries()),
+            seq=target,
+        )
+    figures = {
+        "events": len(events),
+        "kept": len(result.events),
+        "seconds": round(result.seconds, 1),
+        "replays": result.tests,
+        "rule": result.target.rule,
+        "complete": result.complete,
+        "passes": result.passes,
+    }
+    print(
+        f"minimize {args.backend}: {len(events)} events -> {len(result.events)} kept "
+        f"({result.target.describe()}) in {result.seconds:.1f} s, {result.tests} replays; target <= "
+        f"{MAX_EVENTS} events in < {MAX_SECONDS:g} s"
+    )
     print("  " + "; ".join(result.passes))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

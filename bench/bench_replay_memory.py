@@ -29,11 +29,17 @@ def write_trace(path: Path, dbs: int) -> int:
     writer = TraceWriter(path)
     for n in range(1, dbs + 1):
         writer.write_event("open", n, db=f"db{n}", target=f"test_{n}.db", driver="sqlite3", flush=False)
-        writer.write_event("execute", n, sql="CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INTEGER)",
-                           params=[], flush=False)
+        writer.write_event(
+            "execute", n, sql="CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b INTEGER)", params=[], flush=False
+        )
         for i in range(28):
-            writer.write_event("execute", n, sql="INSERT INTO t(a, b) VALUES (?, ?)", flush=False,
-                               params=encode_event_params("execute", [f"row {i} of {n}", i * n]))
+            writer.write_event(
+                "execute",
+                n,
+                sql="INSERT INTO t(a, b) VALUES (?, ?)",
+                flush=False,
+                params=encode_event_params("execute", [f"row {i} of {n}", i * n]),
+            )
         writer.write_event("execute", n, sql="SELECT count(*), sum(b) FROM t", params=[], flush=False)
         if n % 2:
             writer.write_event("close", n, flush=False)

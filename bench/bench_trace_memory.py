@@ -25,7 +25,9 @@ def write_trace(path: Path, events: int) -> None:
     payload = "x" * 100
     for i in range(events):
         writer.write_event(
-            "execute", 1, flush=False,
+            "execute",
+            1,
+            flush=False,
             sql="INSERT INTO t(a, b) VALUES (?, ?)",
             params=encode_event_params("execute", [f"{payload}{i}", bytes([i % 256]) * 32]),
         )
@@ -50,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         tracemalloc.stop()
     peak_mib = peak / 2**20
     print(f"trace: {count} events, {size_mib:.1f} MiB on disk")
-    print(f"read:  {elapsed:.2f} s ({count / elapsed:,.0f} events/s), peak {peak_mib:.2f} MiB "
-          f"(target < {args.max_mib} MiB)")
+    print(
+        f"read:  {elapsed:.2f} s ({count / elapsed:,.0f} events/s), peak {peak_mib:.2f} MiB "
+        f"(target < {args.max_mib} MiB)"
+    )
     if peak_mib >= args.max_mib:
         print(f"target missed: peak {peak_mib:.2f} MiB", file=sys.stderr)
         return 1 if args.check else 0

@@ -33,9 +33,15 @@ class Figure:
         return f"{self.name} {value} {spread}{goal}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "value": round(self.value, 4), "unit": self.unit,
-                "samples": [round(s, 4) for s in self.samples], "target": self.target, "met": self.met,
-                **({"detail": self.detail} if self.detail else {})}
+        return {
+            "name": self.name,
+            "value": round(self.value, 4),
+            "unit": self.unit,
+            "samples": [round(s, 4) for s in self.samples],
+            "target": self.target,
+            "met": self.met,
+            **({"detail": self.detail} if self.detail else {}),
+        }
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -55,24 +61,32 @@ def interleaved(sides: dict[str, Callable[[], object]], repeat: int) -> dict[str
     return out
 
 
-def ratio_figure(name: str, slow: list[float], fast: list[float], target: float | None = None,
-                 unit_note: str = "") -> Figure:
+def ratio_figure(
+    name: str, slow: list[float], fast: list[float], target: float | None = None, unit_note: str = ""
+) -> Figure:
     """Per-round ratios slow/fast (each round measured side by side); median with spread."""
     ratios = [s / f for s, f in zip(slow, fast, strict=True)]
     value = statistics.median(ratios)
     fig = Figure(name, value, "x", ratios)
     if target is not None:
         fig.target, fig.met = f"<= {target:.1f}x{unit_note}", value <= target
-    fig.detail = {"slow_s_median": round(statistics.median(slow), 4),
-                  "fast_s_median": round(statistics.median(fast), 4)}
+    fig.detail = {
+        "slow_s_median": round(statistics.median(slow), 4),
+        "fast_s_median": round(statistics.median(fast), 4),
+    }
     return fig
 
 
 def machine() -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    return {"python": platform.python_version(), "platform": platform.platform(terse=True),
-            "cpus": os.cpu_count(), "processor": _cpu_model(), "load_avg": [round(x, 2) for x in load],
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpus": os.cpu_count(),
+        "processor": _cpu_model(),
+        "load_avg": [round(x, 2) for x in load],
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
 
 
 def _cpu_model() -> str:

@@ -32,8 +32,14 @@ def main(argv: list[str] | None = None) -> int:
             log_dir = Path(scratch) / f"run{run}"
             env = {**os.environ, "TRACEPARITY_LOG_DIR": str(log_dir)}
             started = time.monotonic()
-            proc = subprocess.run([sys.executable, "-m", "pytest", *JOB], cwd=args.root, env=env,
-                                  capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                [sys.executable, "-m", "pytest", *JOB],
+                cwd=args.root,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             elapsed = time.monotonic() - started
             out = proc.stdout + proc.stderr
             crashes = len(list(log_dir.glob("*.log"))) if log_dir.is_dir() else 0

@@ -38,8 +38,12 @@ def generate_trace(path: Path, steps: int) -> None:
     w = writer.write_event
     w("open", 1, db="db1", target="app.db", driver="sqlite3")
     w("open", 2, db="db1", target="app.db", driver="sqlite3")
-    w("execute", 1, sql="CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, "
-      "price REAL, tag BLOB)", params=[])
+    w(
+        "execute",
+        1,
+        sql="CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER, price REAL, tag BLOB)",
+        params=[],
+    )
     w("execute", 1, sql="CREATE INDEX item_name ON item(name)", params=[])
 
     def p(*values: Any) -> Any:
@@ -52,20 +56,28 @@ def generate_trace(path: Path, steps: int) -> None:
         if kind == 0:
             w("begin", 1, mode="DEFERRED", flush=False)
             for j in range(3):
-                w("execute", 1, sql="INSERT INTO item (name, qty, price, tag) VALUES (?, ?, ?, ?)",
-                  params=p(f"batch{i}-{j}", j, i / 7, bytes([i % 256, j])), flush=False)
+                w(
+                    "execute",
+                    1,
+                    sql="INSERT INTO item (name, qty, price, tag) VALUES (?, ?, ?, ?)",
+                    params=p(f"batch{i}-{j}", j, i / 7, bytes([i % 256, j])),
+                    flush=False,
+                )
             w("commit", 1, flush=False)
         elif kind == 1:
-            w("execute", 1, sql="INSERT INTO item (name, qty, price, tag) VALUES (?, ?, ?, ?)",
-              params=p(f"item{i}", i % 13, i * 0.25, None), flush=False)
+            w(
+                "execute",
+                1,
+                sql="INSERT INTO item (name, qty, price, tag) VALUES (?, ?, ?, ?)",
+                params=p(f"item{i}", i % 13, i * 0.25, None),
+                flush=False,
+            )
         elif kind == 2:
-            w("execute", 2, sql="SELECT id, name, qty, price FROM item WHERE id = ?", params=p(i // 2 + 1),
-              flush=False)
+            w("execute", 2, sql="SELECT id, name, qty, price FROM item WHERE id = ?", params=p(i // 2 + 1), flush=False)
         elif kind == 3:
             w("execute", 1, sql="UPDATE item SET qty = qty + 1 WHERE id = ?", params=p(i // 3 + 1), flush=False)
         else:
-            w("execute", 2, sql="SELECT name, qty FROM item WHERE id > ? ORDER BY id LIMIT 5", params=p(i),
-              flush=False)
+            w("execute", 2, sql="SELECT name, qty FROM item WHERE id > ? ORDER BY id LIMIT 5", params=p(i), flush=False)
     w("close", 2)
     w("close", 1)
     writer.close()
@@ -103,6 +115,7 @@ class Workspace:
             if report.status == "failed":
                 raise SystemExit(f"bench trace failed on {backend_id}:\n{report.failure_message()}")
             return report
+
         return run
 
     def raw(self, backend_id: str) -> Callable[[], object]:
@@ -159,10 +172,21 @@ def peak_rss(steps: int, backend_id: str = "libsql-local") -> dict[str, Any]:
 
     ws = Workspace(steps)
     try:
-        cmd = [sys.executable, "-m", "bench.replay", "--rss-replay", str(ws.trace), str(ws.golden),
-               "--backend", backend_id, "--root", str(ws.root)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).resolve().parent.parent)
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.replay",
+            "--rss-replay",
+            str(ws.trace),
+            str(ws.golden),
+            "--backend",
+            backend_id,
+            "--root",
+            str(ws.root),
+        ]
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent
+        )
     finally:
         ws.close()
     return {"steps": steps, **json.loads(out.stdout.strip().splitlines()[-1])}
@@ -177,8 +201,9 @@ def _rss_child(trace: Path, golden: Path, backend_id: str, root: Path) -> None:
         return BackendContext(workdir=workdir, name="db")
 
     before = _peak_kib()
-    report = verify_trace(trace, standalone_registry().get(backend_id), make,
-                          DivergenceRegistry(builtin_entries()), golden=golden)
+    report = verify_trace(
+        trace, standalone_registry().get(backend_id), make, DivergenceRegistry(builtin_entries()), golden=golden
+    )
     after = _peak_kib()
     print(json.dumps({"peak_rss_kib": after, "rss_before_replay_kib": before, "status": report.status}))
 

@@ -103,8 +103,10 @@ def turso_location(checkout: str | None, python: str | None) -> tuple[Path, str]
     checkout = checkout or os.environ.get("TRACEPARITY_HRANA_TEST_SERVER")
     python = python or os.environ.get("TRACEPARITY_HRANA_PYTHON") or sys.executable
     if not checkout:
-        return ("not available: Turso's hrana-test-server is not on PyPI/npm; give a checkout with "
-                "--hrana-test-server PATH (and --hrana-python PY with aiohttp + protobuf) to run it side by side")
+        return (
+            "not available: Turso's hrana-test-server is not on PyPI/npm; give a checkout with "
+            "--hrana-test-server PATH (and --hrana-python PY with aiohttp + protobuf) to run it side by side"
+        )
     path = Path(checkout).expanduser()
     if not (path / "server_v3.py").is_file():
         return f"not available: {path} has no server_v3.py (expected a hrana-test-server checkout)"
@@ -115,8 +117,13 @@ def _start_turso(checkout: Path, python: str, work: Path) -> tuple[subprocess.Po
     port = _free_port()
     env = dict(os.environ, PERSISTENT_DB=str(work / "turso.db"), LOG_LEVEL="WARNING", ENCODING="json")
     log = open(work / "turso.log", "wb")  # noqa: SIM115 (closed with the process below)
-    proc = subprocess.Popen([python, str(Path(__file__).with_name("turso_hrana.py")), str(checkout), str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [python, str(Path(__file__).with_name("turso_hrana.py")), str(checkout), str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -172,10 +179,18 @@ def measure(rounds: int, n: int, turso_checkout: str | None = None, turso_python
             continue
         theirs = samples[("turso", name)]
         ratios = [a / b for a, b in zip(mine, theirs, strict=True)]
-        fig.detail = {"turso_stmt_per_s": [round(x, 1) for x in theirs],
-                      "turso_median": round(statistics.median(theirs), 1)}
-        ratio = Figure(f"stand-in / hrana-test-server, {name}", statistics.median(ratios), "x", ratios,
-                       ">= 3.0x", statistics.median(ratios) >= 3.0,
-                       {"turso_median_stmt_per_s": round(statistics.median(theirs), 1)})
+        fig.detail = {
+            "turso_stmt_per_s": [round(x, 1) for x in theirs],
+            "turso_median": round(statistics.median(theirs), 1),
+        }
+        ratio = Figure(
+            f"stand-in / hrana-test-server, {name}",
+            statistics.median(ratios),
+            "x",
+            ratios,
+            ">= 3.0x",
+            statistics.median(ratios) >= 3.0,
+            {"turso_median_stmt_per_s": round(statistics.median(theirs), 1)},
+        )
         figures.append(ratio)
     return figures

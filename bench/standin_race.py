@@ -25,10 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-SLOW = (
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) "
-    "SELECT count(*) FROM c"
-)
+SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) SELECT count(*) FROM c"
 
 
 def http(method: str, url: str, payload: Any = None, timeout: float = 30.0) -> tuple[int, Any]:
@@ -56,9 +53,18 @@ def start_server(workdir: str) -> tuple[subprocess.Popen[bytes], str, str]:
     log_path = os.path.join(workdir, "serve.log")
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_traceparity.cli", "serve", "--port", "0",
-         "--db-dir", os.path.join(workdir, "db")],
-        stdout=subprocess.PIPE, stderr=log,
+        [
+            sys.executable,
+            "-m",
+            "pytest_traceparity.cli",
+            "serve",
+            "--port",
+            "0",
+            "--db-dir",
+            os.path.join(workdir, "db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=log,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()
@@ -73,10 +79,14 @@ def iteration(url: str, n: int, rows: int) -> None:
     status, body = http("POST", f"{url}/v1/namespaces/{name}/create", {})
     if status != 200:
         raise RuntimeError(f"create {name}: {status} {body}")
-    status, body = http("POST", f"{url}/dev/{name}/v2/pipeline", {
-        "baton": None,
-        "requests": [stmt("CREATE TABLE t(a)"), stmt("BEGIN"), stmt("INSERT INTO t VALUES (1)")],
-    })
+    status, body = http(
+        "POST",
+        f"{url}/dev/{name}/v2/pipeline",
+        {
+            "baton": None,
+            "requests": [stmt("CREATE TABLE t(a)"), stmt("BEGIN"), stmt("INSERT INTO t VALUES (1)")],
+        },
+    )
     if status != 200:
         raise RuntimeError(f"setup {name}: {status} {body}")
     baton = body["baton"]
@@ -84,9 +94,14 @@ def iteration(url: str, n: int, rows: int) -> None:
 
     def slow() -> None:
         try:
-            outcomes["slow"] = http("POST", f"{url}/dev/{name}/v2/pipeline", {
-                "baton": baton, "requests": [stmt(SLOW.format(rows=rows)), {"type": "close"}],
-            })
+            outcomes["slow"] = http(
+                "POST",
+                f"{url}/dev/{name}/v2/pipeline",
+                {
+                    "baton": baton,
+                    "requests": [stmt(SLOW.format(rows=rows)), {"type": "close"}],
+                },
+            )
         except OSError as exc:
             outcomes["slow"] = (599, f"no answer: {exc}")
 
@@ -129,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"iteration {n}: {exc}", file=sys.stderr)
                 if status != 200 or (proc is not None and proc.poll() is not None):
                     code = None if proc is None else proc.poll()
-                    print(f"FAIL: server stopped answering at iteration {n} (exit status {code}); "
-                          f"log: {log_path}")
+                    print(f"FAIL: server stopped answering at iteration {n} (exit status {code}); log: {log_path}")
                     if proc is not None and os.path.exists(log_path):
                         print(Path(log_path).read_text(encoding="utf-8", errors="replace")[-2000:])
                     return 1

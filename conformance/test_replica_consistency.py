@@ -190,9 +190,7 @@ def _spawn_standin(db_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return spawn_standin(db_dir, db_dir.parent / f"{db_dir.name}.log")
 
 
-def test_replicas_follow_a_primary_restart(
-    traceparity_backend: str, traceparity: Any, tmp_path: Path
-) -> None:
+def test_replicas_follow_a_primary_restart(traceparity_backend: str, traceparity: Any, tmp_path: Path) -> None:
     """Needs a primary this test can restart, so it runs its own stand-in process."""
     backend = traceparity.registry.get(traceparity_backend)
     proc, url = _spawn_standin(tmp_path / "primary")

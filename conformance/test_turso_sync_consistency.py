@@ -87,7 +87,7 @@ def test_writes_with_distinct_keys_from_two_replicas_meet_on_the_server(synced: 
         db,
         database,
         "INSERT INTO t(id, v) VALUES (10, 'from-first')",
-        "INSERT INTO t(id, v) VALUES (20, 'from-second')"
+        "INSERT INTO t(id, v) VALUES (20, 'from-second')",
     )
     assert mine == theirs == [("from-first",), ("from-second",)]
     assert server == [["from-first"], ["from-second"]]

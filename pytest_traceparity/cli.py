@@ -17,16 +17,25 @@ from .errors import TraceparityError
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "record": ("pytest_traceparity.cli_trace", "record_main", "record a program's SQL: record -o TRACE -- CMD..."),
     "replay": ("pytest_traceparity.cli_trace", "replay_main", "replay a trace on a backend and compare to its golden"),
-    "minimize": ("pytest_traceparity.cli_trace", "minimize_main",
-                 "shrink a trace to a minimal one showing the same difference: minimize TRACE --backend ID -o OUT"),
+    "minimize": (
+        "pytest_traceparity.cli_trace",
+        "minimize_main",
+        "shrink a trace to a minimal one showing the same difference: minimize TRACE --backend ID -o OUT",
+    ),
     "diff": ("pytest_traceparity.cli_db", "diff_main", "compare two traces, goldens or databases"),
     "fingerprint": ("pytest_traceparity.cli_db", "fingerprint_main", "print a database's schema fingerprint"),
-    "serve": ("pytest_traceparity.servers.standin.__main__", "serve_main",
-              "run the sqld stand-in (Hrana + sync) on 127.0.0.1"),
+    "serve": (
+        "pytest_traceparity.servers.standin.__main__",
+        "serve_main",
+        "run the sqld stand-in (Hrana + sync) on 127.0.0.1",
+    ),
     "report": ("pytest_traceparity.report.cli", "report_main", "render and merge JSON parity reports"),
     "backends": ("pytest_traceparity.cli", "backends_main", "list registered backends and whether they can run"),
-    "conformance": ("pytest_traceparity.cli", "conformance_main",
-                    "run the installed conformance suite (extra args go to pytest)"),
+    "conformance": (
+        "pytest_traceparity.cli",
+        "conformance_main",
+        "run the installed conformance suite (extra args go to pytest)",
+    ),
 }
 
 

@@ -40,8 +40,9 @@ def _executor(conn: sqlite3.Connection) -> Callable[[str], Result]:
     def execute(sql: str) -> Result:
         cursor = conn.execute(sql)
         description = cursor.description or ()
-        return Result(columns=tuple(d[0] for d in description),
-                      rows=[tuple(plain(v) for v in row) for row in cursor.fetchall()])
+        return Result(
+            columns=tuple(d[0] for d in description), rows=[tuple(plain(v) for v in row) for row in cursor.fetchall()]
+        )
 
     return execute
 
@@ -55,8 +56,11 @@ def database_snapshot(path: str, prog: str = "traceparity") -> dict[str, Any]:
 
 def fingerprint_main(argv: Sequence[str]) -> int:
     """``traceparity fingerprint DB [--json] [--content]``"""
-    parser = CommandParser(prog="traceparity fingerprint", description="Print the schema fingerprint (sha256 of the "
-                     "canonical JSON of tables, columns, indexes, foreign keys, views, triggers) of a database file.")
+    parser = CommandParser(
+        prog="traceparity fingerprint",
+        description="Print the schema fingerprint (sha256 of the "
+        "canonical JSON of tables, columns, indexes, foreign keys, views, triggers) of a database file.",
+    )
     parser.add_argument("database", help="SQLite/libSQL database file")
     parser.add_argument("--json", action="store_true", help="print the canonical schema JSON and content digests")
     parser.add_argument("--content", action="store_true", help="also print per-table row counts and digests")
@@ -71,8 +75,10 @@ def fingerprint_main(argv: Sequence[str]) -> int:
             print(canonical_json(snap))
             return 0
         schema = snap["schema"]
-        counts = ", ".join(f"{len(schema[k])} {k.replace('_', ' ')}" for k in
-                           ("tables", "indexes", "views", "triggers", "virtual_tables"))
+        counts = ", ".join(
+            f"{len(schema[k])} {k.replace('_', ' ')}"
+            for k in ("tables", "indexes", "views", "triggers", "virtual_tables")
+        )
         print(f"{snap['schema_sha256']}  {args.database}  ({counts})")
         if args.content:
             for name, digest in snap["content"].items():
@@ -98,9 +104,12 @@ def _kind(path: str) -> str:
 
 def diff_main(argv: Sequence[str]) -> int:
     """``traceparity diff A B``: two databases (schema + content), two goldens or two traces (step by step)."""
-    parser = CommandParser(prog="traceparity diff", description="Show what differs between two database files "
-                     "(schema objects by name, table contents), two golden files (first differing result) or "
-                     "two traces (first differing call).")
+    parser = CommandParser(
+        prog="traceparity diff",
+        description="Show what differs between two database files "
+        "(schema objects by name, table contents), two golden files (first differing result) or "
+        "two traces (first differing call).",
+    )
     parser.add_argument("a")
     parser.add_argument("b")
     args = parser.parse_args(list(argv))
@@ -114,8 +123,11 @@ def diff_main(argv: Sequence[str]) -> int:
                 return fail(prog, f"{path}: {problem}; give two database files, two goldens or two traces")
             kinds.append(_kind(path))
         if kinds[0] != kinds[1] or kinds[0] not in ("database", "golden", "trace"):
-            return fail(prog, f"cannot compare {args.a} ({kinds[0]}) with {args.b} ({kinds[1]}); give two "
-                               "database files, two golden files or two traces")
+            return fail(
+                prog,
+                f"cannot compare {args.a} ({kinds[0]}) with {args.b} ({kinds[1]}); give two "
+                "database files, two golden files or two traces",
+            )
         differ = {"database": _diff_databases, "golden": _diff_goldens, "trace": _diff_traces}[kinds[0]]
         lines = differ(args.a, args.b)
         if not lines:
@@ -180,8 +192,9 @@ def _diff_goldens(a: str, b: str) -> list[str]:
                     lines.append(f"{a if sa is None else b} has fewer steps")
                 break
             if (sa.seq, sa.op, sa.sql) != (sb.seq, sb.op, sb.sql):
-                lines.append(f"out of step at {a}:{sa.line} / {b}:{sb.line}: seq {sa.seq} {sa.op} vs seq {sb.seq} "
-                             f"{sb.op}")
+                lines.append(
+                    f"out of step at {a}:{sa.line} / {b}:{sb.line}: seq {sa.seq} {sa.op} vs seq {sb.seq} {sb.op}"
+                )
                 break
             diffs = compare_outcomes(sa.outcome, sb.outcome, sql=sa.sql or "", executemany=sa.op == "executemany")
             if diffs:

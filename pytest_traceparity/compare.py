@@ -138,12 +138,25 @@ def statement_kind(sql: str) -> str:
 
 
 _KIND_HEADS = {
-    "select": "select", "values": "select", "explain": "select",
-    "insert": "dml", "update": "dml", "delete": "dml", "replace": "dml",
-    "create": "ddl", "drop": "ddl", "alter": "ddl", "reindex": "ddl", "analyze": "ddl",
+    "select": "select",
+    "values": "select",
+    "explain": "select",
+    "insert": "dml",
+    "update": "dml",
+    "delete": "dml",
+    "replace": "dml",
+    "create": "ddl",
+    "drop": "ddl",
+    "alter": "ddl",
+    "reindex": "ddl",
+    "analyze": "ddl",
     "pragma": "pragma",
-    "begin": "transaction", "commit": "transaction", "end": "transaction", "rollback": "transaction",
-    "savepoint": "transaction", "release": "transaction",
+    "begin": "transaction",
+    "commit": "transaction",
+    "end": "transaction",
+    "rollback": "transaction",
+    "savepoint": "transaction",
+    "release": "transaction",
 }
 _I32 = (-(2**31), 2**31 - 1)
 _I64 = (-(2**63), 2**63 - 1)
@@ -154,6 +167,7 @@ _SHAPES: dict[frozenset[str], frozenset[str]] = {}  # a handful of shape combina
 @functools.lru_cache(maxsize=4096)  # pure in the SQL text, asked once per replayed step
 def normalize_sql(sql: str) -> str:
     """Comments dropped (string literals kept), whitespace collapsed: what rule regexes see."""
+
     def keep_literals(match: re.Match[str]) -> str:
         text = match.group(0)
         return text if text[0] in "'\"" else " "
@@ -205,8 +219,12 @@ def param_shapes(params: Any) -> tuple[frozenset[str], int]:
         values = params if type(params) is tuple else list(params or ())
     for value in values:
         kind = type(value)  # the usual plain values inline (a finite float: x - x == 0); the rest below
-        if value is None or (kind is str and "\x00" not in value) or (kind is int and _I32_LO <= value <= _I32_HI) \
-                or (kind is float and value - value == 0.0):
+        if (
+            value is None
+            or (kind is str and "\x00" not in value)
+            or (kind is int and _I32_LO <= value <= _I32_HI)
+            or (kind is float and value - value == 0.0)
+        ):
             continue
         if kind is bytes:
             out.add("blob")
@@ -221,9 +239,15 @@ def param_shapes(params: Any) -> tuple[frozenset[str], int]:
 _NO_SHAPES: frozenset[str] = frozenset()
 
 
-def statement_context(op: str, sql: str | None, params: Any = (), many: Any = None,
-                      in_transaction: bool | None = None, db: str | None = None,
-                      prior: frozenset[tuple[str, frozenset[str], str | None]] = frozenset()) -> StepContext:
+def statement_context(
+    op: str,
+    sql: str | None,
+    params: Any = (),
+    many: Any = None,
+    in_transaction: bool | None = None,
+    db: str | None = None,
+    prior: frozenset[tuple[str, frozenset[str], str | None]] = frozenset(),
+) -> StepContext:
     """The :class:`StepContext` of one step (executemany: the union of its parameter sets' shapes)."""
     if many is not None:
         shapes: set[str] = set()
@@ -235,8 +259,16 @@ def statement_context(op: str, sql: str | None, params: Any = (), many: Any = No
         frozen = frozenset(shapes)
     else:
         frozen, count = param_shapes(params)
-    return StepContext(op=op, kind=sql_kind(sql or "", op), sql=normalize_sql(sql or ""), shapes=frozen,
-                       param_count=count, in_transaction=in_transaction, db=db, prior=prior)
+    return StepContext(
+        op=op,
+        kind=sql_kind(sql or "", op),
+        sql=normalize_sql(sql or ""),
+        shapes=frozen,
+        param_count=count,
+        in_transaction=in_transaction,
+        db=db,
+        prior=prior,
+    )
 
 
 class History:
@@ -279,7 +311,9 @@ def _written(sql: str, op: str) -> tuple[str, str | None]:
 
 _WRITTEN = re.compile(
     r"\s*(?:WITH\b.*?\)\s*)?(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
-    r"\s+((?:\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w.]+))", re.IGNORECASE | re.DOTALL)
+    r"\s+((?:\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w.]+))",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def transaction_after(sql: str, op: str, before: bool) -> bool:
@@ -371,8 +405,14 @@ def compare_outcomes(
 def _compare_errors(expected: Outcome, actual: Outcome) -> list[Difference]:
     if expected.failed and not actual.failed:
         fields = expected.error_fields()
-        return [Difference("error.missing", f"expected error {fields.get('kind')}, got {actual.summary()}",
-                           expected=fields.get("kind"), actual="none")]
+        return [
+            Difference(
+                "error.missing",
+                f"expected error {fields.get('kind')}, got {actual.summary()}",
+                expected=fields.get("kind"),
+                actual="none",
+            )
+        ]
     if actual.failed and not expected.failed:
         fields = actual.error_fields()
         message = actual.error.message if actual.error is not None else ""
@@ -380,21 +420,29 @@ def _compare_errors(expected: Outcome, actual: Outcome) -> list[Difference]:
             Difference(
                 "error.unexpected",
                 f"unexpected error {fields.get('kind')} ({fields.get('exc_type')}: {message})",
-                expected="none", actual=fields.get("kind"),
+                expected="none",
+                actual=fields.get("kind"),
             )
         ]
     want, got = expected.error_fields(), actual.error_fields()
     diffs = []
     if want.get("kind") != got.get("kind"):
-        diffs.append(Difference("error.kind", f"error kind {want.get('kind')!r} != {got.get('kind')!r}",
-                                expected=want.get("kind"), actual=got.get("kind")))
+        diffs.append(
+            Difference(
+                "error.kind",
+                f"error kind {want.get('kind')!r} != {got.get('kind')!r}",
+                expected=want.get("kind"),
+                actual=got.get("kind"),
+            )
+        )
     if want.get("dbapi_class") != got.get("dbapi_class"):
         diffs.append(
             Difference(
                 "error.dbapi_class",
                 f"raises {got.get('exc_type')} (catchable as {got.get('dbapi_class')}) where the "
                 f"reference raises {want.get('exc_type')} ({want.get('dbapi_class')})",
-                expected=want.get("dbapi_class"), actual=_short_type(got.get("exc_type")),
+                expected=want.get("dbapi_class"),
+                actual=_short_type(got.get("exc_type")),
             )
         )
     return diffs
@@ -404,21 +452,37 @@ def _short_type(name: Any) -> str | None:
     return str(name).rsplit(".", 1)[-1] if name else None
 
 
-def compare_results(
-    expected: Result, actual: Result, *, sql: str = "", executemany: bool = False
-) -> list[Difference]:
+def compare_results(expected: Result, actual: Result, *, sql: str = "", executemany: bool = False) -> list[Difference]:
     diffs: list[Difference] = []
     kind = "executemany" if executemany else statement_kind(sql)
     if expected.columns != actual.columns:
-        diffs.append(Difference("columns", f"columns {list(expected.columns)} != {list(actual.columns)}",
-                                expected=str(len(expected.columns)), actual=str(len(actual.columns))))
+        diffs.append(
+            Difference(
+                "columns",
+                f"columns {list(expected.columns)} != {list(actual.columns)}",
+                expected=str(len(expected.columns)),
+                actual=str(len(actual.columns)),
+            )
+        )
     diffs.extend(_compare_rows(expected, actual, ordered=is_ordered_query(sql)))
     if expected.rowcount != actual.rowcount:
-        diffs.append(Difference(f"rowcount.{kind}", f"rowcount {expected.rowcount} != {actual.rowcount}",
-                                expected=str(expected.rowcount), actual=str(actual.rowcount)))
+        diffs.append(
+            Difference(
+                f"rowcount.{kind}",
+                f"rowcount {expected.rowcount} != {actual.rowcount}",
+                expected=str(expected.rowcount),
+                actual=str(actual.rowcount),
+            )
+        )
     if expected.lastrowid != actual.lastrowid:
-        diffs.append(Difference(f"lastrowid.{kind}", f"lastrowid {expected.lastrowid} != {actual.lastrowid}",
-                                expected=str(expected.lastrowid), actual=str(actual.lastrowid)))
+        diffs.append(
+            Difference(
+                f"lastrowid.{kind}",
+                f"lastrowid {expected.lastrowid} != {actual.lastrowid}",
+                expected=str(expected.lastrowid),
+                actual=str(actual.lastrowid),
+            )
+        )
     return diffs
 
 
@@ -426,8 +490,14 @@ def _compare_rows(expected: Result, actual: Result, *, ordered: bool) -> list[Di
     want = [tuple(canonical(v) for v in row) for row in expected.rows]
     got = [tuple(canonical(v) for v in row) for row in actual.rows]
     if len(want) != len(got):
-        return [Difference("rows.count", f"{len(want)} row(s) expected, got {len(got)}",
-                           expected=str(len(want)), actual=str(len(got)))]
+        return [
+            Difference(
+                "rows.count",
+                f"{len(want)} row(s) expected, got {len(got)}",
+                expected=str(len(want)),
+                actual=str(len(got)),
+            )
+        ]
     if not ordered:
         if Counter(want) == Counter(got):
             return []
@@ -450,7 +520,8 @@ def _compare_rows(expected: Result, actual: Result, *, ordered: bool) -> list[Di
                 Difference(
                     aspect,
                     f"{where}, column {name!r}: expected {display(raw_want)}, got {display(raw_got)}",
-                    expected=_observe(raw_want, aspect), actual=_observe(raw_got, aspect),
+                    expected=_observe(raw_want, aspect),
+                    actual=_observe(raw_got, aspect),
                     relation=value_relation(raw_want, raw_got),
                 )
             ]

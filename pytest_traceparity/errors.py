@@ -172,8 +172,15 @@ REGENERATE_HINT = "re-record it with: traceparity record -o FILE -- CMD ..."
 class TraceFormatError(TraceparityError):
     """A trace file that cannot be replayed; names the file, line and field."""
 
-    def __init__(self, path: str | os.PathLike[str], line: int | None, message: str, *,
-                 field_name: str | None = None, hint: str = REGENERATE_HINT) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        line: int | None,
+        message: str,
+        *,
+        field_name: str | None = None,
+        hint: str = REGENERATE_HINT,
+    ) -> None:
         self.path = str(path)
         self.line = line
         self.field_name = field_name

@@ -52,21 +52,37 @@ def _rows(execute: Execute, sql: str) -> list[dict[str, Any]]:
 def _shadow_tables(execute: Execute, objects: list[dict[str, Any]]) -> set[str]:
     """Internal tables of virtual tables (FTS, R*Tree): their bytes vary with SQLite's version."""
     try:
-        return {r["name"] for r in _rows(execute, "SELECT name, type FROM pragma_table_list WHERE schema='main'")
-                if r["type"] == "shadow"}
+        return {
+            r["name"]
+            for r in _rows(execute, "SELECT name, type FROM pragma_table_list WHERE schema='main'")
+            if r["type"] == "shadow"
+        }
     except Exception:  # SQLite < 3.37 has no table_list: fall back to the naming convention
-        virtual = [o["name"] for o in objects if o["type"] == "table"
-                   and (o["sql"] or "").upper().startswith("CREATE VIRTUAL TABLE")]
-        return {o["name"] for o in objects for v in virtual
-                if o["name"] != v and o["name"].startswith(v) and o["name"][len(v):] in (*_FTS_SHADOW, *_RTREE_SHADOW)}
+        virtual = [
+            o["name"]
+            for o in objects
+            if o["type"] == "table" and (o["sql"] or "").upper().startswith("CREATE VIRTUAL TABLE")
+        ]
+        return {
+            o["name"]
+            for o in objects
+            for v in virtual
+            if o["name"] != v and o["name"].startswith(v) and o["name"][len(v) :] in (*_FTS_SHADOW, *_RTREE_SHADOW)
+        }
 
 
 def schema(execute: Execute) -> dict[str, Any]:
     """Canonical description of tables, columns, indexes, foreign keys, views, triggers."""
     objects = _rows(execute, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name")
     shadow = _shadow_tables(execute, objects)
-    out: dict[str, Any] = {"version": FINGERPRINT_VERSION, "tables": {}, "indexes": {}, "views": {},
-                           "triggers": {}, "virtual_tables": {}}
+    out: dict[str, Any] = {
+        "version": FINGERPRINT_VERSION,
+        "tables": {},
+        "indexes": {},
+        "views": {},
+        "triggers": {},
+        "virtual_tables": {},
+    }
     for obj in objects:
         name, kind, sql = obj["name"], obj["type"], obj["sql"]
         if name in shadow or (name.startswith("sqlite_") and kind != "table"):
@@ -86,8 +102,14 @@ def schema(execute: Execute) -> dict[str, Any]:
 
 def _table(execute: Execute, name: str, sql: str | None) -> dict[str, Any]:
     columns = [
-        {"name": c["name"], "type": c["type"], "notnull": bool(c["notnull"]), "default": c["dflt_value"],
-         "pk": c["pk"], "hidden": c["hidden"]}
+        {
+            "name": c["name"],
+            "type": c["type"],
+            "notnull": bool(c["notnull"]),
+            "default": c["dflt_value"],
+            "pk": c["pk"],
+            "hidden": c["hidden"],
+        }
         for c in _rows(execute, f"SELECT * FROM pragma_table_xinfo({_q(name)}) ORDER BY cid")
     ]
     fks = [
@@ -103,8 +125,14 @@ def _index(execute: Execute, name: str, table: str, sql: str | None) -> dict[str
         {"name": r["name"], "desc": bool(r["desc"]), "coll": r["coll"]}
         for r in _rows(execute, f"SELECT * FROM pragma_index_xinfo({_q(name)}) WHERE key ORDER BY seqno")
     ]
-    return {"table": table, "unique": bool(info.get("unique", 0)), "origin": info.get("origin"),
-            "partial": bool(info.get("partial", 0)), "columns": columns, "sql": _squash(sql)}
+    return {
+        "table": table,
+        "unique": bool(info.get("unique", 0)),
+        "origin": info.get("origin"),
+        "partial": bool(info.get("partial", 0)),
+        "columns": columns,
+        "sql": _squash(sql),
+    }
 
 
 def fingerprint(data: dict[str, Any]) -> str:
@@ -115,8 +143,9 @@ Volatile = Callable[[str, list[dict[str, Any]]], "list[int] | None"]
 Stream = Callable[[str], Iterable[Sequence[Sequence[Any]]]]  # a query's rows, chunk by chunk
 
 
-def content_digests(execute: Execute, schema_data: dict[str, Any], volatile: Volatile | None = None,
-                    stream: Stream | None = None) -> dict[str, dict[str, Any]]:
+def content_digests(
+    execute: Execute, schema_data: dict[str, Any], volatile: Volatile | None = None, stream: Stream | None = None
+) -> dict[str, dict[str, Any]]:
     """Per table (and virtual table): row count and an order-insensitive sha256 of the rows.
 
     ``volatile(table, columns)`` names the column positions (``None``: all) whose values
@@ -126,9 +155,7 @@ def content_digests(execute: Execute, schema_data: dict[str, Any], volatile: Vol
     """
     out: dict[str, dict[str, Any]] = {}
     names = [*schema_data["tables"], *schema_data["virtual_tables"]]
-    if "sqlite_sequence" not in names and _rows(
-        execute, "SELECT name FROM sqlite_master WHERE name='sqlite_sequence'"
-    ):
+    if "sqlite_sequence" not in names and _rows(execute, "SELECT name FROM sqlite_master WHERE name='sqlite_sequence'"):
         names.append("sqlite_sequence")
     for name in sorted(names):
         sql = f"SELECT * FROM {_ident(name)}"
@@ -158,8 +185,7 @@ def _mask(rows: Iterable[Sequence[Any]], positions: list[int] | None) -> list[tu
     def typed(v: Any) -> Any:
         return None if v is None else (0 if isinstance(v, bool) else type(v)())
 
-    return [tuple(typed(v) if positions is None or i in positions else v for i, v in enumerate(row))
-            for row in rows]
+    return [tuple(typed(v) if positions is None or i in positions else v for i, v in enumerate(row)) for row in rows]
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -233,8 +259,11 @@ def safe_snapshot(execute: Execute, volatile: Volatile | None = None, stream: St
         data = schema(execute)
     except Exception as exc:
         return {"error": f"schema unreadable ({_error_kind(exc)})"}
-    return {"schema_sha256": fingerprint(data), "schema": data,
-            "content": content_digests(execute, data, volatile, stream)}
+    return {
+        "schema_sha256": fingerprint(data),
+        "schema": data,
+        "content": content_digests(execute, data, volatile, stream),
+    }
 
 
 def diff_schemas(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
@@ -242,8 +271,13 @@ def diff_schemas(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for section in ("tables", "virtual_tables", "indexes", "views", "triggers"):
         want, got = expected.get(section, {}), actual.get(section, {})
-        label = {"tables": "table", "virtual_tables": "virtual table", "indexes": "index", "views": "view",
-                 "triggers": "trigger"}[section]
+        label = {
+            "tables": "table",
+            "virtual_tables": "virtual table",
+            "indexes": "index",
+            "views": "view",
+            "triggers": "trigger",
+        }[section]
         for name, how, w, g in _differences_by_name(want, got):
             if how == "differs":
                 lines.append(f"{label} {name!r} differs: {_what_differs(w, g)}")
@@ -296,6 +330,8 @@ def diff_content(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
         elif want["rows"] != got["rows"]:
             lines.append(f"table {name!r} has {got['rows']} row(s), expected {want['rows']}")
         else:
-            lines.append(f"table {name!r} rows differ in value or type (same count {want['rows']}; digest "
-                         f"{got['sha256'][:12]} != {want['sha256'][:12]})")
+            lines.append(
+                f"table {name!r} rows differ in value or type (same count {want['rows']}; digest "
+                f"{got['sha256'][:12]} != {want['sha256'][:12]})"
+            )
     return lines

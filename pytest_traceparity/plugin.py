@@ -27,40 +27,99 @@ from .state import STATE_KEY, TraceparityState, build_state
 
 # (option, ini key or None, argparse kwargs)
 _OPTIONS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
-    ("--backends", "traceparity_backends", {"help": "backend ids to run on, comma separated, or 'all' "
-                                                     "(default: the reference backend only)"}),
-    ("--reference-backend", "traceparity_reference_backend",
-     {"help": "backend whose behaviour is the truth (default: sqlalchemy-sqlite)"}),
-    ("--update-golden", None, {"action": "store_true", "default": False,
-                                "help": "rewrite golden baselines from the reference backend (never from others)"}),
+    (
+        "--backends",
+        "traceparity_backends",
+        {"help": "backend ids to run on, comma separated, or 'all' (default: the reference backend only)"},
+    ),
+    (
+        "--reference-backend",
+        "traceparity_reference_backend",
+        {"help": "backend whose behaviour is the truth (default: sqlalchemy-sqlite)"},
+    ),
+    (
+        "--update-golden",
+        None,
+        {
+            "action": "store_true",
+            "default": False,
+            "help": "rewrite golden baselines from the reference backend (never from others)",
+        },
+    ),
     ("--traces", "traceparity_traces", {"help": "glob of trace files to collect (default: fixtures/traces/*.jsonl)"}),
-    ("--traceparity-report", "traceparity_report", {"help": "write a parity report to PATH (.json or .html); "
-                                                                 "-v lists every root cause in the terminal"}),
+    (
+        "--traceparity-report",
+        "traceparity_report",
+        {"help": "write a parity report to PATH (.json or .html); -v lists every root cause in the terminal"},
+    ),
     ("--sqld", "traceparity_sqld", {"help": "how to get sqld: auto|binary|docker|url|stand-in (default: auto)"}),
     ("--sqld-bin", "traceparity_sqld_bin", {"help": "path to the sqld binary (binary strategy)"}),
     ("--sqld-image", "traceparity_sqld_image", {"help": "docker image for sqld (docker strategy)"}),
     ("--sqld-url", "traceparity_sqld_url", {"help": "URL of a running sqld (url strategy)"}),
     ("--sqld-auth-token", None, {"help": "bearer token for sqld (default: $TURSO_AUTH_TOKEN); never printed"}),
-    ("--sqld-allow-reset", None, {"action": "store_true", "default": False,
-                                   "help": "allow wiping the database at --sqld-url when it has no namespaces"}),
-    ("--replica-sync", "traceparity_replica_sync",
-     {"help": "when embedded-replica calls sync(): auto|after-write|before-read|manual (default: auto)"}),
-    ("--conformance-cases", "traceparity_conformance_cases",
-     {"help": "extra conformance case files or directories, separated by os.pathsep (the suite's own always run)"}),
-    ("--replica-offline", None, {"action": "store_true", "default": False,
-                                  "help": "embedded-replica writes locally and sync() pushes them (offline mode)"}),
-    ("--sync-url", "traceparity_sync_url", {"help": "primary for embedded-replica (e.g. libsql://...); "
-                                                     "default: the sqld server"}),
-    ("--traceparity-redirect", None, {"action": "store_true", "default": False,
-                                      "help": "run every test once per backend, routing sqlite3.connect, "
-                                              "aiosqlite.connect and SQLAlchemy sqlite engines to it"}),
-    ("--traceparity-compare", None, {"action": "store_true", "default": False,
-                                     "help": "compare every statement a test runs on a backend with the "
-                                             "reference backend (redirected connections, dbapi, adbapi)"}),
-    ("--turso-bin", "traceparity_turso_bin", {"help": "tursodb binary for turso-sync (default: tursodb on PATH, "
-                                                       "then ./node_modules)"}),
-    ("--turso-sync", "traceparity_turso_sync",
-     {"help": "when turso-sync calls push()/pull(): auto|after-write|before-read|manual (default: auto)"}),
+    (
+        "--sqld-allow-reset",
+        None,
+        {
+            "action": "store_true",
+            "default": False,
+            "help": "allow wiping the database at --sqld-url when it has no namespaces",
+        },
+    ),
+    (
+        "--replica-sync",
+        "traceparity_replica_sync",
+        {"help": "when embedded-replica calls sync(): auto|after-write|before-read|manual (default: auto)"},
+    ),
+    (
+        "--conformance-cases",
+        "traceparity_conformance_cases",
+        {"help": "extra conformance case files or directories, separated by os.pathsep (the suite's own always run)"},
+    ),
+    (
+        "--replica-offline",
+        None,
+        {
+            "action": "store_true",
+            "default": False,
+            "help": "embedded-replica writes locally and sync() pushes them (offline mode)",
+        },
+    ),
+    (
+        "--sync-url",
+        "traceparity_sync_url",
+        {"help": "primary for embedded-replica (e.g. libsql://...); default: the sqld server"},
+    ),
+    (
+        "--traceparity-redirect",
+        None,
+        {
+            "action": "store_true",
+            "default": False,
+            "help": "run every test once per backend, routing sqlite3.connect, "
+            "aiosqlite.connect and SQLAlchemy sqlite engines to it",
+        },
+    ),
+    (
+        "--traceparity-compare",
+        None,
+        {
+            "action": "store_true",
+            "default": False,
+            "help": "compare every statement a test runs on a backend with the "
+            "reference backend (redirected connections, dbapi, adbapi)",
+        },
+    ),
+    (
+        "--turso-bin",
+        "traceparity_turso_bin",
+        {"help": "tursodb binary for turso-sync (default: tursodb on PATH, then ./node_modules)"},
+    ),
+    (
+        "--turso-sync",
+        "traceparity_turso_sync",
+        {"help": "when turso-sync calls push()/pull(): auto|after-write|before-read|manual (default: auto)"},
+    ),
 )
 
 
@@ -118,8 +177,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-traceparity: {exc}") from None
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(_ReportHooks(state), "traceparity-report")
-    redirect_glue.configure(config, state, redirect=bool(option(config, "--traceparity-redirect")),
-                            compare=bool(option(config, "--traceparity-compare")))
+    redirect_glue.configure(
+        config,
+        state,
+        redirect=bool(option(config, "--traceparity-redirect")),
+        compare=bool(option(config, "--traceparity-compare")),
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -157,7 +220,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 )
         restrictions.append(ids)
     chosen = [
-        b for b in state.selected
+        b
+        for b in state.selected
         if all(any(fnmatch.fnmatchcase(b, pat) for pat in patterns) for patterns in restrictions)
     ]
     if not chosen:
@@ -167,8 +231,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             f"(--backends={','.join(state.selected)}); add one to --backends to run it"
         )
         metafunc.parametrize(
-            "traceparity_backend", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
-            indirect=True, ids=["not-selected"],
+            "traceparity_backend",
+            [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+            indirect=True,
+            ids=["not-selected"],
         )
         return
     metafunc.parametrize("traceparity_backend", chosen, indirect=True, ids=chosen)
@@ -233,8 +299,14 @@ class _ReportHooks:
             path = Path(state.report_path)
             path = path if path.is_absolute() else config.rootpath / path
         self.run.duration = round(time.monotonic() - self.started, 2)
-        lines = collect.finish(state.report, secrets=state.secrets(), path=path, rules=state.divergences.entries,
-                               run=self.run, verbose=config.get_verbosity() > 0)
+        lines = collect.finish(
+            state.report,
+            secrets=state.secrets(),
+            path=path,
+            rules=state.divergences.entries,
+            run=self.run,
+            verbose=config.get_verbosity() > 0,
+        )
         if lines:
             terminalreporter.write_sep("=", "traceparity parity matrix")
             for line in lines:

@@ -106,8 +106,15 @@ _NEXT_STATE = {
     "semi": {"END": "end"},
     "end": {},
 }
-_FALLBACK_STATE = {"start": "normal", "explain": "normal", "create": "normal", "normal": "normal",
-                   "trigger": "trigger", "semi": "trigger", "end": "trigger"}
+_FALLBACK_STATE = {
+    "start": "normal",
+    "explain": "normal",
+    "create": "normal",
+    "normal": "normal",
+    "trigger": "trigger",
+    "semi": "trigger",
+    "end": "trigger",
+}
 
 
 def split(script: str) -> list[str]:
@@ -123,7 +130,7 @@ def split(script: str) -> list[str]:
             if state in ("trigger", "semi"):  # a ``;`` inside a trigger body
                 state = "semi"
                 continue
-            text = script[start:tok.start]
+            text = script[start : tok.start]
             if skip_prelude(text) < len(text):
                 out.append(text.strip(BOM + " \t\r\n"))
             start, state = tok.start + 1, "start"

@@ -39,6 +39,7 @@ def __getattr__(name: str) -> Any:
         return _STATE_KEY
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 DEFAULT_TRACES = "fixtures/traces/*.jsonl"
 
 
@@ -110,9 +111,7 @@ def build_state(
 
 def _harness_services(get: Callable[[str], Any], rootdir: Path, basetemp: Path | None) -> HarnessServices:
     """The servers' settings (sqld, replica primary, tursodb) and the run's private work directory."""
-    turso = TursoSettings(
-        bin=get("--turso-bin"), sync=get("--turso-sync") or "auto", search_dirs=(Path.cwd(), rootdir)
-    )
+    turso = TursoSettings(bin=get("--turso-bin"), sync=get("--turso-sync") or "auto", search_dirs=(Path.cwd(), rootdir))
     sqld = sqld_config(
         get("--sqld") or "auto",
         binary=get("--sqld-bin"),

@@ -56,8 +56,10 @@ def record_all(out_dir: Path) -> list[Path]:
                 raise SystemExit(f"build_trace_fixtures: workload {script} exited with code {code}")
             if merged.incomplete:
                 raise SystemExit(f"build_trace_fixtures: {script}: a process did not finish its trace part")
-            print(f"recorded {out.relative_to(out_dir.parent.parent) if out.is_relative_to(ROOT) else out}: "
-                  f"{merged.events} events")
+            print(
+                f"recorded {out.relative_to(out_dir.parent.parent) if out.is_relative_to(ROOT) else out}: "
+                f"{merged.events} events"
+            )
             paths.append(out)
     return paths
 
@@ -81,8 +83,9 @@ def check(traces_dir: Path, baseline: Path) -> int:
                 old = committed.read_text(encoding="utf-8").splitlines()
                 new = path.read_text(encoding="utf-8").splitlines()
                 first = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
-                diff = "\n".join(itertools.islice(difflib.unified_diff(old, new, "committed", "re-recorded",
-                                                                       n=0, lineterm=""), 8))
+                diff = "\n".join(
+                    itertools.islice(difflib.unified_diff(old, new, "committed", "re-recorded", n=0, lineterm=""), 8)
+                )
                 problems.append(f"{committed}:{first + 1}: re-recording differs\n{diff}")
         fresh_baseline = Path(tmp) / "baseline.sqlite3"
         build_baseline(fresh, fresh_baseline)
@@ -104,8 +107,11 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="verify re-recording reproduces the committed files")
     parser.add_argument("--traces-dir", default=str(ROOT / "fixtures" / "traces"))
     parser.add_argument("--baseline", default=str(ROOT / "fixtures" / "baseline.sqlite3"))
-    parser.add_argument("--replay-on", metavar="BACKEND",
-                        help="only replay the committed traces on BACKEND into --out (then diff it with the baseline)")
+    parser.add_argument(
+        "--replay-on",
+        metavar="BACKEND",
+        help="only replay the committed traces on BACKEND into --out (then diff it with the baseline)",
+    )
     parser.add_argument("--out", help="the database file --replay-on writes")
     args = parser.parse_args()
     traces_dir, baseline = Path(args.traces_dir), Path(args.baseline)

@@ -19,8 +19,12 @@ TRACES = sorted((ROOT / "fixtures" / "traces").glob("*.jsonl"))
 
 
 def diff(a: Path, b: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_traceparity.cli", "diff", str(a), str(b)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_traceparity.cli", "diff", str(a), str(b)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("backend_id", ["sqlalchemy-sqlite", "libsql-local"])

@@ -37,9 +37,22 @@ def guarded_primary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _replay(sync_url: str, cwd: Path) -> tuple[dict[str, Any], str]:
     result = subprocess.run(
-        [sys.executable, "-m", "pytest_traceparity.cli", "replay", str(TRACE), "--backend", "embedded-replica",
-         "--sync-url", sync_url, "--json"],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest_traceparity.cli",
+            "replay",
+            str(TRACE),
+            "--backend",
+            "embedded-replica",
+            "--sync-url",
+            sync_url,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
     return json.loads(result.stdout), result.stdout + result.stderr
 

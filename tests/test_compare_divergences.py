@@ -83,8 +83,11 @@ def test_outcome_json_round_trip() -> None:
 
 def registry(**kw: object) -> DivergenceRegistry:
     """One entry in the old ``known_divergences`` format (still loadable)."""
-    raw = {"backend": "libsql-*", "reason": "because", **{k: list(v) if isinstance(v, tuple) else v
-                                                           for k, v in kw.items()}}
+    raw = {
+        "backend": "libsql-*",
+        "reason": "because",
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()},
+    }
     return DivergenceRegistry(parse_entries([raw], "pyproject.toml"))
 
 

@@ -19,14 +19,23 @@ expect = { rows = [[2]] }
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest_traceparity.cli", "conformance", *args],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
     )
 
 
 def test_installed_suite_runs_extra_cases_from_another_directory(tmp_path: Path) -> None:
     (tmp_path / "cases.toml").write_text(CASE)
-    done = run(tmp_path, "--backends=sqlalchemy-sqlite", f"--conformance-cases={tmp_path / 'cases.toml'}",
-               "-k", "downstream", "-v")
+    done = run(
+        tmp_path,
+        "--backends=sqlalchemy-sqlite",
+        f"--conformance-cases={tmp_path / 'cases.toml'}",
+        "-k",
+        "downstream",
+        "-v",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "test_case[downstream.two-sqlalchemy-sqlite] PASSED" in done.stdout
 

@@ -260,7 +260,8 @@ def test_same_case_passes_on_both_local_backends(tmp_path: Path, cases: dict[str
     two = runner.check(cases["t.two_connections"], LIBSQL)
     assert two.status == "known", two.message
     assert [(sd.step.index, [d.aspect for d in sd.differences]) for sd in two.step_differences] == [
-        (3, ["rowcount.select"]), (5, ["rowcount.select"])
+        (3, ["rowcount.select"]),
+        (5, ["rowcount.select"]),
     ]
 
 
@@ -380,8 +381,15 @@ def test_each_expect_key_reports_its_own_miss() -> None:
         ("expect.rows", "row 0: expected [(2 (integer))], got [(1 (integer))]"),
         ("expect.rowcount", "rowcount 1 expected, got -1"),
     ]
-    failed = Outcome(error=DatabaseError("UNIQUE constraint failed: t.x", kind="constraint.unique", backend="b",
-                                         exc_type="IntegrityError", dbapi_class="IntegrityError"))
+    failed = Outcome(
+        error=DatabaseError(
+            "UNIQUE constraint failed: t.x",
+            kind="constraint.unique",
+            backend="b",
+            exc_type="IntegrityError",
+            dbapi_class="IntegrityError",
+        )
+    )
     assert expect_diffs(parse_expect({"error": "constraint.unique", "dbapi_class": "IntegrityError"}), failed) == []
     (miss,) = expect_diffs(parse_expect({"error": "syntax"}), failed)
     assert (miss.aspect, miss.message) == ("expect.error", "expected error kind 'syntax', got 'constraint.unique'")

@@ -74,8 +74,9 @@ def _named_ok(conn: Any) -> bool:
 
 
 @pytest.mark.parametrize("backend_id", LOCAL)
-def test_code_written_for_sqlite3_sees_the_same(backend_id: str, open_facade: Callable[..., Sqlite3Connection],
-                                                tmp_path: Path) -> None:
+def test_code_written_for_sqlite3_sees_the_same(
+    backend_id: str, open_facade: Callable[..., Sqlite3Connection], tmp_path: Path
+) -> None:
     real = sqlite3.connect(tmp_path / "real.db")
     expected = storage_layer(real)
     real.close()
@@ -121,7 +122,7 @@ def test_isolation_level_like_sqlite3(backend_id: str, open_facade: Callable[...
 def test_row_factories(backend_id: str, open_facade: Callable[..., Sqlite3Connection]) -> None:
     conn = open_facade(backend_id)
     conn.row_factory = sqlite3.Row
-    row = conn.execute("SELECT 1 AS a, 'x' AS \"we\"\"ird\"").fetchone()
+    row = conn.execute('SELECT 1 AS a, \'x\' AS "we""ird"').fetchone()
     assert isinstance(row, sqlite3.Row)
     assert row.keys() == ["a", 'we"ird'] and row["A"] == 1 and row[1] == "x" and dict(row) == {"a": 1, 'we"ird': "x"}
     conn.row_factory = lambda cursor, values: {d[0]: v for d, v in zip(cursor.description, values)}

@@ -65,11 +65,26 @@ def test_fingerprint_is_identical_across_backends(db: DB, tmp_path: Path) -> Non
 
 
 def test_schema_diff_names_objects() -> None:
-    base = {"tables": {"t": {"columns": [{"name": "a", "type": "INTEGER", "notnull": False}], "sql": "x"}},
-            "indexes": {"i": {"unique": False}}, "views": {"v": {"sql": "SELECT 1"}}, "triggers": {}}
-    other = {"tables": {"t": {"columns": [{"name": "a", "type": "TEXT", "notnull": False},
-                                          {"name": "b", "type": "", "notnull": False}], "sql": "x"}},
-             "indexes": {"i": {"unique": True}}, "views": {}, "triggers": {"g": {"sql": "..."}}}
+    base = {
+        "tables": {"t": {"columns": [{"name": "a", "type": "INTEGER", "notnull": False}], "sql": "x"}},
+        "indexes": {"i": {"unique": False}},
+        "views": {"v": {"sql": "SELECT 1"}},
+        "triggers": {},
+    }
+    other = {
+        "tables": {
+            "t": {
+                "columns": [
+                    {"name": "a", "type": "TEXT", "notnull": False},
+                    {"name": "b", "type": "", "notnull": False},
+                ],
+                "sql": "x",
+            }
+        },
+        "indexes": {"i": {"unique": True}},
+        "views": {},
+        "triggers": {"g": {"sql": "..."}},
+    }
     lines = diff_schemas(base, other)
     assert "table 't' differs: column 'a' (type 'INTEGER' != 'TEXT'); column 'b' unexpected" in lines
     assert "index 'i' differs: unique False != True" in lines
@@ -82,8 +97,10 @@ def test_content_digest_ignores_order_but_not_types() -> None:
     assert digest_rows(Result(rows=rows)) == digest_rows(Result(rows=list(reversed(rows))))
     assert digest_rows(Result(rows=[(1,)])) != digest_rows(Result(rows=[(1.0,)]))
     assert digest_rows(Result(rows=[(1,), (1,)])) != digest_rows(Result(rows=[(1,)]))  # multiset, not set
-    lines = diff_content({"t": {"rows": 2, "sha256": "a"}, "u": {"rows": 1, "sha256": "b"}},
-                         {"t": {"rows": 3, "sha256": "c"}, "u": {"rows": 1, "sha256": "d"}})
+    lines = diff_content(
+        {"t": {"rows": 2, "sha256": "a"}, "u": {"rows": 1, "sha256": "b"}},
+        {"t": {"rows": 3, "sha256": "c"}, "u": {"rows": 1, "sha256": "d"}},
+    )
     assert lines[0] == "table 't' has 3 row(s), expected 2"
     assert lines[1].startswith("table 'u' rows differ in value or type (same count 1")
 

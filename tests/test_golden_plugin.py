@@ -82,10 +82,12 @@ def test_items_per_backend_and_non_reference_never_writes(pytester: pytest.Pytes
     make_trace(pytester.path)
     result = run(pytester, TRACE, "--backends=libsql-local")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"*{GOLDEN}: no golden for trace {TRACE}; create it from the reference backend with: "
-        f"pytest {TRACE} --update-golden*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*{GOLDEN}: no golden for trace {TRACE}; create it from the reference backend with: "
+            f"pytest {TRACE} --update-golden*",
+        ]
+    )
     # --update-golden with only a non-reference backend: it compares with what the reference would
     # write (known libsql divergences xfail) and writes nothing
     result = run(pytester, TRACE, "--backends=libsql-local", "--update-golden")
@@ -107,38 +109,52 @@ def test_changed_insert_parameter_names_the_step(pytester: pytest.Pytester) -> N
     run(pytester, TRACE, "--update-golden").assert_outcomes(passed=1)
     seq = seq_of(trace, "INSERT INTO t (name, n) VALUES (?, ?)")
     text = trace.read_text()
-    old = f'{{"seq":{seq},"conn":1,"op":"execute","sql":"INSERT INTO t (name, n) VALUES (?, ?)","params":' \
-          '[{"text":"alpha"},{"int":"1"}],"rowcount":1}'
+    old = (
+        f'{{"seq":{seq},"conn":1,"op":"execute","sql":"INSERT INTO t (name, n) VALUES (?, ?)","params":'
+        '[{"text":"alpha"},{"int":"1"}],"rowcount":1}'
+    )
     assert old in text
     trace.write_text(text.replace(old, old.replace('{"int":"1"}', '{"int":"7"}')))
     result = run(pytester, TRACE)
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
-    expected = "\n".join([
-        f"most severe diverging step: seq {seq}, conn 1 ({TRACE}:{seq + 1})",
-        "  SQL:      INSERT INTO t (name, n) VALUES (?, ?)",
-        "  params:   ['alpha' (text), 7 (integer)]",
-        "  expected: 0 row(s), rowcount=1, lastrowid=1   (golden, from the reference backend)",
-        "  actual:   0 row(s), rowcount=1, lastrowid=1   (sqlalchemy-sqlite)",
-        "  [data; unknown] [trace.params] this step's parameters differ from those the golden was made with (the "
-        "trace was edited or re-recorded after the golden)",
-    ])
+    expected = "\n".join(
+        [
+            f"most severe diverging step: seq {seq}, conn 1 ({TRACE}:{seq + 1})",
+            "  SQL:      INSERT INTO t (name, n) VALUES (?, ?)",
+            "  params:   ['alpha' (text), 7 (integer)]",
+            "  expected: 0 row(s), rowcount=1, lastrowid=1   (golden, from the reference backend)",
+            "  actual:   0 row(s), rowcount=1, lastrowid=1   (sqlalchemy-sqlite)",
+            "  [data; unknown] [trace.params] this step's parameters differ from those the golden was made with (the "
+            "trace was edited or re-recorded after the golden)",
+        ]
+    )
     assert expected in out
     # the edited value also changes what later reads return and the final table digest
     assert f"trace 'small' diverges on sqlalchemy-sqlite from its golden {GOLDEN}: " in out
-    result.stdout.fnmatch_lines(["and * more step(s) diverge (most severe first): seq *, final",
-                                 f"*review and run: pytest {TRACE} --update-golden"])
+    result.stdout.fnmatch_lines(
+        [
+            "and * more step(s) diverge (most severe first): seq *, final",
+            f"*review and run: pytest {TRACE} --update-golden",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
     ("mangle", "needles"),
     [
-        (lambda t: t.rsplit("\n", 2)[0] + "\n",
-         ["*small.jsonl:*: missing end line after * event(s)*; "
-          "re-record it with: traceparity record -o FILE -- CMD*"]),
+        (
+            lambda t: t.rsplit("\n", 2)[0] + "\n",
+            [
+                "*small.jsonl:*: missing end line after * event(s)*; "
+                "re-record it with: traceparity record -o FILE -- CMD*"
+            ],
+        ),
         (lambda t: t[:-10], ["*small.jsonl:*: the last line is incomplete (the trace is truncated)*"]),
-        (lambda t: t.replace('"version":1', '"version":7', 1),
-         ["*small.jsonl:1: field 'version': unknown trace format version 7*upgrade pytest-traceparity*"]),
+        (
+            lambda t: t.replace('"version":1', '"version":7', 1),
+            ["*small.jsonl:1: field 'version': unknown trace format version 7*upgrade pytest-traceparity*"],
+        ),
         (lambda t: t.replace('"op":"commit"', '"op":"comit"', 1), ["*small.jsonl:*: field 'op': unknown op 'comit'*"]),
     ],
     ids=["missing-end", "truncated", "unknown-version", "bad-op"],
@@ -163,8 +179,7 @@ def test_unparsable_golden(pytester: pytest.Pytester) -> None:
     golden.write_text("".join(lines[:3]) + "{oops\n")
     result = run(pytester, TRACE)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(
-        [f"*{GOLDEN}:4: not valid JSON*; regenerate it with: pytest {TRACE} --update-golden"])
+    result.stdout.fnmatch_lines([f"*{GOLDEN}:4: not valid JSON*; regenerate it with: pytest {TRACE} --update-golden"])
     golden.write_text("".join(lines[:5]))
     result = run(pytester, TRACE)
     result.stdout.fnmatch_lines([f"*{GOLDEN}:6: ends before its final state (truncated)*"])
@@ -190,8 +205,12 @@ def test_trace_and_golden_out_of_step(pytester: pytest.Pytester) -> None:
     trace.write_text("\n".join(kept) + "\n")
     result = run(pytester, TRACE)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"*{TRACE}:{target + 1}: trace and golden are out of step at seq {target}*"
-                                 f"regenerate it with: pytest {TRACE} --update-golden"])
+    result.stdout.fnmatch_lines(
+        [
+            f"*{TRACE}:{target + 1}: trace and golden are out of step at seq {target}*"
+            f"regenerate it with: pytest {TRACE} --update-golden"
+        ]
+    )
 
 
 def test_known_divergence_applies_per_step(pytester: pytest.Pytester) -> None:
@@ -215,13 +234,16 @@ def test_known_divergence_applies_per_step(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(xfailed=1)
     result.stdout.fnmatch_lines([f"*team.bigint-step: test: libsql binds 2**40 as REAL [[]seq {seq}[]]*"])
 
+
 def test_replay_fixture_in_a_user_test(pytester: pytest.Pytester) -> None:
     make_trace(pytester.path)
-    pytester.makepyfile(test_mine=f"""
+    pytester.makepyfile(
+        test_mine=f"""
         def test_my_workload(replay):
             report = replay("{TRACE}")
             assert report.steps > 5
-    """)
+    """
+    )
     result = run(pytester, "test_mine.py")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"*create it from the reference backend with: pytest {TRACE} --update-golden*"])
@@ -260,12 +282,14 @@ def test_traces_option_selects_other_files(pytester: pytest.Pytester) -> None:
 
 def test_golden_extension_with_syrupy_snapshot(pytester: pytest.Pytester) -> None:
     """A user test can store golden-style JSONL through syrupy; unchanged data is not rewritten."""
-    pytester.makepyfile(test_snap="""
+    pytester.makepyfile(
+        test_snap="""
         from pytest_traceparity.golden import GoldenExtension
 
         def test_text(snapshot):
             assert '{"a":1}\\n' == snapshot(extension_class=GoldenExtension)
-    """)
+    """
+    )
     run(pytester, "test_snap.py", "--snapshot-update").assert_outcomes(passed=1)
     stored = pytester.path / "__snapshots__" / "test_snap" / "test_text.golden.jsonl"
     assert stored.read_text() == '{"a":1}\n'
@@ -286,6 +310,10 @@ def test_strict_entry_for_a_step_that_no_longer_diverges_fails(pytester: pytest.
     """)
     result = run(pytester, TRACE)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*trace::small#2 no longer shows what rule pyproject.toml#0 describes on "
-                                 "sqlalchemy-sqlite; remove 'trace::small#2' from the rule (*pyproject.toml #0): "
-                                 "stale entry"])
+    result.stdout.fnmatch_lines(
+        [
+            "*trace::small#2 no longer shows what rule pyproject.toml#0 describes on "
+            "sqlalchemy-sqlite; remove 'trace::small#2' from the rule (*pyproject.toml #0): "
+            "stale entry"
+        ]
+    )

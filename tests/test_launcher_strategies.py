@@ -90,8 +90,9 @@ def wait_gone(pid: int, timeout: float = 8.0) -> bool:
 
 
 def test_binary_strategy_end_to_end(fake_sqld: Path, tmp_path: Path) -> None:
-    handle = start_sqld(SqldConfig(strategy="binary", sqld_bin=str(fake_sqld), workdir=tmp_path,
-                                   auth_token="meant-for-the-cloud"))
+    handle = start_sqld(
+        SqldConfig(strategy="binary", sqld_bin=str(fake_sqld), workdir=tmp_path, auth_token="meant-for-the-cloud")
+    )
     try:
         ep = handle.endpoint
         assert ep.strategy == "binary"
@@ -99,11 +100,13 @@ def test_binary_strategy_end_to_end(fake_sqld: Path, tmp_path: Path) -> None:
         assert ep.label == "stand-in 0.1 (traceparity, via binary)"
         assert ep.url.startswith("http://127.0.0.1:")
         url = ep.create_database("bin-ns")
-        status, body = http.request("POST", f"{url}/v3/pipeline", body={"baton": None, "requests": [
-            {"type": "execute", "stmt": {"sql": "SELECT 6 * 7"}}, {"type": "close"}]})
+        status, body = http.request(
+            "POST",
+            f"{url}/v3/pipeline",
+            body={"baton": None, "requests": [{"type": "execute", "stmt": {"sql": "SELECT 6 * 7"}}, {"type": "close"}]},
+        )
         assert status == 200
-        assert json.loads(body)["results"][0]["response"]["result"]["rows"] == [
-            [{"type": "integer", "value": "42"}]]
+        assert json.loads(body)["results"][0]["response"]["result"]["rows"] == [[{"type": "integer", "value": "42"}]]
         assert handle.log_path is not None
         log = handle.log_path.read_text()
         port = ep.url.rsplit(":", 1)[1]
@@ -120,12 +123,10 @@ def test_binary_missing_is_an_error_not_a_skip(tmp_path: Path) -> None:
         start_sqld(SqldConfig(strategy="binary", sqld_bin=str(tmp_path / "nope")))
 
 
-def test_binary_that_dies_reports_its_log(fake_sqld: Path, monkeypatch: pytest.MonkeyPatch,
-                                          tmp_path: Path) -> None:
+def test_binary_that_dies_reports_its_log(fake_sqld: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("FAKE_SQLD_CRASH", "1")
     with pytest.raises(SqldUnavailable, match=r"exited with status 3(.|\n)*pretend the database is corrupt"):
-        start_sqld(SqldConfig(strategy="binary", sqld_bin=str(fake_sqld), workdir=tmp_path,
-                              startup_timeout=10))
+        start_sqld(SqldConfig(strategy="binary", sqld_bin=str(fake_sqld), workdir=tmp_path, startup_timeout=10))
 
 
 def test_docker_without_daemon_is_a_one_line_error(no_docker: None) -> None:
@@ -167,6 +168,7 @@ def test_refused_token_says_what_to_set_and_never_shows_it(tmp_path: Path) -> No
     assert "HTTP 401" in message and "set TURSO_AUTH_TOKEN (or --sqld-auth-token)" in message
     assert "wrong-token" not in message and "right-token" not in message
 
+
 def test_url_unreachable_is_an_error() -> None:
     port = launcher.free_port()
     with pytest.raises(SqldUnavailable, match=rf"--sqld-url http://127.0.0.1:{port}: no answer"):
@@ -188,8 +190,9 @@ def sqld_like(fake_sqld: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 
 def _count_objects(ep: launcher.SqldEndpoint) -> int:
-    [res] = ep.pipeline([{"type": "execute", "stmt": {
-        "sql": "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"}}])
+    [res] = ep.pipeline(
+        [{"type": "execute", "stmt": {"sql": "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"}}]
+    )
     return int(res["result"]["rows"][0][0]["value"])
 
 
@@ -204,20 +207,23 @@ def test_url_without_namespaces_refuses_to_wipe(sqld_like: str) -> None:
 
 def test_url_allow_reset_wipes_everything(sqld_like: str) -> None:
     ep = start_sqld(SqldConfig(strategy="url", url=sqld_like, allow_reset=True)).endpoint
-    ep.pipeline([
-        {"type": "execute", "stmt": {"sql": "CREATE TABLE p(id INTEGER PRIMARY KEY AUTOINCREMENT)"}},
-        {"type": "execute", "stmt": {"sql": "CREATE TABLE c(p REFERENCES p(id))"}},
-        {"type": "execute", "stmt": {"sql": "CREATE INDEX ci ON c(p)"}},
-        {"type": "execute", "stmt": {"sql": "CREATE VIEW v AS SELECT * FROM c"}},
-        {"type": "execute", "stmt": {"sql": "CREATE TRIGGER tr AFTER INSERT ON p BEGIN SELECT 1; END"}},
-    ])
+    ep.pipeline(
+        [
+            {"type": "execute", "stmt": {"sql": "CREATE TABLE p(id INTEGER PRIMARY KEY AUTOINCREMENT)"}},
+            {"type": "execute", "stmt": {"sql": "CREATE TABLE c(p REFERENCES p(id))"}},
+            {"type": "execute", "stmt": {"sql": "CREATE INDEX ci ON c(p)"}},
+            {"type": "execute", "stmt": {"sql": "CREATE VIEW v AS SELECT * FROM c"}},
+            {"type": "execute", "stmt": {"sql": "CREATE TRIGGER tr AFTER INSERT ON p BEGIN SELECT 1; END"}},
+        ]
+    )
     assert _count_objects(ep) == 5
     assert ep.create_database("t") == ep.url
     assert _count_objects(ep) == 0
 
 
-def test_auto_prefers_url_then_path_then_standin(fake_sqld: Path, tmp_path: Path, no_docker: None,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_prefers_url_then_path_then_standin(
+    fake_sqld: Path, tmp_path: Path, no_docker: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with StandinServer(db_dir=tmp_path / "u") as srv, start_sqld(SqldConfig(strategy="auto", url=srv.url)) as h:
         assert h.endpoint.strategy == "url"
     monkeypatch.setenv("PATH", str(fake_sqld.parent))
@@ -340,7 +346,10 @@ def test_trampoline_refuses_to_start_for_a_parent_already_gone(kind: str, tmp_pa
 
     marker = tmp_path / "started"
     command = die_with_parent(["touch", str(marker)], setpriv=_trampoline(kind))
-    done = subprocess.run([sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
-                           *command], timeout=30, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))", *command],
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 1
     assert not marker.exists()

@@ -42,8 +42,12 @@ def seeded_trace(path: Path, noise: int = 60) -> Path:
         w("execute", 2, sql="SELECT count(*) FROM t", params=[])
         w("execute", 3, sql="INSERT INTO o VALUES (?)", params=encode_event_params("execute", (i,)))
         if i == noise // 2:
-            w("execute", 2, sql="SELECT ? AS big, typeof(?) AS t",
-              params=encode_event_params("execute", (2**40, 2**40)))
+            w(
+                "execute",
+                2,
+                sql="SELECT ? AS big, typeof(?) AS t",
+                params=encode_event_params("execute", (2**40, 2**40)),
+            )
     for conn in (1, 2, 3):
         w("close", conn)
     writer.close()
@@ -64,16 +68,20 @@ def test_seeded_divergence_shrinks_to_a_valid_trace_with_the_same_rule(tmp_path:
 
     write_trace(result.events, out)
     assert validate(out) == len(result.events)  # still a valid trace
-    again = run_pair(load_events(out), registry.get(REFERENCE), registry.get(LIBSQL), contexts(tmp_path / "r"),
-                     rules)
+    again = run_pair(load_events(out), registry.get(REFERENCE), registry.get(LIBSQL), contexts(tmp_path / "r"), rules)
     assert "libsql.int-outside-i32-bound-as-real" in {a.rule_id for _, a in again}
 
 
 def test_unknown_difference_keeps_aspect_and_statement_kind(tmp_path: Path) -> None:
     trace = seeded_trace(tmp_path / "seeded.jsonl", noise=10)
     registry = standalone_registry()
-    result = minimize(load_events(trace), registry.get(REFERENCE), registry.get(LIBSQL), contexts(tmp_path / "m"),
-                      DivergenceRegistry([]))
+    result = minimize(
+        load_events(trace),
+        registry.get(REFERENCE),
+        registry.get(LIBSQL),
+        contexts(tmp_path / "m"),
+        DivergenceRegistry([]),
+    )
     assert (result.target.rule, result.target.aspect, result.target.kind) == (None, "rows.storage_class", "select")
     assert any(e.sql and "big" in e.sql for e in result.events) and len(result.events) <= 4
 
@@ -83,10 +91,18 @@ def ev(seq: int, conn: int, op: str, **kw: object) -> Event:
 
 
 def test_repair_keeps_opens_of_used_connections_and_balances_transactions() -> None:
-    everything = [ev(1, 1, "open", db="db1"), ev(2, 2, "open", db="db1"), ev(3, 1, "begin", mode="DEFERRED"),
-                  ev(4, 1, "execute", sql="INSERT INTO t VALUES (1)"), ev(5, 1, "commit"),
-                  ev(6, 2, "execute", sql="SELECT 1"), ev(7, 1, "begin", mode="DEFERRED"),
-                  ev(8, 1, "execute", sql="SELECT 2"), ev(9, 1, "close"), ev(10, 2, "close")]
+    everything = [
+        ev(1, 1, "open", db="db1"),
+        ev(2, 2, "open", db="db1"),
+        ev(3, 1, "begin", mode="DEFERRED"),
+        ev(4, 1, "execute", sql="INSERT INTO t VALUES (1)"),
+        ev(5, 1, "commit"),
+        ev(6, 2, "execute", sql="SELECT 1"),
+        ev(7, 1, "begin", mode="DEFERRED"),
+        ev(8, 1, "execute", sql="SELECT 2"),
+        ev(9, 1, "close"),
+        ev(10, 2, "close"),
+    ]
     kept = repair([everything[3], everything[4], everything[6], everything[7]], everything)
     # conn 2 unused: no open/close; commit without its begin dropped; begin without commit dropped
     assert [e.seq for e in kept] == [1, 4, 8, 9]
@@ -107,14 +123,17 @@ def program(root: Path) -> Path:
     return trace
 
 
-def test_minimize_cli_and_replay_minimize_link_the_reproduction(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_minimize_cli_and_replay_minimize_link_the_reproduction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     trace = program(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert replay_main([str(trace), "--update-golden"]) == 0
     capsys.readouterr()
-    assert replay_main([str(trace), "--backend", LIBSQL, "--json", "--minimize", "--minimize-output",
-                        "min/prog.jsonl"]) == 1
+    assert (
+        replay_main([str(trace), "--backend", LIBSQL, "--json", "--minimize", "--minimize-output", "min/prog.jsonl"])
+        == 1
+    )
     data = json.loads(capsys.readouterr().out)
     unknown = [d for d in data["differences"] if d["rule"] is None]
     assert unknown and unknown[0]["aspect"] == "rows.value" and unknown[0]["minimized"] == "min/prog.jsonl"

@@ -54,11 +54,13 @@ def test_stacked_backends_markers_with_globs_intersect_by_backend(pytester: pyte
     )
     result = pytester.runpytest("-v", "-rs", "--backends=sqlalchemy-sqlite,libsql-local")
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines([
-        "*test_both?sqlalchemy-sqlite? PASSED*",
-        "*restricted by @pytest.mark.backends(libsql-[*]) and @pytest.mark.backends([*]-sqlite) and no selected "
-        "backend matches*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_both?sqlalchemy-sqlite? PASSED*",
+            "*restricted by @pytest.mark.backends(libsql-[*]) and @pytest.mark.backends([*]-sqlite) and no selected "
+            "backend matches*",
+        ]
+    )
 
 
 def test_backends_marker_unknown_id(pytester: pytest.Pytester) -> None:

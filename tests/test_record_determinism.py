@@ -108,8 +108,22 @@ def test_pytest_suite_under_xdist_records_byte_identical(dist: str, tmp_path: Pa
     work.mkdir()
     for name, body in SUITE.items():
         (work / name).write_text(textwrap.dedent(body))
-    command = [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", dist, "-p", "no:cacheprovider",
-               "-p", "no:randomly", "-p", "no:traceparity"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-n",
+        "2",
+        "--dist",
+        dist,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:traceparity",
+    ]
     first, second = _twice(command, work, tmp_path)
     assert first == second
     assert b'"op":"executescript"' in first

@@ -63,8 +63,11 @@ def test_sqlite3_records_implicit_transactions(tmp_path: Path, monkeypatch: pyte
     recorded = list(TraceReader(trace))
     assert recorded[0].target == "app.db" and recorded[0].driver == "sqlite3"
     assert recorded[5].many == [(2,), (3,), (4,)]
-    assert recorded[10].error == {"kind": "no_such_table", "dbapi_class": "OperationalError",
-                                  "exc_type": "sqlite3.OperationalError"}
+    assert recorded[10].error == {
+        "kind": "no_such_table",
+        "dbapi_class": "OperationalError",
+        "exc_type": "sqlite3.OperationalError",
+    }
     # the program itself saw normal behaviour: the generator's rows were inserted
     check = sqlite3.connect(tmp_path / "app.db")
     assert check.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,), (3,), (4,), (99,)]
@@ -89,8 +92,13 @@ def test_custom_factory_and_databases(tmp_path: Path, monkeypatch: pytest.Monkey
         for conn in (a, b, m1, m2, c):
             conn.close()
     opens = [(e.conn, e.db, e.target) for e in TraceReader(trace) if e.op == "open"]
-    assert opens == [(1, "db1", "a.db"), (2, "db1", "a.db"), (3, "db2", ":memory:"), (4, "db3", ":memory:"),
-                     (5, "db4", "data/c.db")]
+    assert opens == [
+        (1, "db1", "a.db"),
+        (2, "db1", "a.db"),
+        (3, "db2", ":memory:"),
+        (4, "db3", ":memory:"),
+        (5, "db4", "data/c.db"),
+    ]
 
 
 def test_libsql_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,8 +114,12 @@ def test_libsql_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert cur.fetchall() == [(2**40,)]
         conn.close()
     assert events(trace) == [
-        (1, "open", None), (1, "execute", "CREATE TABLE t (x)"), (1, "begin", None),
-        (1, "execute", "INSERT INTO t VALUES (?)"), (1, "commit", None), (1, "execute", "SELECT x FROM t"),
+        (1, "open", None),
+        (1, "execute", "CREATE TABLE t (x)"),
+        (1, "begin", None),
+        (1, "execute", "INSERT INTO t VALUES (?)"),
+        (1, "commit", None),
+        (1, "execute", "SELECT x FROM t"),
         (1, "close", None),
     ]
     assert next(iter(TraceReader(trace))).driver == "libsql"

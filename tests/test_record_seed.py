@@ -30,8 +30,9 @@ def test_seed_round_trips_as_sql(tmp_path: Path) -> None:
     assert capture_seed(str(tmp_path / "missing.db")) is None
 
 
-def test_seed_over_the_limit_is_skipped_with_a_clear_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_seed_over_the_limit_is_skipped_with_a_clear_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     _old_db(tmp_path / "big.db", 200)
     monkeypatch.setenv("TRACEPARITY_SEED_LIMIT", "4096")
     trace = tmp_path / "t.jsonl"

@@ -6,8 +6,11 @@ import pytest
 
 # The four built-in backends (all also takes the optional Turso / SQLAlchemy-over-libsql ones when
 # installed; the expected counts below are those of the built-ins).
-ALL = ("--backends=sqlalchemy-sqlite,libsql-local,sqld-http,embedded-replica", "--sqld=stand-in",
-       "--traceparity-redirect")
+ALL = (
+    "--backends=sqlalchemy-sqlite,libsql-local,sqld-http,embedded-replica",
+    "--sqld=stand-in",
+    "--traceparity-redirect",
+)
 
 SQLITE3_MODULE = """
 import sqlite3
@@ -49,13 +52,15 @@ def test_unchanged_sqlite3_module_runs_on_every_backend(pytester: pytest.Pyteste
     pytester.makepyfile(test_repo=SQLITE3_MODULE)
     result = pytester.runpytest("-v", *ALL)
     result.assert_outcomes(passed=5, failed=3)
-    result.stdout.fnmatch_lines([
-        "*test_repository?sqlalchemy-sqlite? PASSED*",
-        "*test_repository?libsql-local? PASSED*",
-        "*test_repository?sqld-http? PASSED*",
-        "*test_repository?embedded-replica? PASSED*",
-        "*test_big_ints_stay_integers?sqlalchemy-sqlite? PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_repository?sqlalchemy-sqlite? PASSED*",
+            "*test_repository?libsql-local? PASSED*",
+            "*test_repository?sqld-http? PASSED*",
+            "*test_repository?embedded-replica? PASSED*",
+            "*test_big_ints_stay_integers?sqlalchemy-sqlite? PASSED*",
+        ]
+    )
     # libsql 0.1.11 binds ints beyond i32 as REAL: the test's own assertion shows it reached libsql
     for backend in ("libsql-local", "sqld-http", "embedded-replica"):
         result.stdout.fnmatch_lines([f"*test_big_ints_stay_integers[[]{backend}[]] FAILED*"])
@@ -169,13 +174,15 @@ def test_what_cannot_be_redirected_fails_clearly(pytester: pytest.Pytester) -> N
     )
     result = pytester.runpytest("-v", "--backends=sqlalchemy-sqlite,libsql-local", "--traceparity-redirect")
     result.assert_outcomes(passed=1, failed=4)
-    result.stdout.fnmatch_lines([
-        "*test_opted_out PASSED*",
-        "*[[]libsql-local[]] real SQLite wrote database file(s) during this test, outside the redirect:*",
-        "*child.db",
-        "*Those statements ran on SQLite, not on 'libsql-local'*subprocess*traceparity_no_redirect*",
-        "*factory=Mine*cannot be redirected to 'libsql-local'*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_opted_out PASSED*",
+            "*[[]libsql-local[]] real SQLite wrote database file(s) during this test, outside the redirect:*",
+            "*child.db",
+            "*Those statements ran on SQLite, not on 'libsql-local'*subprocess*traceparity_no_redirect*",
+            "*factory=Mine*cannot be redirected to 'libsql-local'*",
+        ]
+    )
     assert "test_subprocess[sqlalchemy-sqlite] PASSED" not in result.stdout.str()
 
 
@@ -229,8 +236,14 @@ def test_module_level_engine_follows_each_test_to_its_backend(pytester: pytest.P
     )
     result = pytester.runpytest("-v", "--backends=sqlalchemy-sqlite,libsql-local", "--traceparity-redirect")
     result.assert_outcomes(passed=2, failed=2)  # a fresh database per test; libsql's REAL shows each time
-    result.stdout.fnmatch_lines(["*test_first?sqlalchemy-sqlite? PASSED*", "*test_first?libsql-local? FAILED*",
-                                 "*test_second?sqlalchemy-sqlite? PASSED*", "*test_second?libsql-local? FAILED*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_first?sqlalchemy-sqlite? PASSED*",
+            "*test_first?libsql-local? FAILED*",
+            "*test_second?sqlalchemy-sqlite? PASSED*",
+            "*test_second?libsql-local? FAILED*",
+        ]
+    )
     assert result.stdout.str().count("(1, 'real')") >= 2
     assert (pytester.path / "shared.db").stat().st_size == 0  # nothing ran on the real file
 

@@ -22,15 +22,38 @@ from pytest_traceparity.values import Result
 
 fingerprint = importlib.import_module("pytest_traceparity.fingerprint")
 
-_VALUES: list[Any] = [None, 0, 1, -1, 2**31, -(2**63), 2**63 - 1, 0.0, -0.0, 1.5, float("inf"), float("nan"),
-                      "", "a", "a\x00b", "ünï", b"", b"\x00\xff", 1e300]
+_VALUES: list[Any] = [
+    None,
+    0,
+    1,
+    -1,
+    2**31,
+    -(2**63),
+    2**63 - 1,
+    0.0,
+    -0.0,
+    1.5,
+    float("inf"),
+    float("nan"),
+    "",
+    "a",
+    "a\x00b",
+    "ünï",
+    b"",
+    b"\x00\xff",
+    1e300,
+]
 
 
 def _result(rnd: random.Random) -> Result:
     width = rnd.randrange(0, 4)
     rows = [tuple(rnd.choice(_VALUES) for _ in range(width)) for _ in range(rnd.randrange(0, 4))]
-    return Result(columns=tuple(f"c{i}" for i in range(width)), rows=rows, rowcount=rnd.choice([-1, 0, 1, 3]),
-                  lastrowid=rnd.choice([None, 0, 7]))
+    return Result(
+        columns=tuple(f"c{i}" for i in range(width)),
+        rows=rows,
+        rowcount=rnd.choice([-1, 0, 1, 3]),
+        lastrowid=rnd.choice([None, 0, 7]),
+    )
 
 
 def _variant(rnd: random.Random, result: Result) -> Result:
@@ -76,8 +99,9 @@ def test_fast_answers_agree_with_the_full_comparison() -> None:
         counted = counts_differ(raw, actual, sql=sql)
         if counted is not None:
             checked["counts"] += 1
-            assert [(d.aspect, d.message, d.expected, d.actual) for d in counted] == \
-                   [(d.aspect, d.message, d.expected, d.actual) for d in full]
+            assert [(d.aspect, d.message, d.expected, d.actual) for d in counted] == [
+                (d.aspect, d.message, d.expected, d.actual) for d in full
+            ]
             assert raw_summary(raw) == Outcome.from_json(raw).summary()
     assert checked["equal"] > 500 and checked["counts"] > 500  # both shortcuts were really exercised
 
@@ -95,8 +119,9 @@ def test_streamed_snapshot_equals_the_whole_table_snapshot(tmp_path: Path) -> No
     path = tmp_path / "s.db"
     with sqlite3.connect(path) as raw:
         raw.execute("CREATE TABLE t (a INTEGER, b TEXT, c REAL, d BLOB)")
-        raw.executemany("INSERT INTO t VALUES (?, ?, ?, ?)",
-                        [(i, f"r{i}", i / 3, bytes([i % 256])) for i in range(1300)])
+        raw.executemany(
+            "INSERT INTO t VALUES (?, ?, ?, ?)", [(i, f"r{i}", i / 3, bytes([i % 256])) for i in range(1300)]
+        )
     for backend_id in ("libsql-local", "sqlalchemy-sqlite"):
         backend = standalone_registry().get(backend_id)
         database = backend.create_database(BackendContext(workdir=tmp_path / backend_id, name="copy"))
@@ -107,8 +132,9 @@ def test_streamed_snapshot_equals_the_whole_table_snapshot(tmp_path: Path) -> No
             conn.execute("DETACH DATABASE src")
             whole = fingerprint.safe_snapshot(lambda sql, c=conn: c.execute(sql))
             chunks = list(conn.stream("SELECT * FROM t", 500))
-            streamed = fingerprint.safe_snapshot(lambda sql, c=conn: c.execute(sql), None,
-                                                 lambda sql, c=conn: c.stream(sql, 500))
+            streamed = fingerprint.safe_snapshot(
+                lambda sql, c=conn: c.execute(sql), None, lambda sql, c=conn: c.stream(sql, 500)
+            )
         finally:
             conn.close()
             database.close()
@@ -121,11 +147,25 @@ def _registry(*subjects: str) -> Any:
     from pytest_traceparity.divergences import DivergenceRegistry
     from pytest_traceparity.divergences.rules import parse_rules
 
-    rules = [{"id": "t.rowcount-after-select", "backend": ["libsql-local"], "aspects": ["rowcount.select"],
-              "expected": ["-1"], "reason": "libsql counts rows after a SELECT", "severity": "metadata"}]
+    rules = [
+        {
+            "id": "t.rowcount-after-select",
+            "backend": ["libsql-local"],
+            "aspects": ["rowcount.select"],
+            "expected": ["-1"],
+            "reason": "libsql counts rows after a SELECT",
+            "severity": "metadata",
+        }
+    ]
     if subjects:
-        rules.append({"id": "t.one-case", "backend": ["libsql-local"], "subjects": list(subjects),
-                      "reason": "only where a case says so"})
+        rules.append(
+            {
+                "id": "t.one-case",
+                "backend": ["libsql-local"],
+                "subjects": list(subjects),
+                "reason": "only where a case says so",
+            }
+        )
     return DivergenceRegistry(parse_rules(rules, "test"))
 
 
@@ -140,11 +180,12 @@ def test_a_remembered_verdict_is_the_verdict_and_still_counts_hits() -> None:
     again = registry.judge_alike("libsql-local", "trace::t#2", diffs, memo)
     fresh = _registry().judge("libsql-local", "trace::t#2", diffs)
     assert again is first and again.status == fresh.status == "known"
-    assert [(a.rule_id, a.severity, a.difference) for a in again.attributions] == \
-           [(a.rule_id, a.severity, a.difference) for a in fresh.attributions]
+    assert [(a.rule_id, a.severity, a.difference) for a in again.attributions] == [
+        (a.rule_id, a.severity, a.difference) for a in fresh.attributions
+    ]
     assert [e.id for e in again.entries] == [e.id for e in fresh.entries]
     assert registry.hits["t.rowcount-after-select"] == 2  # counted per step, as judge() does
-    assert again.subject == "trace::t#1" and fresh.message == "trace::t#2" + again.message[len("trace::t#1"):]
+    assert again.subject == "trace::t#1" and fresh.message == "trace::t#2" + again.message[len("trace::t#1") :]
 
 
 def test_verdicts_are_not_shared_where_a_rule_names_subjects() -> None:
@@ -169,12 +210,18 @@ def test_inlined_dbapi_execute_equals_the_generic_path(tmp_path: Path) -> None:
         ("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d BLOB)", ()),
         ("INSERT INTO t (b, c, d) VALUES (?, ?, ?)", ("x", 1.5, b"\x00")),
         ("INSERT INTO t (b, c, d) VALUES (?, ?, ?)", (None, float("inf"), None)),
-        ("SELECT * FROM t ORDER BY a", ()), ("SELECT count(*), 'ü' FROM t", ()),
-        ("UPDATE t SET c = c + 1 WHERE a = ?", (1,)), ("SELECT * FROM t WHERE a > 99", ()),
-        ("INSERT INTO t (a) VALUES (1)", ()), ("SELECT nope FROM t", ()), ("SELEC 1", ()),
+        ("SELECT * FROM t ORDER BY a", ()),
+        ("SELECT count(*), 'ü' FROM t", ()),
+        ("UPDATE t SET c = c + 1 WHERE a = ?", (1,)),
+        ("SELECT * FROM t WHERE a > 99", ()),
+        ("INSERT INTO t (a) VALUES (1)", ()),
+        ("SELECT nope FROM t", ()),
+        ("SELEC 1", ()),
     ]
-    for name, connect in (("libsql", lambda p: libsql.connect(p, isolation_level=None)),
-                          ("sqlite3", lambda p: sqlite3.connect(p, isolation_level=None))):
+    for name, connect in (
+        ("libsql", lambda p: libsql.connect(p, isolation_level=None)),
+        ("sqlite3", lambda p: sqlite3.connect(p, isolation_level=None)),
+    ):
         fast = DBAPIConnection(connect(str(tmp_path / f"{name}-fast.db")), name)
         slow = DBAPIConnection(connect(str(tmp_path / f"{name}-slow.db")), name)
         for sql, params in statements:
@@ -202,14 +249,16 @@ def test_replayer_fast_step_equals_the_full_dispatch(tmp_path: Path) -> None:
     def make(name: str) -> BackendContext:
         return BackendContext(workdir=tmp_path / f"ctx{next(counter)}", name="db")
 
-    events = [Event(1, 1, "open", db="db1", target="a.db", driver="sqlite3"),
-              Event(2, 1, "execute", "CREATE TABLE t (a INTEGER, b TEXT)", ()),
-              Event(3, 1, "execute", "INSERT INTO t VALUES (?, ?)", (1, "x")),
-              Event(4, 1, "execute", "SELECT * FROM t", ()),
-              Event(5, 1, "execute", "SELECT * FROM nope", ()),
-              Event(6, 1, "execute", "SELECT 1", (), error={"in_progress": True, "kind": "other"}),
-              Event(7, 1, "register", kind="function", name="f", arity=1),
-              Event(8, 1, "execute", "SELECT f(a) FROM t", ())]
+    events = [
+        Event(1, 1, "open", db="db1", target="a.db", driver="sqlite3"),
+        Event(2, 1, "execute", "CREATE TABLE t (a INTEGER, b TEXT)", ()),
+        Event(3, 1, "execute", "INSERT INTO t VALUES (?, ?)", (1, "x")),
+        Event(4, 1, "execute", "SELECT * FROM t", ()),
+        Event(5, 1, "execute", "SELECT * FROM nope", ()),
+        Event(6, 1, "execute", "SELECT 1", (), error={"in_progress": True, "kind": "other"}),
+        Event(7, 1, "register", kind="function", name="f", arity=1),
+        Event(8, 1, "execute", "SELECT f(a) FROM t", ()),
+    ]
     backend = standalone_registry().get("libsql-local")
     with Replayer(backend, make, "t") as fast, Replayer(backend, make, "u") as full:
         for event in events:
@@ -262,8 +311,21 @@ def test_param_shapes_inline_cases_equal_the_value_by_value_rules() -> None:
     _value_shapes says for every value, and equal shapes come back as one shared set."""
     from pytest_traceparity.compare import _value_shapes, param_shapes
 
-    values: list[Any] = [*_VALUES, True, False, 2**40, -(2**31) - 1, 2**64, float("-inf"), -0.0, 5e-324,
-                         bytearray(b"x"), memoryview(b"y"), "nul\x00", 3]
+    values: list[Any] = [
+        *_VALUES,
+        True,
+        False,
+        2**40,
+        -(2**31) - 1,
+        2**64,
+        float("-inf"),
+        -0.0,
+        5e-324,
+        bytearray(b"x"),
+        memoryview(b"y"),
+        "nul\x00",
+        3,
+    ]
     rnd = random.Random(7)
     for _ in range(3000):
         params = tuple(rnd.choice(values) for _ in range(rnd.randrange(0, 5)))

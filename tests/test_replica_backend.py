@@ -219,8 +219,16 @@ def test_sync_url_and_token_handling_never_shows_the_token(tmp_path: Path, monke
     token = "tok-" + "9" * 20
     proc_env = {**os.environ, "TRACEPARITY_STANDIN_AUTH_TOKEN": token}
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0", "--db-dir",
-         str(tmp_path / "srv")],
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "pytest_traceparity.servers.standin",
+            "--port",
+            "0",
+            "--db-dir",
+            str(tmp_path / "srv"),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=proc_env,

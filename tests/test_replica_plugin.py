@@ -23,11 +23,16 @@ def test_replica_sync_option_reaches_the_backend(pytester: pytest.Pytester, mode
     # Both connections share one replica file, and the writer pulled its own write, so even
     # manual mode sees it; what differs is only what the harness reports and when it syncs.
     pytester.makepyfile(DOWNSTREAM)
-    result = pytester.runpytest("-s", "-p", "no:cacheprovider", "--backends=embedded-replica",
-                                f"--replica-sync={mode}", "--sqld=stand-in")
+    result = pytester.runpytest(
+        "-s", "-p", "no:cacheprovider", "--backends=embedded-replica", f"--replica-sync={mode}", "--sqld=stand-in"
+    )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([f'*REPLICA-INFO {{"seen": {seen}, "mode": "{mode}", "lag": 0, "served": '
-                                 '"libsql * embedded replica of stand-in *"}'])
+    result.stdout.fnmatch_lines(
+        [
+            f'*REPLICA-INFO {{"seen": {seen}, "mode": "{mode}", "lag": 0, "served": '
+            '"libsql * embedded replica of stand-in *"}'
+        ]
+    )
 
 
 def test_bad_replica_sync_value_is_a_usage_error(pytester: pytest.Pytester) -> None:

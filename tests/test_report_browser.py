@@ -23,14 +23,26 @@ from pytest_traceparity.report.model import schema
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 VIEWPORT = (1280, 900)
 
 
 def _apt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["apt-get", *args], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return subprocess.run(
+        ["apt-get", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -50,16 +62,36 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     done = _apt("install", "-y", "chromium")
                 problem = (done.stdout + done.stderr)[-1500:] if done.returncode != 0 else ""
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing and could not be installed: run `apt-get install -y chromium` as root"
-                    + (f"\napt-get said:\n{problem}" if problem else ""))
+        pytest.fail(
+            f"{CHROMIUM} is missing and could not be installed: run `apt-get install -y chromium` as root"
+            + (f"\napt-get said:\n{problem}" if problem else "")
+        )
     return CHROMIUM
 
 
 def run_subset(out: Path, *backend_args: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "conformance", "fixtures/traces", "-k", "bind or memory_graph",
-         "-q", "-p", "no:cacheprovider", "-p", "no:randomly", f"--traceparity-report={out}", *backend_args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "conformance",
+            "fixtures/traces",
+            "-k",
+            "bind or memory_graph",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            f"--traceparity-report={out}",
+            *backend_args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -70,9 +102,24 @@ def merged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_subset(where / "a.json", "--backends=libsql-local")
     run_subset(where / "b.json", "--backends=sqld-http", "--sqld=stand-in")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest_traceparity.cli", "report", str(where / "a.json"), str(where / "b.json"),
-         "-o", str(where / "merged.html"), "-o", str(where / "merged.json"), "-o", str(where / "merged.md")],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest_traceparity.cli",
+            "report",
+            str(where / "a.json"),
+            str(where / "b.json"),
+            "-o",
+            str(where / "merged.html"),
+            "-o",
+            str(where / "merged.json"),
+            "-o",
+            str(where / "merged.md"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "libsql-local:" in done.stdout and "sqld-http:" in done.stdout
     return where
@@ -128,20 +175,26 @@ def test_merged_html_puts_the_verdict_first_and_one_section_per_root_cause(merge
 
 
 def _chromium(browser: Path, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(browser), *FLAGS, f"--user-data-dir={profile}",
-                           f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(browser), *FLAGS, f"--user-data-dir={profile}", f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_first_screen_in_chromium_shows_the_verdict_table(merged: Path, chromium: Path, tmp_path: Path) -> None:
     """The report has no script; a copy gets one that writes the table's box into the DOM we dump."""
     page = (merged / "merged.html").read_text()
-    probe = ("<script>addEventListener('load',()=>{const r=document.getElementById('verdict-table')"
-             ".getBoundingClientRect();document.body.setAttribute('data-box',"
-             "[r.top,r.bottom,r.left,r.right,innerWidth,innerHeight].join(','))})</script></body>")
+    probe = (
+        "<script>addEventListener('load',()=>{const r=document.getElementById('verdict-table')"
+        ".getBoundingClientRect();document.body.setAttribute('data-box',"
+        "[r.top,r.bottom,r.left,r.right,innerWidth,innerHeight].join(','))})</script></body>"
+    )
     (tmp_path / "probe.html").write_text(page.replace("</body>", probe))
-    dumped = _chromium(chromium, tmp_path / "p1", "--virtual-time-budget=2000", "--dump-dom",
-                       (tmp_path / "probe.html").as_uri())
+    dumped = _chromium(
+        chromium, tmp_path / "p1", "--virtual-time-budget=2000", "--dump-dom", (tmp_path / "probe.html").as_uri()
+    )
     match = re.search(r'data-box="([^"]+)"', dumped.stdout)
     assert match, dumped.stderr[-2000:]
     top, bottom, left, right, width, height = (float(v) for v in match.group(1).split(","))
@@ -154,16 +207,30 @@ def test_first_screen_in_chromium_shows_the_verdict_table(merged: Path, chromium
     assert (width_px, height_px) == VIEWPORT
 
 
-def test_narrow_window_keeps_the_verdict_table_in_the_first_screen(merged: Path, chromium: Path,
-                                                                   tmp_path: Path) -> None:
+def test_narrow_window_keeps_the_verdict_table_in_the_first_screen(
+    merged: Path, chromium: Path, tmp_path: Path
+) -> None:
     page = (merged / "merged.html").read_text()
-    probe = ("<script>addEventListener('load',()=>{const r=document.getElementById('verdict-table')"
-             ".getBoundingClientRect();document.body.setAttribute('data-box',"
-             "[r.top,document.documentElement.scrollWidth,innerWidth].join(','))})</script></body>")
+    probe = (
+        "<script>addEventListener('load',()=>{const r=document.getElementById('verdict-table')"
+        ".getBoundingClientRect();document.body.setAttribute('data-box',"
+        "[r.top,document.documentElement.scrollWidth,innerWidth].join(','))})</script></body>"
+    )
     (tmp_path / "probe.html").write_text(page.replace("</body>", probe))
-    done = subprocess.run([str(chromium), *FLAGS, f"--user-data-dir={tmp_path / 'p'}", "--window-size=480,900",
-                           "--virtual-time-budget=2000", "--dump-dom", (tmp_path / "probe.html").as_uri()],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            str(chromium),
+            *FLAGS,
+            f"--user-data-dir={tmp_path / 'p'}",
+            "--window-size=480,900",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+            (tmp_path / "probe.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     match = re.search(r'data-box="([^"]+)"', done.stdout)
     assert match, done.stderr[-2000:]
     top, scroll_width, width = (float(v) for v in match.group(1).split(","))

@@ -17,31 +17,54 @@ from pytest_traceparity.report.terminal import render_terminal
 LONG_REASON = "client-wide quirk: " + "x" * 600
 
 
-def diff(rule: str | None, severity: str, aspect: str = "rows.storage_class", expected: str = "integer",
-         actual: str = "real") -> dict[str, object]:
-    return {"seq": 1, "aspect": aspect, "severity": severity, "rule": rule, "expected": expected,
-            "actual": actual, "relation": None, "sql": "SELECT ?"}
+def diff(
+    rule: str | None, severity: str, aspect: str = "rows.storage_class", expected: str = "integer", actual: str = "real"
+) -> dict[str, object]:
+    return {
+        "seq": 1,
+        "aspect": aspect,
+        "severity": severity,
+        "rule": rule,
+        "expected": expected,
+        "actual": actual,
+        "relation": None,
+        "sql": "SELECT ?",
+    }
 
 
 def item(nodeid: str, backend: str, *diffs: dict[str, object], outcome: str = "xfailed") -> ItemRecord:
     rules = sorted({str(d["rule"]) for d in diffs if d["rule"]})
-    return ItemRecord(nodeid, backend, outcome, reason="\n".join(rules), rules=rules,
-                      triage={"differences": list(diffs)})
+    return ItemRecord(
+        nodeid, backend, outcome, reason="\n".join(rules), rules=rules, triage={"differences": list(diffs)}
+    )
 
 
 def sample() -> ParityReport:
     report = ParityReport(reference="ref", backends=["ref", "libsql-local"])
-    report.rules = {"big-int": RuleInfo("big-int", "ints bound as REAL", "data", until="2027-03-31", applicable=True),
-                    "rowcount": RuleInfo("rowcount", LONG_REASON, "metadata", applicable=True),
-                    "unused": RuleInfo("unused", "never seen", None, applicable=True, stale=True)}
+    report.rules = {
+        "big-int": RuleInfo("big-int", "ints bound as REAL", "data", until="2027-03-31", applicable=True),
+        "rowcount": RuleInfo("rowcount", LONG_REASON, "metadata", applicable=True),
+        "unused": RuleInfo("unused", "never seen", None, applicable=True, stale=True),
+    }
     for n in range(11):
-        report.add(item(f"conformance/test_conformance.py::test_case[c{n}-libsql-local]", "libsql-local",
-                        diff("big-int", "data"), diff("rowcount", "metadata", "rowcount.select", "-1", "2")))
+        report.add(
+            item(
+                f"conformance/test_conformance.py::test_case[c{n}-libsql-local]",
+                "libsql-local",
+                diff("big-int", "data"),
+                diff("rowcount", "metadata", "rowcount.select", "-1", "2"),
+            )
+        )
     for name in ("a", "b"):
-        report.add(item(f"fixtures/traces/{name}.jsonl::{name}[libsql-local]", "libsql-local",
-                        diff("big-int", "data")))
-    report.add(item("t.py::test_new[libsql-local]", "libsql-local", diff(None, "metadata", "columns", "a", "b"),
-                    outcome="failed"))
+        report.add(item(f"fixtures/traces/{name}.jsonl::{name}[libsql-local]", "libsql-local", diff("big-int", "data")))
+    report.add(
+        item(
+            "t.py::test_new[libsql-local]",
+            "libsql-local",
+            diff(None, "metadata", "columns", "a", "b"),
+            outcome="failed",
+        )
+    )
     report.add(ItemRecord("t.py::test_ok[ref]", "ref", "passed"))
     return report
 
@@ -49,8 +72,10 @@ def sample() -> ParityReport:
 def test_verdict_line_counts_causes_by_severity_with_cases_and_traces() -> None:
     analysis = analyse(sample())
     line = next(v for v in analysis.verdicts if v.backend == "libsql-local").line()
-    assert line == ("libsql-local: 1 data (big-int: 11 cases, 2 traces), 2 metadata (unknown columns: 1 test; "
-                    "rowcount: 11 cases); 1 unknown")
+    assert line == (
+        "libsql-local: 1 data (big-int: 11 cases, 2 traces), 2 metadata (unknown columns: 1 test; "
+        "rowcount: 11 cases); 1 unknown"
+    )
     assert [c.key for c in analysis.causes] == ["big-int", "unknown:columns:metadata", "rowcount"]
     assert analysis.overall().startswith("1 unknown divergence(s) in 1 test(s)")
     assert "severities present: data, metadata" in analysis.overall()
@@ -100,8 +125,13 @@ def test_html_groups_tests_by_cause_and_stays_small(tmp_path: Path) -> None:
     report = ParityReport(reference="ref", backends=["ref", "libsql-local"])
     report.rules = {"rowcount": RuleInfo("rowcount", LONG_REASON, "metadata", applicable=True)}
     for n in range(1000):
-        report.add(item(f"conformance/test_conformance.py::test_case[c{n}-libsql-local]", "libsql-local",
-                        diff("rowcount", "metadata", "rowcount.select", "-1", "2")))
+        report.add(
+            item(
+                f"conformance/test_conformance.py::test_case[c{n}-libsql-local]",
+                "libsql-local",
+                diff("rowcount", "metadata", "rowcount.select", "-1", "2"),
+            )
+        )
     page = render_html(report)
     assert page.count("x" * 600) == 1 and "<details>" in page
     assert len(page.encode()) < 20_000

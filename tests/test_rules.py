@@ -45,26 +45,41 @@ def test_no_shipped_rule_lists_every_subject_and_each_states_severity_and_advice
 
 
 def test_shipped_rule_matches_by_cause_with_no_subject() -> None:
-    diff = Difference("rows.storage_class", "x", expected="integer", actual="real",
-                      relation="int-outside-i32-as-real", context=ctx("SELECT v FROM anything"))
+    diff = Difference(
+        "rows.storage_class",
+        "x",
+        expected="integer",
+        actual="real",
+        relation="int-outside-i32-as-real",
+        context=ctx("SELECT v FROM anything"),
+    )
     verdict = shipped().judge(LIBSQL, "trace::never-seen#7", [diff])
     assert verdict.status == "known"
     assert [a.rule_id for a in verdict.attributions] == ["libsql.int-outside-i32-bound-as-real"]
     assert verdict.attributions[0].severity == "data"
 
 
-@pytest.mark.parametrize("diff", [
-    # another wrong exception class than the ValueError the rule expects
-    Difference("error.dbapi_class", "x", expected="IntegrityError", actual="RuntimeError",
-               context=ctx("INSERT INTO t VALUES (1)")),
-    # an int that came back as a REAL of a *different* value: not float rounding of the same int
-    Difference("rows.storage_class", "x", expected="integer", actual="real", relation=None,
-               context=ctx("SELECT v FROM t")),
-    # rowcount after SELECT that is negative but not -1: the rule expects a leftover count >= 0
-    Difference("rowcount.select", "x", expected="-1", actual="-7", context=ctx("SELECT 1")),
-    # a binding error without dict parameters is not the dict-params rule
-    Difference("error.unexpected", "x", expected="none", actual="binding", context=ctx("SELECT ?", (1,))),
-])
+@pytest.mark.parametrize(
+    "diff",
+    [
+        # another wrong exception class than the ValueError the rule expects
+        Difference(
+            "error.dbapi_class",
+            "x",
+            expected="IntegrityError",
+            actual="RuntimeError",
+            context=ctx("INSERT INTO t VALUES (1)"),
+        ),
+        # an int that came back as a REAL of a *different* value: not float rounding of the same int
+        Difference(
+            "rows.storage_class", "x", expected="integer", actual="real", relation=None, context=ctx("SELECT v FROM t")
+        ),
+        # rowcount after SELECT that is negative but not -1: the rule expects a leftover count >= 0
+        Difference("rowcount.select", "x", expected="-1", actual="-7", context=ctx("SELECT 1")),
+        # a binding error without dict parameters is not the dict-params rule
+        Difference("error.unexpected", "x", expected="none", actual="binding", context=ctx("SELECT ?", (1,))),
+    ],
+)
 def test_a_different_wrong_value_under_a_rule_is_unknown(diff: Difference) -> None:
     verdict = shipped().judge(LIBSQL, "trace::t#1", [diff])
     assert verdict.status == "diverged"
@@ -73,15 +88,30 @@ def test_a_different_wrong_value_under_a_rule_is_unknown(diff: Difference) -> No
 
 
 def test_context_conditions_kind_sql_params_transaction() -> None:
-    (r,) = parse_rules([rule(aspects=["error.unexpected"], actual=["binding"], kind=["dml"], sql=r"^insert\b",
-                             params=["dict"], params_over=1, in_transaction=True)], "x")
+    (r,) = parse_rules(
+        [
+            rule(
+                aspects=["error.unexpected"],
+                actual=["binding"],
+                kind=["dml"],
+                sql=r"^insert\b",
+                params=["dict"],
+                params_over=1,
+                in_transaction=True,
+            )
+        ],
+        "x",
+    )
     reg = DivergenceRegistry([r])
     base = Difference("error.unexpected", "m", expected="none", actual="binding")
     good = ctx("INSERT INTO t VALUES (:a, :b)", {"a": 1, "b": 2}, in_transaction=True)
     assert reg.attribute(LIBSQL, "s", base.with_context(good)).rule is r
-    for other in (dataclasses.replace(good, in_transaction=False), ctx("SELECT :a, :b", {"a": 1, "b": 2}),
-                  ctx("INSERT INTO t VALUES (?, ?)", (1, 2), in_transaction=True),
-                  ctx("INSERT INTO t VALUES (:a)", {"a": 1}, in_transaction=True)):
+    for other in (
+        dataclasses.replace(good, in_transaction=False),
+        ctx("SELECT :a, :b", {"a": 1, "b": 2}),
+        ctx("INSERT INTO t VALUES (?, ?)", (1, 2), in_transaction=True),
+        ctx("INSERT INTO t VALUES (:a)", {"a": 1}, in_transaction=True),
+    ):
         assert reg.attribute(LIBSQL, "s", base.with_context(other)).rule is None
 
 
@@ -92,29 +122,47 @@ def test_parameter_shapes() -> None:
 
 
 def test_precedence_one_rule_per_difference() -> None:
-    project = parse_rules([rule(id="team.generic", aspects=["rows.*"], relation=["text-spacing"]),
-                           rule(id="team.case", aspects=["rows.value"], subjects=["conformance::c"])],
-                          "pyproject.toml", project=True)
-    package = parse_rules([rule(id="pkg.specific", aspects=["rows.value"], relation=["text-spacing"],
-                                kind=["select"])], "pkg")
+    project = parse_rules(
+        [
+            rule(id="team.generic", aspects=["rows.*"], relation=["text-spacing"]),
+            rule(id="team.case", aspects=["rows.value"], subjects=["conformance::c"]),
+        ],
+        "pyproject.toml",
+        project=True,
+    )
+    package = parse_rules(
+        [rule(id="pkg.specific", aspects=["rows.value"], relation=["text-spacing"], kind=["select"])], "pkg"
+    )
     reg = DivergenceRegistry(package + project)
-    diff = Difference("rows.value", "m", expected="a", actual="a ", relation="text-spacing",
-                      context=ctx("SELECT sql FROM sqlite_master"))
+    diff = Difference(
+        "rows.value",
+        "m",
+        expected="a",
+        actual="a ",
+        relation="text-spacing",
+        context=ctx("SELECT sql FROM sqlite_master"),
+    )
     # 1. project before package, 2. more conditions, 3. a rule listing subjects, 4. file order
     assert reg.attribute(LIBSQL, "conformance::c", diff).rule_id == "team.case"
     assert reg.attribute(LIBSQL, "conformance::other", diff).rule_id == "team.generic"
-    only_package = DivergenceRegistry(package + parse_rules([rule(id="pkg.loose", aspects=["rows.value"],
-                                                                  relation=["text-spacing"])], "pkg2"))
+    only_package = DivergenceRegistry(
+        package + parse_rules([rule(id="pkg.loose", aspects=["rows.value"], relation=["text-spacing"])], "pkg2")
+    )
     assert only_package.attribute(LIBSQL, "s", diff).rule_id == "pkg.specific"
     verdict = reg.judge(LIBSQL, "conformance::other", [diff, diff])
     assert [a.rule_id for a in verdict.attributions] == ["team.generic", "team.generic"]
 
 
 def test_stale_rules_are_reported_by_id_and_exact_subject_rules_stay_strict() -> None:
-    rules = parse_rules([rule(id="t.hit", aspects=["rowcount.select"], expected=["-1"]),
-                         rule(id="t.never", aspects=["rows.value"], relation=["text-cut-at-nul"]),
-                         rule(id="t.other-backend", backend="sqld-http", aspects=["rows.value"], expected=["x"]),
-                         rule(id="t.case", aspects=["rows.value"], subjects=["conformance::c"])], "x")
+    rules = parse_rules(
+        [
+            rule(id="t.hit", aspects=["rowcount.select"], expected=["-1"]),
+            rule(id="t.never", aspects=["rows.value"], relation=["text-cut-at-nul"]),
+            rule(id="t.other-backend", backend="sqld-http", aspects=["rows.value"], expected=["x"]),
+            rule(id="t.case", aspects=["rows.value"], subjects=["conformance::c"]),
+        ],
+        "x",
+    )
     reg = DivergenceRegistry(rules)
     verdict = reg.judge(LIBSQL, "s", [Difference("rowcount.select", "m", expected="-1", actual="0")])
     assert verdict.status == "known" and reg.hits["t.hit"] == 1
@@ -139,14 +187,24 @@ def test_pytest_run_reports_stale_rules(pytester: pytest.Pytester) -> None:
 
 
 def test_severity_scale_defaults_and_project_reranking(tmp_path: Path) -> None:
-    assert [aspect_severity(a) for a in ("rows.value", "error.missing", "error.unexpected", "error.dbapi_class",
-                                         "rowcount.dml")] == list(SCALE[:5])
+    assert [
+        aspect_severity(a)
+        for a in ("rows.value", "error.missing", "error.unexpected", "error.dbapi_class", "rowcount.dml")
+    ] == list(SCALE[:5])
     assert aspect_severity("schema", "text-spacing") == "schema-text" and aspect_severity("schema") == "data"
-    (tmp_path / "pyproject.toml").write_text('[tool.traceparity.severity]\n"rowcount.dml" = "data"\n'
-                                             '"libsql.rowcount-after-select" = "error-class"\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.traceparity.severity]\n"rowcount.dml" = "data"\n"libsql.rowcount-after-select" = "error-class"\n'
+    )
     reg = load_registry(tmp_path)
-    dml = reg.judge(LIBSQL, "s", [Difference("rowcount.dml", "m", expected="1", actual="0",
-                                             context=ctx("INSERT INTO t VALUES (1) RETURNING id"))])
+    dml = reg.judge(
+        LIBSQL,
+        "s",
+        [
+            Difference(
+                "rowcount.dml", "m", expected="1", actual="0", context=ctx("INSERT INTO t VALUES (1) RETURNING id")
+            )
+        ],
+    )
     assert dml.attributions[0].rule_id == "libsql.rowcount-of-returning-is-stale"
     assert dml.attributions[0].severity == "data"
     sel = reg.judge(LIBSQL, "s", [Difference("rowcount.select", "m", expected="-1", actual="0")])
@@ -155,27 +213,40 @@ def test_severity_scale_defaults_and_project_reranking(tmp_path: Path) -> None:
 
 def test_summary_by_severity_and_rule() -> None:
     reg = shipped()
-    diffs = [Difference("rows.value", "a"), Difference("rows.value", "b"),
-             Difference("rows.storage_class", "c", expected="integer", actual="real",
-                        relation="int-outside-i32-as-real", context=ctx("SELECT 1")),
-             *[Difference("rowcount.select", str(i), expected="-1", actual="0") for i in range(41)]]
+    diffs = [
+        Difference("rows.value", "a"),
+        Difference("rows.value", "b"),
+        Difference(
+            "rows.storage_class",
+            "c",
+            expected="integer",
+            actual="real",
+            relation="int-outside-i32-as-real",
+            context=ctx("SELECT 1"),
+        ),
+        *[Difference("rowcount.select", str(i), expected="-1", actual="0") for i in range(41)],
+    ]
     verdict = reg.judge(LIBSQL, "s", diffs)
     assert summarize(verdict.attributions) == (
         "3 data (2 unknown; known: libsql.int-outside-i32-bound-as-real), "
-        "41 metadata (known: libsql.rowcount-after-select)")
+        "41 metadata (known: libsql.rowcount-after-select)"
+    )
     lines = verdict.message.splitlines()
     assert lines[1].startswith("  [data; unknown]") and lines[3].startswith("  [data; libsql.int-outside")
 
 
-@pytest.mark.parametrize(("item", "message"), [
-    (rule(subjects=["*"], aspects=["rows.value"]), "matches everything"),
-    (rule(aspects=["rows.value"]), "must say what it expects to observe"),
-    (rule(expected=["1"], severity="catastrophic"), "severity must be one of"),
-    (rule(expected=["1"], kind=["query"]), "kind must be among"),
-    (rule(expected=["1"], params=["huge"]), "params shapes must be among"),
-    (rule(expected=["1"], sql="("), "not a valid regex"),
-    (rule(id="Bad Id", expected=["1"]), "stable dotted id"),
-])
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (rule(subjects=["*"], aspects=["rows.value"]), "matches everything"),
+        (rule(aspects=["rows.value"]), "must say what it expects to observe"),
+        (rule(expected=["1"], severity="catastrophic"), "severity must be one of"),
+        (rule(expected=["1"], kind=["query"]), "kind must be among"),
+        (rule(expected=["1"], params=["huge"]), "params shapes must be among"),
+        (rule(expected=["1"], sql="("), "not a valid regex"),
+        (rule(id="Bad Id", expected=["1"]), "stable dotted id"),
+    ],
+)
 def test_rule_format_errors_name_the_rule(item: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message) as info:
         parse_rules([item], "pyproject.toml")
@@ -183,8 +254,9 @@ def test_rule_format_errors_name_the_rule(item: dict[str, object], message: str)
 
 
 def test_old_entry_format_still_loads_and_points_to_the_new_one() -> None:
-    (old,) = parse_entries([{"backend": LIBSQL, "subjects": ["*"], "aspects": ["rowcount.*"], "reason": "r"}],
-                           "pyproject.toml")
+    (old,) = parse_entries(
+        [{"backend": LIBSQL, "subjects": ["*"], "aspects": ["rowcount.*"], "reason": "r"}], "pyproject.toml"
+    )
     assert old.id == "pyproject.toml#0" and old.subjects == () and old.legacy
     assert DivergenceRegistry([old]).judge(LIBSQL, "s", [Difference("rowcount.dml", "m")]).status == "known"
     with pytest.raises(UsageError, match="belongs to the rule format"):
@@ -227,12 +299,21 @@ def test_pytest_json_report_carries_the_triage_per_test(pytester: pytest.Pyteste
     pytester.runpytest(*args, "--update-golden").assert_outcomes(passed=1)
     result = pytester.runpytest(*args, "--backends=libsql-local", "--traceparity-report=report.json")
     result.assert_outcomes(xfailed=1)
-    (item,) = [i for i in json.loads((pytester.path / "report.json").read_text())["items"]
-               if i["backend"] == "libsql-local"]
+    (item,) = [
+        i for i in json.loads((pytester.path / "report.json").read_text())["items"] if i["backend"] == "libsql-local"
+    ]
     assert "libsql.int-outside-i32-bound-as-real" in item["rules"]
     differences = item["triage"]["differences"]
     bound = next(d for d in differences if d["aspect"] == "rows.storage_class")
     assert (bound["rule"], bound["severity"], bound["expected"], bound["actual"]) == (
-        "libsql.int-outside-i32-bound-as-real", "data", "integer", "real")
-    assert item["triage"]["root_causes"][0] == {"rule": "libsql.int-outside-i32-bound-as-real", "severity": "data",
-                                                "count": 1, "first_seq": bound["seq"]}
+        "libsql.int-outside-i32-bound-as-real",
+        "data",
+        "integer",
+        "real",
+    )
+    assert item["triage"]["root_causes"][0] == {
+        "rule": "libsql.int-outside-i32-bound-as-real",
+        "severity": "data",
+        "count": 1,
+        "first_seq": bound["seq"],
+    }

@@ -39,8 +39,9 @@ PROGRAM = textwrap.dedent("""
 
 
 def traceparity(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_traceparity.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_traceparity.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_unseen_program_has_no_unknown_difference_on_libsql_local(tmp_path: Path) -> None:
@@ -54,7 +55,7 @@ def test_unseen_program_has_no_unknown_difference_on_libsql_local(tmp_path: Path
     assert made.returncode == 0, made.stdout + made.stderr
     replayed = traceparity("replay", "traces/app.jsonl", "--backend", "libsql-local", "--json", cwd=tmp_path)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
-    report = json.loads(replayed.stdout[replayed.stdout.index("{"):])
+    report = json.loads(replayed.stdout[replayed.stdout.index("{") :])
     differences = report["differences"]
     assert differences, "libsql-local must differ on this program (dict params, 2**40, ValueError)"
     assert [d for d in differences if d["rule"] is None] == []
@@ -63,8 +64,12 @@ def test_unseen_program_has_no_unknown_difference_on_libsql_local(tmp_path: Path
     bound = by_rule["libsql.int-outside-i32-bound-as-real"]
     assert bound["severity"] == "data" and (bound["expected"], bound["actual"]) == ("integer", "real")
     assert "typeof(value)" in bound["sql"]
-    assert {"libsql.dict-params-refused", "libsql.valueerror-for-sql-errors", "libsql.dict-params-write-lost",
-            "libsql.int-outside-i32-stored-as-real"} <= set(by_rule)
+    assert {
+        "libsql.dict-params-refused",
+        "libsql.valueerror-for-sql-errors",
+        "libsql.dict-params-write-lost",
+        "libsql.int-outside-i32-stored-as-real",
+    } <= set(by_rule)
     causes = report["root_causes"]
     assert all(c["rule"] for c in causes)
     assert sum(c["count"] for c in causes) == len(differences)

@@ -93,8 +93,11 @@ def test_remote_creation_failure_leaks_no_token(pytester: pytest.Pytester, half_
         """
     )
     if how == "option":
-        args = [f"--sqld-url=http://{half_server}", f"--sqld-auth-token={TOKEN}",
-                f"--sync-url=http://{half_server}?authToken={TOKEN}"]
+        args = [
+            f"--sqld-url=http://{half_server}",
+            f"--sqld-auth-token={TOKEN}",
+            f"--sync-url=http://{half_server}?authToken={TOKEN}",
+        ]
         secrets = [TOKEN]
     else:
         args = [f"--sqld-url=http://user:{URL_TOKEN}@{half_server}", f"--sync-url=http://user:{TOKEN}@{half_server}"]
@@ -102,12 +105,22 @@ def test_remote_creation_failure_leaks_no_token(pytester: pytest.Pytester, half_
     junit = pytester.path / "junit.xml"
     report_json = pytester.path / "report.json"
     result = pytester.runpytest_subprocess(
-        "--backends=sqld-http,embedded-replica", "--sqld=url", "--sqld-allow-reset", *args,
-        "--tb=long", "-rA", "-l",
-        f"--junitxml={junit}", f"--traceparity-report={report_json}",
+        "--backends=sqld-http,embedded-replica",
+        "--sqld=url",
+        "--sqld-allow-reset",
+        *args,
+        "--tb=long",
+        "-rA",
+        "-l",
+        f"--junitxml={junit}",
+        f"--traceparity-report={report_json}",
     )
-    outputs = {"stdout": result.stdout.str(), "stderr": result.stderr.str(),
-               "junit": junit.read_text(), "report": report_json.read_text()}
+    outputs = {
+        "stdout": result.stdout.str(),
+        "stderr": result.stderr.str(),
+        "junit": junit.read_text(),
+        "report": report_json.read_text(),
+    }
     assert half_server in outputs["stdout"]  # the failure is reported, naming the server
     assert result.ret != 0
     result.assert_outcomes(errors=4)

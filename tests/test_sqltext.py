@@ -11,17 +11,20 @@ from hypothesis import strategies as st
 from pytest_traceparity.sqltext import access, is_transaction_control, split, statement_kind
 
 
-@pytest.mark.parametrize(("sql", "kind"), [
-    ("BEGIN", "BEGIN"),
-    ("-- start\nBEGIN", "BEGIN"),
-    ("; ;\n begin immediate", "BEGIN"),
-    ("\ufeffselect 1", "SELECT"),
-    ("/* a */ /* b */ COMMIT", "COMMIT"),
-    ("/* unterminated", ""),
-    ("", ""),
-    ("'BEGIN'", ""),
-    ("  release sp", "RELEASE"),
-])
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("BEGIN", "BEGIN"),
+        ("-- start\nBEGIN", "BEGIN"),
+        ("; ;\n begin immediate", "BEGIN"),
+        ("\ufeffselect 1", "SELECT"),
+        ("/* a */ /* b */ COMMIT", "COMMIT"),
+        ("/* unterminated", ""),
+        ("", ""),
+        ("'BEGIN'", ""),
+        ("  release sp", "RELEASE"),
+    ],
+)
 def test_statement_kind(sql: str, kind: str) -> None:
     assert statement_kind(sql) == kind
 
@@ -47,8 +50,9 @@ def test_split_keeps_trigger_bodies_and_quoted_semicolons() -> None:
 
 
 def test_case_end_inside_a_trigger_body_does_not_end_the_trigger() -> None:
-    trigger = ("CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN "
-               "UPDATE t SET x = CASE WHEN 1 THEN 2 END; DELETE FROM t; END")
+    trigger = (
+        "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET x = CASE WHEN 1 THEN 2 END; DELETE FROM t; END"
+    )
     assert split(f"{trigger}; SELECT 1") == [trigger, "SELECT 1"]
 
 
@@ -77,7 +81,8 @@ _PIECES = st.one_of(
 _STATEMENT = st.one_of(
     st.lists(_PIECES, max_size=6).map(lambda ps: "SELECT " + " ".join(ps)),
     st.lists(_PIECES, max_size=4).map(
-        lambda ps: "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT " + " ".join(ps) + "; DELETE FROM t; END"),
+        lambda ps: "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT " + " ".join(ps) + "; DELETE FROM t; END"
+    ),
 )
 
 

@@ -112,9 +112,9 @@ def test_namespaces_isolate_databases(standin: SqldHandle) -> None:
 
 def test_cli_serve_prints_url_and_answers(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0",
-         "--db-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0", "--db-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

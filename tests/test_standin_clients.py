@@ -38,9 +38,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("clients")
     log = work / "standin.log"
     proc = launcher.spawn(
-        [sys.executable, "-u", "-m", "pytest_traceparity.servers.standin", "--port", "0",
-         "--db-dir", str(work / "db"), "--txn-timeout", TXN_TIMEOUT, "--max-response-size", MAX_RESPONSE],
-        log, stdout_pipe=True,
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "pytest_traceparity.servers.standin",
+            "--port",
+            "0",
+            "--db-dir",
+            str(work / "db"),
+            "--txn-timeout",
+            TXN_TIMEOUT,
+            "--max-response-size",
+            MAX_RESPONSE,
+        ],
+        log,
+        stdout_pipe=True,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()
@@ -76,7 +89,11 @@ def ts_client(pytestconfig: pytest.Config) -> Callable[[str, list[dict[str, Any]
             (home / "package.json").write_text(json.dumps({"private": True, "type": "module"}))
             proc = subprocess.run(
                 [npm, "install", "--no-audit", "--no-fund", "--no-save", "--loglevel=error", TS_CLIENT],
-                cwd=home, capture_output=True, text=True, timeout=600, check=False,
+                cwd=home,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
             )
             if proc.returncode != 0:
                 pytest.fail(
@@ -89,8 +106,14 @@ def ts_client(pytestconfig: pytest.Config) -> Callable[[str, list[dict[str, Any]
     def run(url: str, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # The TS client resolves "v3/pipeline" relative to the URL: a path needs its slash.
         url = url if url.endswith("/") else url + "/"
-        proc = subprocess.run([node, str(home / DRIVER.name)], input=json.dumps({"url": url, "ops": ops}),
-                              capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [node, str(home / DRIVER.name)],
+            input=json.dumps({"url": url, "ops": ops}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == 0, f"node driver failed: {proc.stderr[-2000:]}"
         return list(json.loads(proc.stdout))
 
@@ -107,14 +130,17 @@ def libsql_connect(url: str) -> Any:
 def test_ts_lock_handover_times_out_the_holder(server: str, ts_client: Any) -> None:
     """libsql-server/src/connection/libsql.rs: a waiting writer takes the lock after TXN_TIMEOUT."""
     url = namespace(server)
-    out = ts_client(url, [
-        {"kind": "execute", "sql": "CREATE TABLE t(v)"},
-        {"kind": "begin"},
-        {"kind": "txExecute", "sql": "INSERT INTO t VALUES (1)"},
-        {"client": "b", "kind": "execute", "sql": "INSERT INTO t VALUES (2)"},
-        {"kind": "commit"},
-        {"client": "b", "kind": "execute", "sql": "SELECT v FROM t"},
-    ])
+    out = ts_client(
+        url,
+        [
+            {"kind": "execute", "sql": "CREATE TABLE t(v)"},
+            {"kind": "begin"},
+            {"kind": "txExecute", "sql": "INSERT INTO t VALUES (1)"},
+            {"client": "b", "kind": "execute", "sql": "INSERT INTO t VALUES (2)"},
+            {"kind": "commit"},
+            {"client": "b", "kind": "execute", "sql": "SELECT v FROM t"},
+        ],
+    )
     assert [o["ok"] for o in out] == [True, True, True, True, False, True], out
     assert "TRANSACTION_TIMEOUT" in (out[4]["code"] or "") + out[4]["message"]
     assert out[5]["rows"] == [[2]]
@@ -123,23 +149,34 @@ def test_ts_lock_handover_times_out_the_holder(server: str, ts_client: Any) -> N
 def test_ts_attach_is_refused(server: str, ts_client: Any) -> None:
     """libsql-server/src/query_analysis.rs: ATTACH of a file is an unsupported statement."""
     url = namespace(server)
-    out = ts_client(url, [{"kind": "execute", "sql": "ATTACH 'x.db' AS y"},
-                          {"kind": "execute", "sql": 'ATTACH "x.db" AS y'}])
+    out = ts_client(
+        url, [{"kind": "execute", "sql": "ATTACH 'x.db' AS y"}, {"kind": "execute", "sql": 'ATTACH "x.db" AS y'}]
+    )
     assert not out[0]["ok"] and "unsupported statement" in out[0]["message"]
     assert not out[1]["ok"] and "doesn't allow attach" in out[1]["message"]
 
 
 def test_ts_response_too_large_sequence_and_column_names(server: str, ts_client: Any) -> None:
     url = namespace(server)
-    out = ts_client(url, [
-        {"kind": "execute", "sql": BIG_SELECT},
-        {"kind": "executeMultiple", "sql": "CREATE TABLE t(a); INSERT INTO t VALUES (1); INSERT INTO t VALUES ("},
-        {"kind": "execute", "sql": "SELECT name FROM sqlite_schema"},
-        {"kind": "execute", "sql": "SELECT count(*), 1+1"},
-        {"kind": "batch", "sqls": ["CREATE TABLE u(a UNIQUE)", "INSERT INTO u VALUES (1)",
-                                   "INSERT INTO u VALUES (1)", "INSERT INTO u VALUES (2)"]},
-        {"kind": "execute", "sql": "SELECT name FROM sqlite_schema"},
-    ])
+    out = ts_client(
+        url,
+        [
+            {"kind": "execute", "sql": BIG_SELECT},
+            {"kind": "executeMultiple", "sql": "CREATE TABLE t(a); INSERT INTO t VALUES (1); INSERT INTO t VALUES ("},
+            {"kind": "execute", "sql": "SELECT name FROM sqlite_schema"},
+            {"kind": "execute", "sql": "SELECT count(*), 1+1"},
+            {
+                "kind": "batch",
+                "sqls": [
+                    "CREATE TABLE u(a UNIQUE)",
+                    "INSERT INTO u VALUES (1)",
+                    "INSERT INTO u VALUES (1)",
+                    "INSERT INTO u VALUES (2)",
+                ],
+            },
+            {"kind": "execute", "sql": "SELECT name FROM sqlite_schema"},
+        ],
+    )
     assert not out[0]["ok"] and "RESPONSE_TOO_LARGE" in (out[0]["code"] or "") + out[0]["message"]
     assert not out[1]["ok"] and out[2]["rows"] == []  # the sequence ran nothing
     assert out[3]["columns"] == ["count(*)", "1+1"]

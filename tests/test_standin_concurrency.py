@@ -69,17 +69,23 @@ def test_delete_close_expiry_and_requests_race_without_harm(server: StandinServe
     for n in range(40):
         name = f"race{n}"
         assert post(f"{url}/v1/namespaces/{name}/create", {})[0] == 200
-        status, body = post(f"{url}/dev/{name}/v3/pipeline", {
-            "baton": None, "requests": [ex("CREATE TABLE t(a)"), ex("BEGIN"), ex("INSERT INTO t VALUES (1)")],
-        })
+        status, body = post(
+            f"{url}/dev/{name}/v3/pipeline",
+            {
+                "baton": None,
+                "requests": [ex("CREATE TABLE t(a)"), ex("BEGIN"), ex("INSERT INTO t VALUES (1)")],
+            },
+        )
         assert status == 200, body
         baton = body["baton"]
         # A second stream left idle with a write transaction: it expires during the round.
         post(f"{url}/dev/{name}/v3/pipeline", {"baton": None, "requests": [ex("SELECT 1")]})
 
         def slow(b: str = baton, ns: str = name) -> None:
-            record("slow+close", *post(f"{url}/dev/{ns}/v3/pipeline",
-                                       {"baton": b, "requests": [ex(SLOW), {"type": "close"}]}))
+            record(
+                "slow+close",
+                *post(f"{url}/dev/{ns}/v3/pipeline", {"baton": b, "requests": [ex(SLOW), {"type": "close"}]}),
+            )
 
         def delete(ns: str = name, delay: float = 0.01 * (n % 5)) -> None:
             time.sleep(delay)  # vary where in the slow query the delete lands
@@ -87,8 +93,10 @@ def test_delete_close_expiry_and_requests_race_without_harm(server: StandinServe
 
         def newcomer(ns: str = name) -> None:
             for _ in range(3):
-                record("new stream", *post(f"{url}/dev/{ns}/v3/pipeline",
-                                           {"baton": None, "requests": [ex("SELECT count(*) FROM t")]}))
+                record(
+                    "new stream",
+                    *post(f"{url}/dev/{ns}/v3/pipeline", {"baton": None, "requests": [ex("SELECT count(*) FROM t")]}),
+                )
                 record("sync info", *post(f"{url}/dev/{ns}/info", None, method="GET"))
 
         def cursor(b: str = baton, ns: str = name) -> None:
@@ -111,8 +119,13 @@ def test_delete_close_expiry_and_requests_race_without_harm(server: StandinServe
     assert server.streams.count() == 0
     leftovers = sorted(p.name for p in (tmp_path / "db" / "dbs").iterdir() if any(p.iterdir()))
     assert leftovers == ["default"]
-    status, body = post(f"{url}/v3/pipeline", {"baton": None, "requests": [
-        ex("CREATE TABLE alive(a)"), ex("INSERT INTO alive VALUES (1)"), {"type": "close"}]})
+    status, body = post(
+        f"{url}/v3/pipeline",
+        {
+            "baton": None,
+            "requests": [ex("CREATE TABLE alive(a)"), ex("INSERT INTO alive VALUES (1)"), {"type": "close"}],
+        },
+    )
     assert status == 200 and all(r["type"] == "ok" for r in body["results"]), body
     # no connection (and its -wal/-shm fds) leaked; `default` may now hold the connections
     # it opens ahead for new streams (3 fds each: database, -wal, -shm)

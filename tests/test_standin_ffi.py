@@ -57,7 +57,9 @@ def test_serve_refuses_to_start_when_versions_differ() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "traceparity serve: traceparity stand-in: cannot load the SQLite C library that Python's sqlite3 " \
-           "module uses (SQLite 3.0.0)" in done.stderr
+    assert (
+        "traceparity serve: traceparity stand-in: cannot load the SQLite C library that Python's sqlite3 "
+        "module uses (SQLite 3.0.0)" in done.stderr
+    )
     assert "Traceback" not in done.stderr
     assert "listening on" not in done.stdout

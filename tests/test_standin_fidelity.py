@@ -23,8 +23,9 @@ TXN_TIMEOUT = 0.5  # sqld: 5 s; configurable so this runs fast
 
 
 def post(url: str, body: Any) -> tuple[int, Any, str]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             raw, status, ctype = resp.read(), resp.status, resp.headers.get("Content-Type", "")
@@ -87,8 +88,10 @@ def test_holder_past_its_time_times_out_without_a_waiter(server: StandinServer) 
     holder.execute("INSERT INTO t VALUES (1)")
     time.sleep(TXN_TIMEOUT + 0.2)
     [first, second] = holder.send(
-        {"type": "batch", "batch": {"steps": [{"stmt": {"sql": "INSERT INTO t VALUES (2)"}},
-                                              {"stmt": {"sql": "SELECT 1"}}]}},
+        {
+            "type": "batch",
+            "batch": {"steps": [{"stmt": {"sql": "INSERT INTO t VALUES (2)"}}, {"stmt": {"sql": "SELECT 1"}}]},
+        },
         {"type": "execute", "stmt": {"sql": "SELECT count(*) FROM t"}},
     )
     errors = first["response"]["result"]["step_errors"]
@@ -116,12 +119,19 @@ def test_two_waiters_and_one_holder_never_deadlock(server: StandinServer) -> Non
 def test_error_condition_on_a_skipped_step_is_true(server: StandinServer) -> None:
     """libsql-server/src/connection/program.rs: a skipped step is recorded as not ok."""
     s = Stream(server.url)
-    [result] = s.send({"type": "batch", "batch": {"steps": [
-        {"stmt": {"sql": "SELECT 1"}},
-        {"condition": {"type": "not", "cond": {"type": "ok", "step": 0}}, "stmt": {"sql": "SELECT 2"}},
-        {"condition": {"type": "error", "step": 1}, "stmt": {"sql": "SELECT 'error on skipped'"}},
-        {"condition": {"type": "ok", "step": 1}, "stmt": {"sql": "SELECT 'ok on skipped'"}},
-    ]}})
+    [result] = s.send(
+        {
+            "type": "batch",
+            "batch": {
+                "steps": [
+                    {"stmt": {"sql": "SELECT 1"}},
+                    {"condition": {"type": "not", "cond": {"type": "ok", "step": 0}}, "stmt": {"sql": "SELECT 2"}},
+                    {"condition": {"type": "error", "step": 1}, "stmt": {"sql": "SELECT 'error on skipped'"}},
+                    {"condition": {"type": "ok", "step": 1}, "stmt": {"sql": "SELECT 'ok on skipped'"}},
+                ]
+            },
+        }
+    )
     steps = result["response"]["result"]["step_results"]
     assert steps[1] is None and steps[3] is None
     assert steps[2]["rows"] == [[{"type": "text", "value": "error on skipped"}]]
@@ -143,8 +153,7 @@ def test_response_size_limit(server: StandinServer) -> None:
     result = s.execute(big)
     assert result == {"type": "error", "error": {"message": "Response is too large", "code": "RESPONSE_TOO_LARGE"}}
     assert rows(s.execute("SELECT 1")) == [["1"]]  # the stream lives on
-    [batch] = s.send({"type": "batch", "batch": {"steps": [
-        {"stmt": {"sql": "SELECT 1"}}, {"stmt": {"sql": big}}]}})
+    [batch] = s.send({"type": "batch", "batch": {"steps": [{"stmt": {"sql": "SELECT 1"}}, {"stmt": {"sql": big}}]}})
     assert batch["type"] == "error" and batch["error"]["code"] == "RESPONSE_TOO_LARGE"
     # a cursor streams its rows: no limit there
     status, body, _ = post(f"{server.url}/v3/cursor", {"baton": None, "batch": {"steps": [{"stmt": {"sql": big}}]}})

@@ -50,8 +50,11 @@ def assert_healthy(server: StandinServer) -> None:
 
 
 json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
 )
 json_any = st.recursive(
     json_leaf,
@@ -63,8 +66,10 @@ json_any = st.recursive(
 # Shapes close to the protocol, with random holes and wrong types.
 value_like = st.one_of(
     json_any,
-    st.fixed_dictionaries({"type": st.sampled_from(["null", "integer", "float", "text", "blob", "x"])},
-                          optional={"value": json_any, "base64": json_any}),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["null", "integer", "float", "text", "blob", "x"])},
+        optional={"value": json_any, "base64": json_any},
+    ),
     # a float sent as a JSON integer no double can hold
     st.fixed_dictionaries({"type": st.just("float"), "value": st.integers(min_value=10**308, max_value=10**400)}),
 )
@@ -76,34 +81,70 @@ stmt_like = st.one_of(
             "sql": st.one_of(st.sampled_from(["SELECT 1", "SELECT ?", "SELECT :a", "", "BEGIN"]), json_any),
             "sql_id": json_any,
             "args": st.one_of(st.lists(value_like, max_size=3), json_any),
-            "named_args": st.one_of(st.lists(st.fixed_dictionaries(
-                {}, optional={"name": json_any, "value": value_like}), max_size=2), json_any),
+            "named_args": st.one_of(
+                st.lists(st.fixed_dictionaries({}, optional={"name": json_any, "value": value_like}), max_size=2),
+                json_any,
+            ),
             "want_rows": json_any,
         },
     ),
 )
 cond_like = st.recursive(
-    st.one_of(json_any, st.fixed_dictionaries(
-        {"type": st.sampled_from(["ok", "error", "is_autocommit", "zzz"])}, optional={"step": json_any})),
-    lambda c: st.fixed_dictionaries({"type": st.sampled_from(["not", "and", "or"])},
-                                    optional={"cond": c, "conds": st.lists(c, max_size=3)}),
+    st.one_of(
+        json_any,
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["ok", "error", "is_autocommit", "zzz"])}, optional={"step": json_any}
+        ),
+    ),
+    lambda c: st.fixed_dictionaries(
+        {"type": st.sampled_from(["not", "and", "or"])}, optional={"cond": c, "conds": st.lists(c, max_size=3)}
+    ),
     max_leaves=5,
 )
-batch_like = st.one_of(json_any, st.fixed_dictionaries({}, optional={"steps": st.one_of(
-    json_any, st.lists(st.fixed_dictionaries({}, optional={"stmt": stmt_like, "condition": cond_like}),
-                       max_size=3))}))
+batch_like = st.one_of(
+    json_any,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "steps": st.one_of(
+                json_any,
+                st.lists(st.fixed_dictionaries({}, optional={"stmt": stmt_like, "condition": cond_like}), max_size=3),
+            )
+        },
+    ),
+)
 request_like = st.one_of(
     json_any,
     st.fixed_dictionaries(
-        {"type": st.sampled_from(["execute", "batch", "sequence", "describe", "store_sql", "close_sql",
-                                  "get_autocommit", "close", "open_stream", ""])},
+        {
+            "type": st.sampled_from(
+                [
+                    "execute",
+                    "batch",
+                    "sequence",
+                    "describe",
+                    "store_sql",
+                    "close_sql",
+                    "get_autocommit",
+                    "close",
+                    "open_stream",
+                    "",
+                ]
+            )
+        },
         optional={"stmt": stmt_like, "batch": batch_like, "sql": json_any, "sql_id": json_any},
     ),
 )
 body_like = st.one_of(
     json_any,
-    st.fixed_dictionaries({}, optional={"baton": json_any, "requests": st.one_of(
-        json_any, st.lists(request_like, max_size=4)), "batch": batch_like}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "baton": json_any,
+            "requests": st.one_of(json_any, st.lists(request_like, max_size=4)),
+            "batch": batch_like,
+        },
+    ),
 )
 
 
@@ -140,8 +181,8 @@ def test_random_bytes_get_4xx_json(server: StandinServer, endpoint: str, data: b
         b"POST /v3/pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
         b"POST /v3/pipeline HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"POST /v3/pipeline HTTP/1.1\r\nHost: " + b"a" * 70000 + b"\r\n\r\n",
-        b"POST /v3/pipeline HTTP/1.1\r\nHost: [abc\r\nContent-Length: 15\r\n\r\n{\"requests\":[]}",
-        b"POST /v2/pipeline HTTP/1.1\r\nHost: [::1\r\nContent-Length: 15\r\n\r\n{\"requests\":[]}",
+        b'POST /v3/pipeline HTTP/1.1\r\nHost: [abc\r\nContent-Length: 15\r\n\r\n{"requests":[]}',
+        b'POST /v2/pipeline HTTP/1.1\r\nHost: [::1\r\nContent-Length: 15\r\n\r\n{"requests":[]}',
     ],
 )
 def test_broken_http_is_answered_with_json(server: StandinServer, raw: bytes) -> None:
@@ -160,8 +201,10 @@ def test_broken_http_is_answered_with_json(server: StandinServer, raw: bytes) ->
 
 def test_still_healthy_after_fuzzing(server: StandinServer) -> None:
     assert_healthy(server)
-    status, raw = post(f"{server.url}/v3/pipeline", json.dumps({"baton": None, "requests": [
-        {"type": "execute", "stmt": {"sql": "SELECT 41 + 1"}}]}).encode())
+    status, raw = post(
+        f"{server.url}/v3/pipeline",
+        json.dumps({"baton": None, "requests": [{"type": "execute", "stmt": {"sql": "SELECT 41 + 1"}}]}).encode(),
+    )
     assert status == 200
     assert json.loads(raw)["results"][0]["response"]["result"]["rows"] == [[{"type": "integer", "value": "42"}]]
     assert server.streams.count() < 400  # streams of garbage requests did not pile up unboundedly
@@ -172,7 +215,7 @@ def test_still_healthy_after_fuzzing(server: StandinServer) -> None:
     [
         # a float argument sent as a huge JSON integer
         b'{"baton": null, "requests": [{"type": "execute", "stmt": {"sql": "SELECT ?", "args": '
-        b'[{"type": "float", "value": 1' + b"0" * 400 + b'}]}}]}',
+        b'[{"type": "float", "value": 1' + b"0" * 400 + b"}]}}]}",
         # a lone surrogate in a statement the gate refuses (and in one it would run)
         b'{"baton": null, "requests": [{"type": "execute", "stmt": {"sql": "VACUUM \\ud800"}}]}',
         b'{"baton": null, "requests": [{"type": "execute", "stmt": {"sql": "SELECT \'\\udc00\'"}}]}',
@@ -191,7 +234,7 @@ def test_body_shorter_than_content_length_gets_400_quickly(server: StandinServer
 
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         started = time.monotonic()
-        sock.sendall(b"POST /v3/pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"baton\":")
+        sock.sendall(b'POST /v3/pipeline HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"baton":')
         reply = b""
         while chunk := sock.recv(65536):  # the write side stays open: the client waits for us
             reply += chunk

@@ -56,7 +56,7 @@ IDENTIFIER_FORMS = {
     "ATTACH `x.db` AS y": "`x.db`",
     "ATTACH [x.db] AS y": "[x.db]",
     "ATTACH xdb AS y": "xdb",
-    "ATTACH DATABASE \"x.db\" AS y": "x.db",
+    'ATTACH DATABASE "x.db" AS y': "x.db",
 }
 UNSUPPORTED_FORMS = [
     "ATTACH 'x.db' AS y",
@@ -76,8 +76,9 @@ def test_identifier_attach_is_refused_like_sqld_and_creates_nothing(
     server: StandinServer, tmp_path: Path, sql: str
 ) -> None:
     before = snapshot(tmp_path)
-    status, body = post(f"{server.url}/v3/pipeline", {"baton": None, "requests": [
-        {"type": "execute", "stmt": {"sql": sql}}]})
+    status, body = post(
+        f"{server.url}/v3/pipeline", {"baton": None, "requests": [{"type": "execute", "stmt": {"sql": sql}}]}
+    )
     assert status == 401, body
     assert f"Namespace `{IDENTIFIER_FORMS[sql]}` doesn't allow attach" in body["error"]
     assert snapshot(tmp_path) == before
@@ -104,11 +105,12 @@ def test_other_attach_forms_are_unsupported_and_create_nothing(
     assert snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("sql", ["DETACH y", "DETACH DATABASE y", "DETACH 'y'", "DETACH main", "DETACH \"x.db\""])
+@pytest.mark.parametrize("sql", ["DETACH y", "DETACH DATABASE y", "DETACH 'y'", "DETACH main", 'DETACH "x.db"'])
 def test_detach_fails_in_sqlite_with_nothing_attached(server: StandinServer, tmp_path: Path, sql: str) -> None:
     before = snapshot(tmp_path)
-    status, body = post(f"{server.url}/v3/pipeline", {"baton": None, "requests": [
-        {"type": "execute", "stmt": {"sql": sql}}]})
+    status, body = post(
+        f"{server.url}/v3/pipeline", {"baton": None, "requests": [{"type": "execute", "stmt": {"sql": sql}}]}
+    )
     assert status == 200
     assert body["results"][0]["type"] == "error"
     assert body["results"][0]["error"]["code"] == "SQLITE_ERROR"
@@ -139,8 +141,9 @@ def test_sqlite_itself_refuses_attach_under_the_gate(tmp_path: Path, monkeypatch
     ],
 )
 def test_cross_site_posts_are_refused(server: StandinServer, headers: dict[str, str], status: int) -> None:
-    body = json.dumps({"baton": None, "requests": [
-        {"type": "execute", "stmt": {"sql": "CREATE TABLE IF NOT EXISTS t(a)"}}]}).encode()
+    body = json.dumps(
+        {"baton": None, "requests": [{"type": "execute", "stmt": {"sql": "CREATE TABLE IF NOT EXISTS t(a)"}}]}
+    ).encode()
     req = urllib.request.Request(f"{server.url}/v3/pipeline", data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -149,6 +152,11 @@ def test_cross_site_posts_are_refused(server: StandinServer, headers: dict[str, 
         got = err.code
     assert got == status
     if status == 403:  # and nothing ran
-        _, listing = post(f"{server.url}/v3/pipeline", {"baton": None, "requests": [
-            {"type": "execute", "stmt": {"sql": "SELECT name FROM sqlite_schema WHERE name = 't'"}}]})
+        _, listing = post(
+            f"{server.url}/v3/pipeline",
+            {
+                "baton": None,
+                "requests": [{"type": "execute", "stmt": {"sql": "SELECT name FROM sqlite_schema WHERE name = 't'"}}],
+            },
+        )
         assert listing["results"][0]["response"]["result"]["rows"] == []

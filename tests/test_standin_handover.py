@@ -21,8 +21,9 @@ class Stream:
 
     def execute(self, sql: str) -> dict[str, Any]:
         body = {"baton": self.baton, "requests": [{"type": "execute", "stmt": {"sql": sql}}]}
-        request = urllib.request.Request(f"{self.url}/v3/pipeline", json.dumps(body).encode(),
-                                         {"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/v3/pipeline", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             data = json.loads(response.read())
         self.baton = data["baton"]

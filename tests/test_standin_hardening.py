@@ -43,8 +43,9 @@ def test_auth_is_checked_before_routing(tmp_path: Path) -> None:
 
 
 def test_request_log_drops_query_strings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with StandinServer(db_dir=tmp_path / "db", log_requests=True) as srv, caplog.at_level(
-        logging.INFO, logger="pytest_traceparity.standin"
+    with (
+        StandinServer(db_dir=tmp_path / "db", log_requests=True) as srv,
+        caplog.at_level(logging.INFO, logger="pytest_traceparity.standin"),
     ):
         status_of("GET", f"{srv.url}/v2?authToken={TOKEN}")
         status_of("GET", f"{srv.url}/nowhere?jwt={TOKEN}")
@@ -57,7 +58,10 @@ def test_request_log_drops_query_strings(tmp_path: Path, caplog: pytest.LogCaptu
 def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "pytest_traceparity.servers.standin", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
 
 

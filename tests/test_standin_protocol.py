@@ -20,7 +20,12 @@ from pytest_traceparity.servers.standin import STANDIN_VERSION, StandinServer
 
 
 def http(
-    method: str, url: str, body: Any = None, *, token: str | None = None, raw: bytes | None = None,
+    method: str,
+    url: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    raw: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, bytes, str]:
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
@@ -43,7 +48,9 @@ class Client:
 
     def send(self, *requests: dict[str, Any]) -> list[dict[str, Any]]:
         status, body, ctype = http(
-            "POST", f"{self.base}/v{self.version}/pipeline", {"baton": self.baton, "requests": list(requests)},
+            "POST",
+            f"{self.base}/v{self.version}/pipeline",
+            {"baton": self.baton, "requests": list(requests)},
             token=self.token,
         )
         assert status == 200, body
@@ -113,14 +120,16 @@ def test_values_round_trip_exactly(ns: str) -> None:
     assert ins["result"]["last_insert_rowid"] == "1"
     res = ok(c.execute("SELECT i, r, s, b, n, -9223372036854775808 FROM t"))["result"]
     assert [col["decltype"] for col in res["cols"]] == ["INTEGER", "REAL", "TEXT", "BLOB", None, None]
-    assert res["rows"] == [[
-        {"type": "integer", "value": str(big)},
-        {"type": "float", "value": 0.1},
-        {"type": "text", "value": "héllo ☃ \x00x"},
-        {"type": "blob", "base64": "AP8"},  # sqld writes base64 without padding
-        {"type": "null"},
-        {"type": "integer", "value": "-9223372036854775808"},
-    ]]
+    assert res["rows"] == [
+        [
+            {"type": "integer", "value": str(big)},
+            {"type": "float", "value": 0.1},
+            {"type": "text", "value": "héllo ☃ \x00x"},
+            {"type": "blob", "base64": "AP8"},  # sqld writes base64 without padding
+            {"type": "null"},
+            {"type": "integer", "value": "-9223372036854775808"},
+        ]
+    ]
     assert res["affected_row_count"] == 0 and res["last_insert_rowid"] is None
     assert {"rows_read", "rows_written", "query_duration_ms", "replication_index"} <= set(res)
 
@@ -128,8 +137,9 @@ def test_values_round_trip_exactly(ns: str) -> None:
 def test_padded_and_unpadded_base64_accepted(ns: str) -> None:
     c = Client(ns)
     for encoded in ("AP8=", "AP8"):
-        [r] = c.send({"type": "execute", "stmt": {"sql": "SELECT hex(?)", "args": [
-            {"type": "blob", "base64": encoded}]}})
+        [r] = c.send(
+            {"type": "execute", "stmt": {"sql": "SELECT hex(?)", "args": [{"type": "blob", "base64": encoded}]}}
+        )
         assert ok(r)["result"]["rows"] == [[{"type": "text", "value": "00FF"}]]
 
 
@@ -137,8 +147,9 @@ def test_named_and_positional_args(ns: str) -> None:
     c = Client(ns)
     res = ok(c.execute("SELECT :a, @b, $c", a=1, b="x", c=None))["result"]
     assert res["rows"][0] == [value(1), value("x"), value(None)]
-    prefixed = ok(c.send({"type": "execute", "stmt": {"sql": "SELECT :a", "named_args": [
-        {"name": ":a", "value": value(7)}]}})[0])
+    prefixed = ok(
+        c.send({"type": "execute", "stmt": {"sql": "SELECT :a", "named_args": [{"name": ":a", "value": value(7)}]}})[0]
+    )
     assert prefixed["result"]["rows"] == [[value(7)]]
     numbered = ok(c.execute("SELECT ?2, ?1", "one", "two"))["result"]
     assert numbered["rows"] == [[value("two"), value("one")]]
@@ -146,8 +157,12 @@ def test_named_and_positional_args(ns: str) -> None:
     assert too_many["type"] == "error" and too_many["error"]["code"] == "ARGS_INVALID"
     missing = c.execute("SELECT ?, ?", 1)
     assert missing["error"]["code"] == "ARGS_INVALID"
-    both = c.send({"type": "execute", "stmt": {"sql": "SELECT ?", "args": [value(1)],
-                                               "named_args": [{"name": "a", "value": value(1)}]}})[0]
+    both = c.send(
+        {
+            "type": "execute",
+            "stmt": {"sql": "SELECT ?", "args": [value(1)], "named_args": [{"name": "a", "value": value(1)}]},
+        }
+    )[0]
     assert both["error"]["code"] == "ARGS_BOTH_POSITIONAL_AND_NAMED"
 
 
@@ -199,8 +214,11 @@ def test_baton_rules(ns: str) -> None:
 
 
 def test_requests_after_close_in_same_pipeline_fail_the_request(ns: str) -> None:
-    status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": None, "requests": [
-        {"type": "close"}, {"type": "execute", "stmt": {"sql": "SELECT 1"}}]})
+    status, body, _ = http(
+        "POST",
+        f"{ns}/v3/pipeline",
+        {"baton": None, "requests": [{"type": "close"}, {"type": "execute", "stmt": {"sql": "SELECT 1"}}]},
+    )
     assert status == 400 and body.decode() == "Stream for this baton was closed"
 
 
@@ -248,10 +266,14 @@ def test_batch_conditions(ns: str) -> None:
         {"condition": {"type": "ok", "step": 1}, "stmt": stmt("INSERT INTO t VALUES (1)")},  # fails
         {"condition": {"type": "error", "step": 2}, "stmt": stmt("SELECT 'saw error'")},
         {"condition": {"type": "not", "cond": {"type": "ok", "step": 2}}, "stmt": stmt("SELECT 'not ok'")},
-        {"condition": {"type": "and", "conds": [{"type": "ok", "step": 1}, {"type": "ok", "step": 2}]},
-         "stmt": stmt("SELECT 'and'")},
-        {"condition": {"type": "or", "conds": [{"type": "ok", "step": 2}, {"type": "ok", "step": 3}]},
-         "stmt": stmt("SELECT 'or'")},
+        {
+            "condition": {"type": "and", "conds": [{"type": "ok", "step": 1}, {"type": "ok", "step": 2}]},
+            "stmt": stmt("SELECT 'and'"),
+        },
+        {
+            "condition": {"type": "or", "conds": [{"type": "ok", "step": 2}, {"type": "ok", "step": 3}]},
+            "stmt": stmt("SELECT 'or'"),
+        },
         {"condition": {"type": "is_autocommit"}, "stmt": stmt("SELECT 'autocommit'")},
         {"condition": {"type": "not", "cond": {"type": "is_autocommit"}}, "stmt": stmt("ROLLBACK")},
         {"condition": {"type": "is_autocommit"}, "stmt": stmt("SELECT count(*) FROM t")},
@@ -270,9 +292,19 @@ def test_batch_conditions(ns: str) -> None:
 
 
 def test_batch_condition_on_later_step_is_a_protocol_error(ns: str) -> None:
-    status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": None, "requests": [
-        {"type": "batch", "batch": {"steps": [
-            {"condition": {"type": "ok", "step": 0}, "stmt": {"sql": "SELECT 1"}}]}}]})
+    status, body, _ = http(
+        "POST",
+        f"{ns}/v3/pipeline",
+        {
+            "baton": None,
+            "requests": [
+                {
+                    "type": "batch",
+                    "batch": {"steps": [{"condition": {"type": "ok", "step": 0}, "stmt": {"sql": "SELECT 1"}}]},
+                }
+            ],
+        },
+    )
     assert status == 400 and body.decode() == "Invalid reference to step in a batch condition"
 
 
@@ -281,8 +313,12 @@ def test_hrana2_rejects_v3_only_features(ns: str) -> None:
     ok(c.execute("SELECT 1"))
     for requests in (
         [{"type": "get_autocommit"}],
-        [{"type": "batch", "batch": {"steps": [{"condition": {"type": "is_autocommit"},
-                                                "stmt": {"sql": "SELECT 1"}}]}}],
+        [
+            {
+                "type": "batch",
+                "batch": {"steps": [{"condition": {"type": "is_autocommit"}, "stmt": {"sql": "SELECT 1"}}]},
+            }
+        ],
     ):
         status, body, _ = http("POST", f"{ns}/v2/pipeline", {"baton": None, "requests": requests})
         assert status == 400 and "only supported in protocol version hrana3" in body.decode()
@@ -291,13 +327,15 @@ def test_hrana2_rejects_v3_only_features(ns: str) -> None:
 def test_cursor_streams_entries(ns: str) -> None:
     c = Client(ns)
     ok(c.execute("CREATE TABLE t(x INTEGER UNIQUE)"))
-    batch = {"steps": [
-        {"stmt": {"sql": "INSERT INTO t VALUES (1), (2)"}},
-        {"stmt": {"sql": "SELECT x FROM t ORDER BY x"}},
-        {"condition": {"type": "error", "step": 1}, "stmt": {"sql": "SELECT 'skipped'"}},
-        {"stmt": {"sql": "INSERT INTO t VALUES (1)"}},
-        {"stmt": {"sql": "SELECT * FROM missing"}},
-    ]}
+    batch = {
+        "steps": [
+            {"stmt": {"sql": "INSERT INTO t VALUES (1), (2)"}},
+            {"stmt": {"sql": "SELECT x FROM t ORDER BY x"}},
+            {"condition": {"type": "error", "step": 1}, "stmt": {"sql": "SELECT 'skipped'"}},
+            {"stmt": {"sql": "INSERT INTO t VALUES (1)"}},
+            {"stmt": {"sql": "SELECT * FROM missing"}},
+        ]
+    }
     status, body, ctype = http("POST", f"{ns}/v3/cursor", {"baton": c.baton, "batch": batch})
     assert status == 200 and ctype.startswith("text/plain")
     lines = [json.loads(line) for line in body.decode().splitlines()]
@@ -305,9 +343,14 @@ def test_cursor_streams_entries(ns: str) -> None:
     assert set(head) == {"baton", "base_url"} and head["baton"]
     kinds = [(e["type"], e.get("step")) for e in entries]
     assert kinds == [
-        ("step_begin", 0), ("step_end", None),
-        ("step_begin", 1), ("row", None), ("row", None), ("step_end", None),
-        ("step_begin", 3), ("step_error", 3),
+        ("step_begin", 0),
+        ("step_end", None),
+        ("step_begin", 1),
+        ("row", None),
+        ("row", None),
+        ("step_end", None),
+        ("step_begin", 3),
+        ("step_error", 3),
         ("step_error", 4),
         ("replication_index", None),  # sqld ends a cursor so: libsql-server/src/hrana/cursor.rs, `finish`
     ]
@@ -323,11 +366,16 @@ def test_cursor_streams_entries(ns: str) -> None:
 
 def test_sequence_describe_and_stored_sql(ns: str) -> None:
     c = Client(ns)
-    [seq] = c.send({"type": "sequence", "sql": "CREATE TABLE a(x TEXT); INSERT INTO a VALUES ('1');"
-                                               " -- trailing comment\n"})
+    [seq] = c.send(
+        {"type": "sequence", "sql": "CREATE TABLE a(x TEXT); INSERT INTO a VALUES ('1'); -- trailing comment\n"}
+    )
     assert ok(seq) == {"type": "sequence"}
-    [bad] = c.send({"type": "sequence", "sql": "INSERT INTO a VALUES ('2'); INSERT INTO nope VALUES (1);"
-                                               " INSERT INTO a VALUES ('3')"})
+    [bad] = c.send(
+        {
+            "type": "sequence",
+            "sql": "INSERT INTO a VALUES ('2'); INSERT INTO nope VALUES (1); INSERT INTO a VALUES ('3')",
+        }
+    )
     assert bad["type"] == "error" and bad["error"]["code"] == "SQLITE_ERROR"
     assert ok(c.execute("SELECT count(*) FROM a"))["result"]["rows"] == [[value(2)]]
     [desc] = c.send({"type": "describe", "sql": "SELECT x, ?1 + :n AS s FROM a WHERE x = @v"})
@@ -351,8 +399,9 @@ def test_sequence_describe_and_stored_sql(ns: str) -> None:
     )
     assert [r["type"] for r in results] == ["ok"] * 6
     assert ok(results[1])["result"]["rows"] == [[value("1")], [value("2")]]
-    status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": c.baton, "requests": [
-        {"type": "execute", "stmt": {"sql_id": 7}}]})
+    status, body, _ = http(
+        "POST", f"{ns}/v3/pipeline", {"baton": c.baton, "requests": [{"type": "execute", "stmt": {"sql_id": 7}}]}
+    )
     assert status == 400 and body.decode() == "SQL text 7 not found"
 
 
@@ -362,8 +411,11 @@ def test_statement_count_errors(ns: str) -> None:
     assert c.execute("  -- nothing\n")["error"]["code"] == "SQL_NO_STATEMENT"
     assert ok(c.execute("SELECT 1; -- trailing"))["result"]["rows"] == [[value(1)]]
     assert c.execute("SELEC 1")["error"]["code"] == "SQL_PARSE_ERROR"
-    status, body, _ = http("POST", f"{ns}/v3/pipeline", {"baton": None, "requests": [
-        {"type": "execute", "stmt": {"sql": "SELECT 1", "sql_id": 1}}]})
+    status, body, _ = http(
+        "POST",
+        f"{ns}/v3/pipeline",
+        {"baton": None, "requests": [{"type": "execute", "stmt": {"sql": "SELECT 1", "sql_id": 1}}]},
+    )
     assert status == 400 and body.decode() == "Either `sql` or `sql_id` are required, but not both"
 
 
@@ -376,11 +428,19 @@ def test_namespaces_admin_and_routing(server: StandinServer) -> None:
     via_header = Client(base)
     tables = "SELECT name FROM sqlite_schema WHERE name = 'only_in_alpha'"
     assert ok(via_header.execute(tables))["result"]["rows"] == []  # default namespace
-    status, body, _ = http("POST", f"{base}/v3/pipeline", {"baton": None, "requests": [
-        {"type": "execute", "stmt": {"sql": tables}}]}, headers={"x-namespace": "alpha"})
+    status, body, _ = http(
+        "POST",
+        f"{base}/v3/pipeline",
+        {"baton": None, "requests": [{"type": "execute", "stmt": {"sql": tables}}]},
+        headers={"x-namespace": "alpha"},
+    )
     assert json.loads(body)["results"][0]["response"]["result"]["rows"] == [[value("only_in_alpha")]]
-    status, body, _ = http("POST", f"{base}/v3/pipeline", {"baton": None, "requests": [
-        {"type": "execute", "stmt": {"sql": tables}}]}, headers={"Host": f"alpha.localhost:{server.port}"})
+    status, body, _ = http(
+        "POST",
+        f"{base}/v3/pipeline",
+        {"baton": None, "requests": [{"type": "execute", "stmt": {"sql": tables}}]},
+        headers={"Host": f"alpha.localhost:{server.port}"},
+    )
     assert json.loads(body)["results"][0]["response"]["result"]["rows"] == [[value("only_in_alpha")]]
     assert http("DELETE", f"{base}/v1/namespaces/alpha")[0] == 200
     status, body, _ = http("POST", f"{base}/dev/alpha/v3/pipeline", {"baton": None, "requests": []})
@@ -454,27 +514,43 @@ def test_foreign_keys_on_like_libsql(ns: str) -> None:
 
 @pytest.mark.parametrize(
     "sql",
-    ["VACUUM", "CREATE TEMP TABLE x(a)", "PRAGMA journal_mode=DELETE", "PRAGMA wal_checkpoint(TRUNCATE)",
-     "ATTACH 'other.db' AS o", "PRAGMA no_such_pragma"],
+    [
+        "VACUUM",
+        "CREATE TEMP TABLE x(a)",
+        "PRAGMA journal_mode=DELETE",
+        "PRAGMA wal_checkpoint(TRUNCATE)",
+        "ATTACH 'other.db' AS o",
+        "PRAGMA no_such_pragma",
+    ],
 )
 def test_statements_sqld_refuses(ns: str, sql: str) -> None:
     err = Client(ns).execute(sql)
     assert err["type"] == "error"
-    assert err["error"] == {"message": f"SQL string could not be parsed: unsupported statement: {sql}",
-                            "code": "SQL_PARSE_ERROR"}
+    assert err["error"] == {
+        "message": f"SQL string could not be parsed: unsupported statement: {sql}",
+        "code": "SQL_PARSE_ERROR",
+    }
 
 
 def test_refused_statement_fails_whole_batch_and_sequence_before_running(ns: str) -> None:
     c = Client(ns)
     ok(c.execute("CREATE TABLE t(x)"))
-    [batch] = c.send({"type": "batch", "batch": {"steps": [
-        {"stmt": {"sql": "INSERT INTO t VALUES (1)"}}, {"stmt": {"sql": "VACUUM"}}]}})
+    [batch] = c.send(
+        {
+            "type": "batch",
+            "batch": {"steps": [{"stmt": {"sql": "INSERT INTO t VALUES (1)"}}, {"stmt": {"sql": "VACUUM"}}]},
+        }
+    )
     assert batch["type"] == "error" and batch["error"]["code"] == "SQL_PARSE_ERROR"
     [seq] = c.send({"type": "sequence", "sql": "INSERT INTO t VALUES (2); PRAGMA journal_mode=DELETE;"})
     assert seq["type"] == "error" and seq["error"]["code"] == "SQL_PARSE_ERROR"
     assert ok(c.execute("SELECT count(*) FROM t"))["result"]["rows"] == [[value(0)]]
-    for allowed in ("PRAGMA table_info(t)", "PRAGMA foreign_keys=OFF", "PRAGMA journal_mode",
-                    "EXPLAIN QUERY PLAN SELECT * FROM t"):
+    for allowed in (
+        "PRAGMA table_info(t)",
+        "PRAGMA foreign_keys=OFF",
+        "PRAGMA journal_mode",
+        "EXPLAIN QUERY PLAN SELECT * FROM t",
+    ):
         assert c.execute(allowed)["type"] == "ok", allowed
 
 
@@ -490,6 +566,8 @@ def test_refuses_to_listen_beyond_loopback() -> None:
         StandinServer("0.0.0.0", 0)
     done = subprocess.run(
         [sys.executable, "-m", "pytest_traceparity.servers.standin", "--host", "192.0.2.1", "--port", "0"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2 and "loopback addresses only" in done.stderr and "Traceback" not in done.stderr

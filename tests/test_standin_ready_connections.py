@@ -50,9 +50,15 @@ def test_connections_opened_ahead_see_schema_created_after_they_opened(server: S
     base = server.url_for("fresh")
     one_shot(base, "SELECT 1")  # the first stream makes the namespace open connections ahead
     wait_ready(server.namespaces.get("fresh"))
-    one_shot(base, "CREATE TABLE t(a COLLATE NOCASE)", "CREATE INDEX t_a ON t(a)",
-             "CREATE TABLE p(id INTEGER PRIMARY KEY)", "CREATE TABLE child(p REFERENCES p(id))",
-             "PRAGMA foreign_keys=OFF", "INSERT INTO child VALUES (1)")
+    one_shot(
+        base,
+        "CREATE TABLE t(a COLLATE NOCASE)",
+        "CREATE INDEX t_a ON t(a)",
+        "CREATE TABLE p(id INTEGER PRIMARY KEY)",
+        "CREATE TABLE child(p REFERENCES p(id))",
+        "PRAGMA foreign_keys=OFF",
+        "INSERT INTO child VALUES (1)",
+    )
     # each of these runs on a connection that was opened before the tables existed
     assert one_shot(base, "REINDEX t")[0]["type"] == "execute"
     assert rows(one_shot(base, "PRAGMA foreign_key_check")[0]) == [["child", "1", "p", "0"]]

@@ -14,8 +14,18 @@ def attribution(severity: str, *, known: bool) -> Attribution:
 
 
 def step(seq: int, *attributions: Attribution) -> StepReport:
-    return StepReport(seq, 1, "execute", "SELECT 1", "", "", "", [a.difference for a in attributions], "failed",
-                      attributions=list(attributions))
+    return StepReport(
+        seq,
+        1,
+        "execute",
+        "SELECT 1",
+        "",
+        "",
+        "",
+        [a.difference for a in attributions],
+        "failed",
+        attributions=list(attributions),
+    )
 
 
 def test_an_accepted_data_difference_does_not_outrank_an_unknown_lost_error() -> None:

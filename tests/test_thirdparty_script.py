@@ -40,11 +40,14 @@ def test_program_recorded_and_replayed_and_attributed(tmp_path: Path) -> None:
     unknown step and no harness error."""
     mod = _script()
     program = tmp_path / "dqs.py"
-    program.write_text('"""DQS."""\nimport sqlite3\n\nc = sqlite3.connect("t.db")\nc.execute("CREATE TABLE kv (k)")\n'
-                       'c.execute(\'SELECT name FROM sqlite_master WHERE type="table"\').fetchall()\nc.close()\n')
+    program.write_text(
+        '"""DQS."""\nimport sqlite3\n\nc = sqlite3.connect("t.db")\nc.execute("CREATE TABLE kv (k)")\n'
+        "c.execute('SELECT name FROM sqlite_master WHERE type=\"table\"').fetchall()\nc.close()\n"
+    )
     work = tmp_path / "work"
-    assert mod.main(["--work", str(work), "--backends", "sqlalchemy-sqlite,libsql-local",
-                     "--program", str(program)]) == 0
+    assert (
+        mod.main(["--work", str(work), "--backends", "sqlalchemy-sqlite,libsql-local", "--program", str(program)]) == 0
+    )
     result = json.loads((work / "repro" / "results" / "dqs.json").read_text())
     reference, libsql = result["replays"]["sqlalchemy-sqlite"], result["replays"]["libsql-local"]
     assert (reference["status"], reference["harness_errors"]) == ("passed", [])
@@ -53,5 +56,8 @@ def test_program_recorded_and_replayed_and_attributed(tmp_path: Path) -> None:
     assert libsql["known_by_rule"]["libsql.double-quoted-string-literal-refused"] == 1
     worst = libsql["root_causes"][0]
     assert (worst["rule"], worst["severity"], worst["first_seq"]) == (
-        "libsql.double-quoted-string-literal-refused", "error-new", 3)
+        "libsql.double-quoted-string-literal-refused",
+        "error-new",
+        3,
+    )
     assert "## dqs" in (work / "repro" / "SUMMARY.md").read_text()

@@ -46,30 +46,39 @@ def test_missing_golden_hint_names_the_documented_path(pytester: pytest.Pytester
     _trace(pytester.path / "traces" / "t.jsonl")
     result = run(pytester, "traces")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*golden/t.golden.jsonl: no golden for trace traces/t.jsonl*"
-                                 "pytest traces/t.jsonl --update-golden*"])
+    result.stdout.fnmatch_lines(
+        ["*golden/t.golden.jsonl: no golden for trace traces/t.jsonl*pytest traces/t.jsonl --update-golden*"]
+    )
 
 
-@pytest.mark.parametrize(("trace", "golden"), [
-    ("fixtures/traces/a.jsonl", "fixtures/golden/a.golden.jsonl"),
-    ("a.jsonl", "golden/a.golden.jsonl"),
-    ("/abs/proj/a.jsonl", "/abs/proj/golden/a.golden.jsonl"),
-    ("/abs/proj/traces/a.jsonl", "/abs/proj/golden/a.golden.jsonl"),
-])
+@pytest.mark.parametrize(
+    ("trace", "golden"),
+    [
+        ("fixtures/traces/a.jsonl", "fixtures/golden/a.golden.jsonl"),
+        ("a.jsonl", "golden/a.golden.jsonl"),
+        ("/abs/proj/a.jsonl", "/abs/proj/golden/a.golden.jsonl"),
+        ("/abs/proj/traces/a.jsonl", "/abs/proj/golden/a.golden.jsonl"),
+    ],
+)
 def test_golden_path_never_leaves_the_trace_tree(trace: str, golden: str) -> None:
     assert golden_path_for(trace) == Path(golden)
 
 
-def test_update_golden_under_pytest_refuses_an_unfaithful_replay(pytester: pytest.Pytester,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_update_golden_under_pytest_refuses_an_unfaithful_replay(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     trace = _trace(pytester.path / "traces" / "t.jsonl")
     lines = trace.read_text().splitlines()
     lines[2] = lines[2][:-1] + ',"error":{"kind":"syntax","dbapi_class":"OperationalError","exc_type":"x"}}'
     trace.write_text("\n".join(lines) + "\n")
     result = run(pytester, "traces", "--update-golden")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*program saw error syntax, replay got success*",
-                                 "*refusing to write the golden*TRACEPARITY_ALLOW_DEPARTURES=1*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*program saw error syntax, replay got success*",
+            "*refusing to write the golden*TRACEPARITY_ALLOW_DEPARTURES=1*",
+        ]
+    )
     assert not (pytester.path / "golden" / "t.golden.jsonl").exists()
     monkeypatch.setenv("TRACEPARITY_ALLOW_DEPARTURES", "1")
     run(pytester, "traces", "--update-golden").assert_outcomes(passed=1)

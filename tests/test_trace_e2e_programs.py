@@ -35,8 +35,14 @@ def _files(root: Path) -> set[str]:
 
 def _traceparity(args: list[str], cwd: Path, tmpdir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TMPDIR": str(tmpdir)}
-    return subprocess.run([sys.executable, "-m", "pytest_traceparity.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_traceparity.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +87,7 @@ def _replay_everywhere(trace: Path, sandbox: dict[str, Path], sqld_args: list[st
     return reports
 
 
-def test_fts4_orphan_final_state_is_a_difference_not_an_abort(sandbox: dict[str, Path],
-                                                              sqld_args: list[str]) -> None:
+def test_fts4_orphan_final_state_is_a_difference_not_an_abort(sandbox: dict[str, Path], sqld_args: list[str]) -> None:
     trace = _record("fts4_orphan", sandbox)
     reports = _replay_everywhere(trace, sandbox, sqld_args)
     golden = (sandbox["proj"] / "golden" / "fts4_orphan.golden.jsonl").read_text()
@@ -92,8 +97,7 @@ def test_fts4_orphan_final_state_is_a_difference_not_an_abort(sandbox: dict[str,
         assert report["replay"]["unreadable"] == ["database db1 (app.db), table 'docs_fts': unreadable (other)"]
 
 
-def test_vacuum_then_reopen_on_embedded_replica_runs_to_the_end(sandbox: dict[str, Path],
-                                                                 sqld_args: list[str]) -> None:
+def test_vacuum_then_reopen_on_embedded_replica_runs_to_the_end(sandbox: dict[str, Path], sqld_args: list[str]) -> None:
     trace = _record("vacuum_reopen", sandbox)
     reports = _replay_everywhere(trace, sandbox, sqld_args)
     replica = reports["embedded-replica"]
@@ -114,8 +118,9 @@ def test_commented_begin_is_not_doubled(sandbox: dict[str, Path], sqld_args: lis
     assert reports["sqlalchemy-sqlite"]["status"] == "passed"
 
 
-def test_attach_vacuum_into_and_load_extension_stay_in_the_workdir(sandbox: dict[str, Path],
-                                                                   sqld_args: list[str]) -> None:
+def test_attach_vacuum_into_and_load_extension_stay_in_the_workdir(
+    sandbox: dict[str, Path], sqld_args: list[str]
+) -> None:
     outside = sandbox["outside"]
     trace = _record("attach_absolute", sandbox, str(outside / "other.db"), str(outside / "copy.db"))
     for leftover in outside.iterdir():  # the program's own files; the replay must not recreate them

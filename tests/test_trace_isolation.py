@@ -19,15 +19,18 @@ def _mapper(tmp_path: Path) -> PathMapper:
     return PathMapper(lambda: tmp_path / "private")
 
 
-@pytest.mark.parametrize(("sql", "params"), [
-    ("ATTACH DATABASE '/etc/x.db' AS o", ()),
-    ("attach '/etc/x.db' as o", ()),
-    ("-- c\nATTACH ? AS o", ("/etc/x.db",)),
-    ("ATTACH :p AS o", {"p": "/etc/x.db"}),
-    ("VACUUM INTO '/etc/x.db'", ()),
-    ("VACUUM main INTO ?", ("/etc/x.db",)),
-    ("SELECT load_extension('/etc/x.db')", ()),
-])
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        ("ATTACH DATABASE '/etc/x.db' AS o", ()),
+        ("attach '/etc/x.db' as o", ()),
+        ("-- c\nATTACH ? AS o", ("/etc/x.db",)),
+        ("ATTACH :p AS o", {"p": "/etc/x.db"}),
+        ("VACUUM INTO '/etc/x.db'", ()),
+        ("VACUUM main INTO ?", ("/etc/x.db",)),
+        ("SELECT load_extension('/etc/x.db')", ()),
+    ],
+)
 def test_targets_are_mapped(sql: str, params: object, tmp_path: Path) -> None:
     new_sql, new_params = isolate(sql, params, _mapper(tmp_path))
     text = new_sql + repr(new_params)

@@ -136,13 +136,13 @@ def test_cli_replay_update_then_verify_and_diff_goldens(tmp_path: Path, capsys: 
         (["missing.jsonl"], "missing.jsonl: no such trace file"),
         (["{trace}", "--backend", "nope"], "unknown backend 'nope'; valid ids: sqlalchemy-sqlite"),
         (["{trace}", "--backend", "libsql-local", "--update-golden"], "writes goldens from the reference backend"),
-        (["{trace}", "--golden", "{tmp}/absent.golden.jsonl"],
-         "absent.golden.jsonl: no golden for trace"),
+        (["{trace}", "--golden", "{tmp}/absent.golden.jsonl"], "absent.golden.jsonl: no golden for trace"),
         (["{bad}"], "bad.jsonl:1: field 'version': unknown trace format version 2"),
     ],
 )
-def test_cli_replay_bad_input_is_one_line(argv: list[str], needle: str, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_replay_bad_input_is_one_line(
+    argv: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     trace = tmp_path / "t.jsonl"
     writer = TraceWriter(trace, TraceHeader())
@@ -196,8 +196,10 @@ def test_golden_of_another_trace_is_refused(tmp_path: Path, capsys: pytest.Captu
     capsys.readouterr()
     assert replay_main([str(other), "--golden", str(golden)]) == 2
     err = capsys.readouterr().err
-    assert f"{golden}:1: this golden belongs to trace 'prog', not 'other'; regenerate it with: pytest {other} " \
-           "--update-golden" in err
+    assert (
+        f"{golden}:1: this golden belongs to trace 'prog', not 'other'; regenerate it with: pytest {other} "
+        "--update-golden" in err
+    )
 
 
 def test_deleted_database_file_replays_afresh(tmp_path: Path) -> None:

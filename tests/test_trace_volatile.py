@@ -32,8 +32,9 @@ def _program(root: Path) -> Path:
     return trace
 
 
-def test_reference_passes_its_own_golden_despite_volatile_values(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_reference_passes_its_own_golden_despite_volatile_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     trace = _program(tmp_path)
     assert replay_main([str(trace), "--update-golden"]) == 0
     golden = (tmp_path / "golden" / "vol.golden.jsonl").read_text()

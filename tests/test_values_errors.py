@@ -21,8 +21,25 @@ from pytest_traceparity.values import (
     encode_value,
 )
 
-VALUES = [None, 0, 1, -1, I64_MAX, I64_MIN, 2**53 + 1, 0.0, -0.0, 1.5, 1e308, math.inf, -math.inf,
-          "", "héllo ☃ 𝄞", b"", b"\x00\xff" * 10]
+VALUES = [
+    None,
+    0,
+    1,
+    -1,
+    I64_MAX,
+    I64_MIN,
+    2**53 + 1,
+    0.0,
+    -0.0,
+    1.5,
+    1e308,
+    math.inf,
+    -math.inf,
+    "",
+    "héllo ☃ 𝄞",
+    b"",
+    b"\x00\xff" * 10,
+]
 
 
 @pytest.mark.parametrize("value", VALUES, ids=repr)
@@ -76,8 +93,11 @@ def test_result_json_round_trip() -> None:
         ("CREATE TABLE t(a NOT NULL); INSERT INTO t VALUES (NULL)", "constraint.notnull"),
         ("CREATE TABLE t(a CHECK (a > 0)); INSERT INTO t VALUES (0)", "constraint.check"),
         ("CREATE TABLE t(a INTEGER) STRICT; INSERT INTO t VALUES ('x')", "constraint.datatype"),
-        ("PRAGMA foreign_keys=ON; CREATE TABLE p(id INTEGER PRIMARY KEY); "
-         "CREATE TABLE c(p REFERENCES p(id)); INSERT INTO c VALUES (5)", "constraint.foreign_key"),
+        (
+            "PRAGMA foreign_keys=ON; CREATE TABLE p(id INTEGER PRIMARY KEY); "
+            "CREATE TABLE c(p REFERENCES p(id)); INSERT INTO c VALUES (5)",
+            "constraint.foreign_key",
+        ),
         ("SELECT * FROM missing", "no_such_table"),
         ("CREATE TABLE t(a); SELECT b FROM t", "no_such_column"),
         ("SELECT nosuchfn(1)", "no_such_function"),

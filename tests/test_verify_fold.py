@@ -19,10 +19,15 @@ def _trace(path: Path, selects: int) -> None:
     writer.write_event("open", 1, db="db1", target="app.db", driver="sqlite3")
     writer.write_event("execute", 1, sql="CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)", params=[])
     for i in range(selects):
-        writer.write_event("execute", 1, sql="INSERT INTO t(v) VALUES (?)",
-                           params=encode_event_params("execute", [f"v{i}"]))
-        writer.write_event("execute", 1, sql="SELECT v FROM t WHERE id = ?",  # rowcount differs on libsql
-                           params=encode_event_params("execute", [i + 1]))
+        writer.write_event(
+            "execute", 1, sql="INSERT INTO t(v) VALUES (?)", params=encode_event_params("execute", [f"v{i}"])
+        )
+        writer.write_event(
+            "execute",
+            1,
+            sql="SELECT v FROM t WHERE id = ?",  # rowcount differs on libsql
+            params=encode_event_params("execute", [i + 1]),
+        )
     writer.write_event("close", 1)
     writer.close()
 

@@ -129,4 +129,3 @@ class ThreadedAsyncConnection(AsyncConnection):
             await self._call(lambda c: c.close())
             self._conn = None
         self._executor.shutdown(wait=False)
-

@@ -17,8 +17,10 @@ from typing import Any
 
 _SITE = threading.local()
 _LIBRARY_DIRS = (
-    *(os.path.realpath(p) + os.sep for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
-                                                                                "platlib")}),
+    *(
+        os.path.realpath(p) + os.sep
+        for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    ),
     os.path.realpath(os.path.dirname(os.path.dirname(__file__))) + os.sep,
 )
 

@@ -33,8 +33,18 @@ from .sqlite3_rules import (  # re-exported: they lived here
     sqlite3_adapted,
 )
 
-__all__ = ["DBAPIConnection", "GuardedDBAPIConnection", "SQLConnection", "Sqlite3Connection", "Sqlite3Cursor",
-           "adapt", "adapt_params", "is_dml", "reraise", "sqlite3_adapted"]
+__all__ = [
+    "DBAPIConnection",
+    "GuardedDBAPIConnection",
+    "SQLConnection",
+    "Sqlite3Connection",
+    "Sqlite3Cursor",
+    "adapt",
+    "adapt_params",
+    "is_dml",
+    "reraise",
+    "sqlite3_adapted",
+]
 
 _NAME = itemgetter(0)  # a column's name in a DB-API description
 
@@ -234,7 +244,7 @@ class Sqlite3Cursor:
 
     def fetchall(self) -> list[Any]:
         self._check()
-        rest, self._pos = self._rows[self._pos:], len(self._rows)
+        rest, self._pos = self._rows[self._pos :], len(self._rows)
         return [self._shape(row) for row in rest]
 
     def __iter__(self) -> Iterator[Any]:
@@ -452,7 +462,7 @@ class Sqlite3Connection:
                     add_note(
                         error,
                         f"[traceparity] {name}() was registered with create_function(), which runs "
-                        f"Python inside SQLite; backend {self.backend_id!r} cannot call it"
+                        f"Python inside SQLite; backend {self.backend_id!r} cannot call it",
                     )
         raise error from None  # outside the except: the caller sees the driver's error, not ours
 

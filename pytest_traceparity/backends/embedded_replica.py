@@ -160,50 +160,87 @@ class _ClientFailure:
     only_during: str | None = None
 
 
-def _failure(pattern: str, kind: str, explain: Callable[[Path, str, str, str], str],
-             only_during: str | None = None) -> _ClientFailure:
+def _failure(
+    pattern: str, kind: str, explain: Callable[[Path, str, str, str], str], only_during: str | None = None
+) -> _ClientFailure:
     return _ClientFailure(re.compile(pattern, re.IGNORECASE), kind, explain, only_during)
 
 
 # First match wins; the order puts local-file problems (fixable by deleting files) first.
 CLIENT_FAILURES = (
-    _failure("db file exists but metadata file does not", "misuse", lambda r, u, m, d: (
-        f"replica file {r} exists but {r}-info does not: it is not an embedded replica of {u} (a plain "
-        f"SQLite file, or a copy without its metadata). Delete {r} (and its -wal/-shm) to bootstrap a fresh "
-        "replica; the primary is untouched.")),
-    _failure("metadata file exists but db file does not", "misuse", lambda r, u, m, d: (
-        f"{r}-info exists but the replica file {r} does not; delete {r}-info to bootstrap a fresh replica "
-        f"from {u}.")),
+    _failure(
+        "db file exists but metadata file does not",
+        "misuse",
+        lambda r, u, m, d: (
+            f"replica file {r} exists but {r}-info does not: it is not an embedded replica of {u} (a plain "
+            f"SQLite file, or a copy without its metadata). Delete {r} (and its -wal/-shm) to bootstrap a fresh "
+            "replica; the primary is untouched."
+        ),
+    ),
+    _failure(
+        "metadata file exists but db file does not",
+        "misuse",
+        lambda r, u, m, d: (
+            f"{r}-info exists but the replica file {r} does not; delete {r}-info to bootstrap a fresh replica from {u}."
+        ),
+    ),
     _failure("metadata file hash|metadata file version", "misuse", lambda r, u, m, d: _corrupt_metadata(r, u, m)),
     _failure("json decode error", "misuse", lambda r, u, m, d: _corrupt_metadata(r, u, m), only_during="connect"),
-    _failure("file is not a database|database disk image is malformed", "misuse", lambda r, u, m, d: (
-        f"replica file {r} is corrupt or not a SQLite database ({m}); delete {r} and {r}-info to bootstrap "
-        f"a fresh replica from {u}.")),
-    _failure("failed to pull db export.*404|404.*failed to pull db export", "connection",
-             lambda r, u, m, d: not_a_sync_primary(u)),
-    _failure("server returned a conflict", "transaction", lambda r, u, m, d: (
-        f"push conflict: replica {r} holds local writes made on top of an older state of {u}, and the "
-        f"primary has moved on ({m}). The primary kept its data; the replica's unpushed writes stay only in "
-        f"{r}. Delete the replica to start from the primary's state, or replay those writes through a fresh "
-        "replica.")),
-    _failure("http dispatch error|error trying to connect|Connection refused|error sending request|"
-             "tcp connect error|dns error", "connection", lambda r, u, m, d: (
-        f"primary {u} is unreachable during {d} ({m}); local reads of {r} keep working, writes and sync() "
-        "fail until the primary is back.")),
-    _failure(r"\b401\b|Unauthorized", "connection", lambda r, u, m, d: (
-        f"primary {u} refused the auth token during {d} ({m}); check TURSO_AUTH_TOKEN.")),
-    _failure("failed to pull frame|failed to push frame|invalid local state", "connection",
-             lambda r, u, m, d: f"sync of replica {r} with {u} failed during {d}: {m}"),
+    _failure(
+        "file is not a database|database disk image is malformed",
+        "misuse",
+        lambda r, u, m, d: (
+            f"replica file {r} is corrupt or not a SQLite database ({m}); delete {r} and {r}-info to bootstrap "
+            f"a fresh replica from {u}."
+        ),
+    ),
+    _failure(
+        "failed to pull db export.*404|404.*failed to pull db export",
+        "connection",
+        lambda r, u, m, d: not_a_sync_primary(u),
+    ),
+    _failure(
+        "server returned a conflict",
+        "transaction",
+        lambda r, u, m, d: (
+            f"push conflict: replica {r} holds local writes made on top of an older state of {u}, and the "
+            f"primary has moved on ({m}). The primary kept its data; the replica's unpushed writes stay only in "
+            f"{r}. Delete the replica to start from the primary's state, or replay those writes through a fresh "
+            "replica."
+        ),
+    ),
+    _failure(
+        "http dispatch error|error trying to connect|Connection refused|error sending request|"
+        "tcp connect error|dns error",
+        "connection",
+        lambda r, u, m, d: (
+            f"primary {u} is unreachable during {d} ({m}); local reads of {r} keep working, writes and sync() "
+            "fail until the primary is back."
+        ),
+    ),
+    _failure(
+        r"\b401\b|Unauthorized",
+        "connection",
+        lambda r, u, m, d: f"primary {u} refused the auth token during {d} ({m}); check TURSO_AUTH_TOKEN.",
+    ),
+    _failure(
+        "failed to pull frame|failed to push frame|invalid local state",
+        "connection",
+        lambda r, u, m, d: f"sync of replica {r} with {u} failed during {d}: {m}",
+    ),
 )
 
 
 def _corrupt_metadata(replica: Path, sync_url: str, message: str) -> str:
-    return (f"replica metadata {replica}-info is corrupt or from another client version ({message}); "
-            f"delete {replica} and {replica}-info to bootstrap a fresh replica from {sync_url}.")
+    return (
+        f"replica metadata {replica}-info is corrupt or from another client version ({message}); "
+        f"delete {replica} and {replica}-info to bootstrap a fresh replica from {sync_url}."
+    )
 
 
-def explain_client_error(exc: BaseException, *, replica: Path, sync_url: str, token: Secret | str | None,
-                         during: str) -> DatabaseError | None:
+def explain_client_error(
+    exc: BaseException, *, replica: Path, sync_url: str, token: Secret | str | None, during: str
+) -> DatabaseError | None:
     """A clear error for the replica/sync failures of the libsql client, or None for SQL errors."""
     message = redact(str(exc), token)
     for failure in CLIENT_FAILURES:
@@ -363,8 +400,9 @@ class EmbeddedReplicaDatabase(Database):
         self._connections.append(conn)
         return conn
 
-    def another_replica(self, name: str = "second", *, mode: str | None = None,
-                        offline: bool | None = None) -> EmbeddedReplicaDatabase:
+    def another_replica(
+        self, name: str = "second", *, mode: str | None = None, offline: bool | None = None
+    ) -> EmbeddedReplicaDatabase:
         """A second replica file of the same primary (closing it leaves the primary alone)."""
         return EmbeddedReplicaDatabase(
             replica_path=self.replica_path.with_name(f"{safe_name(name, 40)}.replica.db"),

@@ -160,4 +160,3 @@ class AsyncDB:
 
     def __repr__(self) -> str:
         return f"<AsyncDB {self.backend_id}>"
-

@@ -38,9 +38,7 @@ class BackendRegistry:
         try:
             return self._backends[backend_id]
         except KeyError:
-            raise UsageError(
-                f"unknown backend {backend_id!r}; valid ids: {', '.join(self.ids())}"
-            ) from None
+            raise UsageError(f"unknown backend {backend_id!r}; valid ids: {', '.join(self.ids())}") from None
 
     def ids(self) -> list[str]:
         return list(self._backends)

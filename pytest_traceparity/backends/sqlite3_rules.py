@@ -20,8 +20,19 @@ _DML = re.compile(r"(insert|update|delete|replace)\b", re.IGNORECASE)
 
 # sqlite3.Connection features that run Python inside the SQLite library: no backend can.
 _IN_PROCESS_ONLY = (
-    "create_aggregate", "create_collation", "create_window_function", "set_authorizer", "enable_load_extension",
-    "load_extension", "backup", "iterdump", "blobopen", "serialize", "deserialize", "getlimit", "setlimit",
+    "create_aggregate",
+    "create_collation",
+    "create_window_function",
+    "set_authorizer",
+    "enable_load_extension",
+    "load_extension",
+    "backup",
+    "iterdump",
+    "blobopen",
+    "serialize",
+    "deserialize",
+    "getlimit",
+    "setlimit",
     "interrupt",
 )
 
@@ -29,7 +40,7 @@ _IN_PROCESS_ONLY = (
 def is_dml(sql: str) -> bool:
     """sqlite3's rule for an implicit BEGIN: the first keyword is INSERT/UPDATE/DELETE/REPLACE."""
     match = _LEADING_NOISE.match(sql)
-    rest = sql[match.end():] if match else sql
+    rest = sql[match.end() :] if match else sql
     return bool(_DML.match(rest))
 
 
@@ -86,7 +97,7 @@ def reraise(exc: DatabaseError) -> BaseException:
         add_note(
             original,
             f"[traceparity] raised by backend {exc.backend!r} (error kind {exc.kind}); sqlite3 raises a "
-            "sqlite3.Error subclass here, so code catching sqlite3 exceptions will not catch this"
+            "sqlite3.Error subclass here, so code catching sqlite3 exceptions will not catch this",
         )
     return original
 
@@ -95,9 +106,7 @@ def _check_level(value: str | None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or value.upper() not in _LEVELS:
-        raise ValueError(
-            "isolation_level string must be '', 'DEFERRED', 'IMMEDIATE', or 'EXCLUSIVE'"
-        )
+        raise ValueError("isolation_level string must be '', 'DEFERRED', 'IMMEDIATE', or 'EXCLUSIVE'")
     return value.upper() if value else value
 
 

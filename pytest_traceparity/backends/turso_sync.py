@@ -144,8 +144,15 @@ class TursoSyncDatabase(Database):
 
     backend_id = BACKEND_ID
 
-    def __init__(self, replica_path: Path, server: SyncServer, mode: str, *, servers: SyncServerHost | None = None,
-                 clock: ServerClock | None = None) -> None:
+    def __init__(
+        self,
+        replica_path: Path,
+        server: SyncServer,
+        mode: str,
+        *,
+        servers: SyncServerHost | None = None,
+        clock: ServerClock | None = None,
+    ) -> None:
         self.replica_path = replica_path
         self.server = server
         self.mode = mode
@@ -231,8 +238,10 @@ class TursoSyncBackend(PytursoBackend):
         if reason:
             return reason
         if self.host is None:
-            return ("no tursodb host was configured: run it through pytest or the traceparity CLI, "
-                    "or call configure(TursodbHost(...)) first")
+            return (
+                "no tursodb host was configured: run it through pytest or the traceparity CLI, "
+                "or call configure(TursodbHost(...)) first"
+            )
         return self.host.unavailable_reason()
 
     def create_database(self, ctx: BackendContext) -> Database:

@@ -282,5 +282,12 @@ def _parse_step(raw: Any, where: str, index: int) -> Step:
         expect = parse_expect(values["expect"]) if "expect" in raw else None
     except ValueError as exc:
         raise CaseError(f"{where}: {exc}") from None
-    return Step(index=index, op=op, sql=values["sql"], params=params, conn=values["conn"],
-                mode=values["mode"].upper(), expect=expect)
+    return Step(
+        index=index,
+        op=op,
+        sql=values["sql"],
+        params=params,
+        conn=values["conn"],
+        mode=values["mode"].upper(),
+        expect=expect,
+    )

@@ -91,33 +91,39 @@ def _result(outcome: Outcome) -> Result:
 
 KEYS: tuple[ExpectKey, ...] = (
     ExpectKey(
-        "columns", _parse_columns,
+        "columns",
+        _parse_columns,
         lambda want, o: tuple(_result(o).columns) == want,
         lambda want, o: f"columns {list(want)} expected, got {list(_result(o).columns)}",
     ),
     ExpectKey(
-        "rows", _parse_rows,
+        "rows",
+        _parse_rows,
         lambda want, o: _canonical_rows(want) == _canonical_rows(_result(o).rows),
         lambda want, o: _rows_message(want, _result(o)),
     ),
     ExpectKey(
-        "rowcount", _integer("rowcount"),
+        "rowcount",
+        _integer("rowcount"),
         lambda want, o: _result(o).rowcount == want,
         lambda want, o: f"rowcount {want} expected, got {_result(o).rowcount}",
     ),
     ExpectKey(
-        "lastrowid", _integer("lastrowid"),
+        "lastrowid",
+        _integer("lastrowid"),
         lambda want, o: _result(o).lastrowid == want,
         lambda want, o: f"lastrowid {want} expected, got {_result(o).lastrowid}",
     ),
     ExpectKey(
-        "error", _parse_error,
+        "error",
+        _parse_error,
         lambda want, o: o.error_fields().get("kind") == want,
         lambda want, o: f"expected error kind {want!r}, got {o.error_fields().get('kind')!r}",
         about_error=True,
     ),
     ExpectKey(
-        "dbapi_class", _string("dbapi_class"),
+        "dbapi_class",
+        _string("dbapi_class"),
         lambda want, o: o.error_fields().get("dbapi_class") == want,
         lambda want, o: f"expected {want}, got {_raised(o)}",
         about_error=True,

@@ -37,8 +37,9 @@ def render(
     flat = [(sd, d) for sd in step_diffs for d in sd.differences]
     for (sd, d), a in zip(flat, attributions):
         rank = (RANK[a.severity], 0 if a.rule is None else 1)
-        labels.setdefault(id(sd), []).append((*rank, f"    [{a.severity}; {a.rule_id or 'unknown'}] [{d.aspect}] "
-                                                     f"{d.message}"))
+        labels.setdefault(id(sd), []).append(
+            (*rank, f"    [{a.severity}; {a.rule_id or 'unknown'}] [{d.aspect}] {d.message}")
+        )
     order = sorted(step_diffs, key=lambda sd: min(labels.get(id(sd), [(len(RANK), 1, "")]))[:2])
     for sd in order:
         lines.append(f"  {sd.step.describe()}")

@@ -70,8 +70,7 @@ def step_context(step: Step, in_transaction: bool | None, history: History | Non
     """What rules may match on besides the difference: statement kind, SQL, parameter shapes."""
     many = step.params if step.op == "executemany" else None
     prior = history.prior(None) if history is not None else frozenset()
-    return statement_context(step.op, step.sql, step.params if many is None else (), many, in_transaction,
-                             prior=prior)
+    return statement_context(step.op, step.sql, step.params if many is None else (), many, in_transaction, prior=prior)
 
 
 def _note(history: History, step: Step) -> None:
@@ -137,9 +136,19 @@ class CaseVerdict:
         pairs = [(step.index, a) for (step, _), a in zip(flat, self.verdict.attributions)]
         sql = {step.index: " ".join(step.sql.split())[:200] or step.op for step, _ in flat}
         return {
-            "differences": [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
-                             "expected": a.difference.expected, "actual": a.difference.actual,
-                             "relation": a.difference.relation, "sql": sql.get(seq)} for seq, a in pairs],
+            "differences": [
+                {
+                    "seq": seq,
+                    "aspect": a.difference.aspect,
+                    "severity": a.severity,
+                    "rule": a.rule_id,
+                    "expected": a.difference.expected,
+                    "actual": a.difference.actual,
+                    "relation": a.difference.relation,
+                    "sql": sql.get(seq),
+                }
+                for seq, a in pairs
+            ],
             "root_causes": root_causes(pairs),
         }
 
@@ -216,8 +225,9 @@ class ConformanceRunner:
             step_diffs = compare_runs(reference, actual)
             title = None
         verdict = self.divergences.judge(backend_id, case.subject, flatten(step_diffs))
-        report = render(case, backend_id, self.reference, step_diffs, title=title, verdict=verdict) \
-            if step_diffs else ""
+        report = (
+            render(case, backend_id, self.reference, step_diffs, title=title, verdict=verdict) if step_diffs else ""
+        )
         if verdict.status == "same":
             return CaseVerdict("same", verdict=verdict, served_by=served_by)
         if verdict.status == "known":

@@ -35,9 +35,24 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 __all__ = [
-    "SCALE", "Attribution", "DivergenceRegistry", "Rule", "Verdict", "aspect_severity", "builtin_entries",
-    "describe", "load_registry", "load_toml", "marker_decision", "most_severe_first", "parse_entries",
-    "parse_rules", "project_settings", "root_causes", "step_rank", "summarize",
+    "SCALE",
+    "Attribution",
+    "DivergenceRegistry",
+    "Rule",
+    "Verdict",
+    "aspect_severity",
+    "builtin_entries",
+    "describe",
+    "load_registry",
+    "load_toml",
+    "marker_decision",
+    "most_severe_first",
+    "parse_entries",
+    "parse_rules",
+    "project_settings",
+    "root_causes",
+    "step_rank",
+    "summarize",
 ]
 
 BUILTIN = "pytest_traceparity/known_divergences.toml"

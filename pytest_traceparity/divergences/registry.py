@@ -126,22 +126,30 @@ class DivergenceRegistry:
         expired = [r for r in [*used, *strict] if r.expired()]
         if expired:
             rule = expired[0]
-            return Verdict("expired", list(differences), expired,
-                           f"known divergence {rule.id} for {backend} ({rule.origin}) expired on {rule.until}: "
-                           f"re-check it, then remove the rule or move 'until' forward. Reason was: {rule.reason}",
-                           attributions)
+            return Verdict(
+                "expired",
+                list(differences),
+                expired,
+                f"known divergence {rule.id} for {backend} ({rule.origin}) expired on {rule.until}: "
+                f"re-check it, then remove the rule or move 'until' forward. Reason was: {rule.reason}",
+                attributions,
+            )
         for attribution in attributions:
             if attribution.rule is not None:
                 self.hits[attribution.rule.id] += 1
         fixed = [r for r in strict if r not in used]
         if fixed and not any(a.rule is None for a in attributions):
             rule = fixed[0]
-            return Verdict("fixed", list(differences), fixed,
-                           f"{subject} no longer shows what rule {rule.id} describes on {backend}; remove "
-                           f"{subject!r} from the rule ({rule.origin}): {rule.reason}", attributions)
+            return Verdict(
+                "fixed",
+                list(differences),
+                fixed,
+                f"{subject} no longer shows what rule {rule.id} describes on {backend}; remove "
+                f"{subject!r} from the rule ({rule.origin}): {rule.reason}",
+                attributions,
+            )
         if any(a.rule is None for a in attributions):
-            return Verdict("diverged", list(differences), used, describe(backend, subject, attributions),
-                           attributions)
+            return Verdict("diverged", list(differences), used, describe(backend, subject, attributions), attributions)
         if not attributions:
             return _SAME
         return Verdict("known", list(differences), used, describe(backend, subject, attributions), attributions)
@@ -155,8 +163,9 @@ class DivergenceRegistry:
                     return True
         return False
 
-    def judge_alike(self, backend: str, subject: str, differences: Sequence[Difference],
-                    memo: dict[Any, Verdict], key: Any = None) -> Verdict:
+    def judge_alike(
+        self, backend: str, subject: str, differences: Sequence[Difference], memo: dict[Any, Verdict], key: Any = None
+    ) -> Verdict:
         """:meth:`judge` for subjects no rule names (:meth:`subjects_matter` is false): a "known" verdict
         depends only on the differences and their contexts, so it is kept in ``memo`` and reused (its
         rule hits counted again). Why: a long trace repeats the same known difference thousands of times.
@@ -239,12 +248,25 @@ def root_causes(items: Iterable[tuple[Any, Attribution]]) -> list[dict[str, Any]
     return sorted(groups.values(), key=lambda g: (RANK[g["severity"]], g["rule"] is not None))
 
 
-def triage(pairs: Sequence[tuple[Any, Attribution]], sql: Mapping[Any, str | None],
-           causes: Iterable[tuple[Any, Attribution]] | None = None) -> dict[str, Any]:
+def triage(
+    pairs: Sequence[tuple[Any, Attribution]],
+    sql: Mapping[Any, str | None],
+    causes: Iterable[tuple[Any, Attribution]] | None = None,
+) -> dict[str, Any]:
     """``differences`` (seq, aspect, severity, rule, expected, actual, sql) and ``root_causes``:
     the machine-readable shape shared by ``replay --json``, conformance cases and redirected tests."""
-    differences = [{"seq": seq, "aspect": a.difference.aspect, "severity": a.severity, "rule": a.rule_id,
-                    "expected": a.difference.expected, "actual": a.difference.actual,
-                    "relation": a.difference.relation, "sql": sql.get(seq) or None,
-                    "message": a.difference.message} for seq, a in pairs]
+    differences = [
+        {
+            "seq": seq,
+            "aspect": a.difference.aspect,
+            "severity": a.severity,
+            "rule": a.rule_id,
+            "expected": a.difference.expected,
+            "actual": a.difference.actual,
+            "relation": a.difference.relation,
+            "sql": sql.get(seq) or None,
+            "message": a.difference.message,
+        }
+        for seq, a in pairs
+    ]
     return {"differences": differences, "root_causes": root_causes(pairs if causes is None else causes)}

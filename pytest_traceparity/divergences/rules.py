@@ -51,13 +51,37 @@ _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*[a-z0-9]$")
 KINDS = ("select", "dml", "ddl", "pragma", "transaction", "script", "other")
 SHAPES = ("dict", "int-outside-i32", "int-outside-i64", "float-nonfinite", "text-nul", "blob")
 _RULE_KEYS = {
-    "id", "backend", "severity", "aspects", "expected", "actual", "relation", "kind", "sql", "params",
-    "params_over", "in_transaction", "subjects", "reason", "until", "message", "after_kind", "after_params",
-    "reference_sqlite_below", "reference_sqlalchemy_below", "python_below",
+    "id",
+    "backend",
+    "severity",
+    "aspects",
+    "expected",
+    "actual",
+    "relation",
+    "kind",
+    "sql",
+    "params",
+    "params_over",
+    "in_transaction",
+    "subjects",
+    "reason",
+    "until",
+    "message",
+    "after_kind",
+    "after_params",
+    "reference_sqlite_below",
+    "reference_sqlalchemy_below",
+    "python_below",
 }
 _LEGACY_KEYS = {
-    "backend", "reason", "subjects", "aspects", "until",
-    "reference_sqlite_below", "reference_sqlalchemy_below", "python_below",
+    "backend",
+    "reason",
+    "subjects",
+    "aspects",
+    "until",
+    "reference_sqlite_below",
+    "reference_sqlalchemy_below",
+    "python_below",
 }
 
 
@@ -106,9 +130,20 @@ class Rule:
     def precedence(self) -> tuple[int, int, int, int]:
         """Lower sorts first: project rules, then more conditions (a subject list counts as one), then
         rules with subjects, then file order. So a precise cause beats a case's catch-all rule."""
-        conditions = sum(x is not None for x in (self.expected, self.actual, self.relation, self.kinds, self.sql,
-                                                 self.message, self.params_over, self.in_transaction,
-                                                 self.after_kind))
+        conditions = sum(
+            x is not None
+            for x in (
+                self.expected,
+                self.actual,
+                self.relation,
+                self.kinds,
+                self.sql,
+                self.message,
+                self.params_over,
+                self.in_transaction,
+                self.after_kind,
+            )
+        )
         conditions += len(self.params) + len(self.after_params) + (1 if self.subjects else 0)
         return (0 if self.project else 1, -conditions, 0 if self.subjects else 1, self.index)
 
@@ -129,8 +164,7 @@ class Rule:
     def matches_subject(self, subject: str) -> bool:
         if not self.subjects or subject in self._exact:
             return True
-        return any(_GLOB_CHARS & set(s) and fnmatch.fnmatchcase(subject, s.replace("[", "[[]"))
-                   for s in self.subjects)
+        return any(_GLOB_CHARS & set(s) and fnmatch.fnmatchcase(subject, s.replace("[", "[[]")) for s in self.subjects)
 
     def covers(self, aspect: str) -> bool:
         return any(fnmatch.fnmatchcase(aspect, a) for a in self.aspects)
@@ -145,8 +179,15 @@ class Rule:
             return False
         if self.message is not None and not self.message.search(diff.message):
             return False
-        if self.kinds is None and self.sql is None and not self.params and self.params_over is None \
-                and self.in_transaction is None and not self.after_params and self.after_kind is None:
+        if (
+            self.kinds is None
+            and self.sql is None
+            and not self.params
+            and self.params_over is None
+            and self.in_transaction is None
+            and not self.after_params
+            and self.after_kind is None
+        ):
             return True
         ctx = diff.context
         if ctx is None:
@@ -162,9 +203,12 @@ class Rule:
         if self.in_transaction is not None and ctx.in_transaction is not self.in_transaction:
             return False
         if self.after_params or self.after_kind is not None:
-            return any((self.after_kind is None or kind in self.after_kind) and self.after_params <= shapes
-                       and (ctx.table is None or table is None or table == ctx.table)
-                       for kind, shapes, table in ctx.prior)
+            return any(
+                (self.after_kind is None or kind in self.after_kind)
+                and self.after_params <= shapes
+                and (ctx.table is None or table is None or table == ctx.table)
+                for kind, shapes, table in ctx.prior
+            )
         return True
 
     def expired(self, today: dt.date | None = None) -> bool:
@@ -205,12 +249,14 @@ def _common(item: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise UsageError(f"{where}: 'reason' is required and must be a non-empty string")
     if "backend" not in item:
         raise UsageError(f"{where}: 'backend' is required (an id, a glob, or a list of them)")
-    out: dict[str, Any] = {"backends": _str_tuple(item["backend"], f"{where}.backend"),
-                           "reason": item["reason"].strip()}
+    out: dict[str, Any] = {
+        "backends": _str_tuple(item["backend"], f"{where}.backend"),
+        "reason": item["reason"].strip(),
+    }
     for key in ("reference_sqlite_below", "reference_sqlalchemy_below", "python_below"):
         bound = item.get(key)
         if bound is not None and (not isinstance(bound, str) or not re.fullmatch(r"\d+(\.\d+)*", bound)):
-            raise UsageError(f"{where}: {key} must be a version string like \"3.45.0\"")
+            raise UsageError(f'{where}: {key} must be a version string like "3.45.0"')
         out[key] = version_tuple(bound) if bound else None
     until = item.get("until")
     if isinstance(until, str):
@@ -236,8 +282,9 @@ def parse_rules(raw: Any, origin: str, *, project: bool = False, start: int = 0)
             raise UsageError(f"{where} must be a table")
         rule_id = item.get("id")
         if not isinstance(rule_id, str) or not _ID_RE.match(rule_id):
-            raise UsageError(f"{where}: 'id' must be a stable dotted id like 'libsql.dict-params-refused', "
-                             f"got {rule_id!r}")
+            raise UsageError(
+                f"{where}: 'id' must be a stable dotted id like 'libsql.dict-params-refused', got {rule_id!r}"
+            )
         where = f"{origin}: rule {rule_id!r}"
         if rule_id in seen:
             raise UsageError(f"{where}: id defined twice; rule ids must be unique")
@@ -249,26 +296,41 @@ def parse_rules(raw: Any, origin: str, *, project: bool = False, start: int = 0)
         aspects = _str_tuple(item.get("aspects", ["*"]), f"{where}.aspects")
         subjects = _str_tuple(item["subjects"], f"{where}.subjects") if "subjects" in item else ()
         if any(s.strip("*") == "" for s in subjects):
-            raise UsageError(f"{where}: subjects = [\"*\"] matches everything; leave 'subjects' out and describe "
-                             "the cause with expected/actual/relation/kind/sql/params instead")
-        expected, actual, relation = (_str_tuple(item[k], f"{where}.{k}") if k in item else None
-                                      for k in ("expected", "actual", "relation"))
+            raise UsageError(
+                f"{where}: subjects = [\"*\"] matches everything; leave 'subjects' out and describe "
+                "the cause with expected/actual/relation/kind/sql/params instead"
+            )
+        expected, actual, relation = (
+            _str_tuple(item[k], f"{where}.{k}") if k in item else None for k in ("expected", "actual", "relation")
+        )
         kinds = _str_tuple(item["kind"], f"{where}.kind") if "kind" in item else None
         if kinds and set(kinds) - set(KINDS):
             raise UsageError(f"{where}: kind must be among {', '.join(KINDS)}, got {list(kinds)}")
-        params, after_params = (frozenset(_str_tuple(item[k], f"{where}.{k}")) if k in item else frozenset()
-                                for k in ("params", "after_params"))
+        params, after_params = (
+            frozenset(_str_tuple(item[k], f"{where}.{k}")) if k in item else frozenset()
+            for k in ("params", "after_params")
+        )
         if (params | after_params) - set(SHAPES):
-            raise UsageError(f"{where}: params shapes must be among {', '.join(SHAPES)}, got "
-                             f"{sorted(params | after_params)}")
+            raise UsageError(
+                f"{where}: params shapes must be among {', '.join(SHAPES)}, got {sorted(params | after_params)}"
+            )
         after_kind = _str_tuple(item["after_kind"], f"{where}.after_kind") if "after_kind" in item else None
         if after_kind and set(after_kind) - set(KINDS):
             raise UsageError(f"{where}: after_kind must be among {', '.join(KINDS)}, got {list(after_kind)}")
-        if expected is None and actual is None and relation is None and not subjects and not params \
-                and not after_params and "message" not in item:
-            raise UsageError(f"{where}: a rule must say what it expects to observe (expected, actual, relation, "
-                             "message or params) or list exact subjects, so a different wrong value is not taken "
-                             "for this one")
+        if (
+            expected is None
+            and actual is None
+            and relation is None
+            and not subjects
+            and not params
+            and not after_params
+            and "message" not in item
+        ):
+            raise UsageError(
+                f"{where}: a rule must say what it expects to observe (expected, actual, relation, "
+                "message or params) or list exact subjects, so a different wrong value is not taken "
+                "for this one"
+            )
         sql, message = (_regex(item, key, where) for key in ("sql", "message"))
         over = item.get("params_over")
         if over is not None and (not isinstance(over, int) or isinstance(over, bool) or over < 0):
@@ -277,11 +339,29 @@ def parse_rules(raw: Any, origin: str, *, project: bool = False, start: int = 0)
         if in_tx is not None and not isinstance(in_tx, bool):
             raise UsageError(f"{where}: in_transaction must be true or false")
         severity = check_severity(item["severity"], f"{where}.severity") if "severity" in item else None
-        rules.append(Rule(id=rule_id, severity=severity, aspects=aspects, expected=expected, actual=actual,
-                          relation=relation, kinds=kinds, sql=sql, message=message, params=params,
-                          after_kind=after_kind, after_params=after_params, params_over=over,
-                          in_transaction=in_tx, subjects=subjects, origin=f"{origin} rule {rule_id}",
-                          project=project, index=start + index, **common))
+        rules.append(
+            Rule(
+                id=rule_id,
+                severity=severity,
+                aspects=aspects,
+                expected=expected,
+                actual=actual,
+                relation=relation,
+                kinds=kinds,
+                sql=sql,
+                message=message,
+                params=params,
+                after_kind=after_kind,
+                after_params=after_params,
+                params_over=over,
+                in_transaction=in_tx,
+                subjects=subjects,
+                origin=f"{origin} rule {rule_id}",
+                project=project,
+                index=start + index,
+                **common,
+            )
+        )
     return rules
 
 
@@ -305,16 +385,29 @@ def parse_entries(raw: Any, origin: str, *, project: bool = True, start: int = 0
             raise UsageError(f"{where} must be a table")
         unknown = set(item) - _LEGACY_KEYS
         if unknown:
-            hint = " (that key belongs to the rule format: use [[tool.traceparity.rules]] with an 'id')" \
-                if unknown & _RULE_KEYS else ""
+            hint = (
+                " (that key belongs to the rule format: use [[tool.traceparity.rules]] with an 'id')"
+                if unknown & _RULE_KEYS
+                else ""
+            )
             raise UsageError(f"{where}: unknown key(s) {sorted(unknown)}{hint}")
         common = _common(item, where)
         aspects = _str_tuple(item.get("aspects", ["*"]), f"{where}.aspects")
         subjects = _str_tuple(item.get("subjects", ["*"]), f"{where}.subjects")
         short = origin.rsplit("/", 1)[-1]
-        rules.append(Rule(id=f"{short}#{index}", severity=None, aspects=aspects,
-                          subjects=() if subjects == ("*",) else subjects, origin=f"{origin} #{index}",
-                          project=project, index=start + index, legacy=True, **common))
+        rules.append(
+            Rule(
+                id=f"{short}#{index}",
+                severity=None,
+                aspects=aspects,
+                subjects=() if subjects == ("*",) else subjects,
+                origin=f"{origin} #{index}",
+                project=project,
+                index=start + index,
+                legacy=True,
+                **common,
+            )
+        )
     return rules
 
 

@@ -57,7 +57,7 @@ def check_severity(value: Any, where: str) -> str:
 def parse_overrides(raw: Any, origin: str) -> dict[str, str]:
     """``[tool.traceparity.severity]``: rule id or aspect glob -> severity."""
     if not isinstance(raw, Mapping):
-        raise UsageError(f"{origin}: [tool.traceparity.severity] must be a table of \"aspect-or-rule\" = \"severity\"")
+        raise UsageError(f'{origin}: [tool.traceparity.severity] must be a table of "aspect-or-rule" = "severity"')
     return {str(k): check_severity(v, f"{origin}: severity.{k}") for k, v in raw.items()}
 
 

@@ -25,7 +25,10 @@ def _blob(value: bytes) -> str:
 
 # the golden's typed encoding (values.encode_value) for each plain value type
 _ENCODE: dict[type, tuple[str, Callable[[Any], Any]]] = {
-    int: ("int", str), str: ("text", str), float: ("real", float_repr), bytes: ("blob", _blob),
+    int: ("int", str),
+    str: ("text", str),
+    float: ("real", float_repr),
+    bytes: ("blob", _blob),
     type(None): ("null", lambda _: True),
 }
 
@@ -49,18 +52,34 @@ def counts_differ(raw: Any, outcome: Outcome, *, sql: str = "", executemany: boo
     if result is None or outcome.error is not None or outcome.error_json is not None or type(raw) is not dict:
         return None
     want = raw.get("result")
-    if type(want) is not dict or "error" in raw or type(want.get("rowcount", -1)) is not int \
-            or not _result_matches(want, result, counts=False):
+    if (
+        type(want) is not dict
+        or "error" in raw
+        or type(want.get("rowcount", -1)) is not int
+        or not _result_matches(want, result, counts=False)
+    ):
         return None
     rowcount, lastrowid = want.get("rowcount", -1), want.get("lastrowid")
     kind = "executemany" if executemany else statement_kind(sql)
     diffs = []
     if rowcount != result.rowcount:
-        diffs.append(Difference(f"rowcount.{kind}", f"rowcount {rowcount} != {result.rowcount}",
-                                expected=str(rowcount), actual=str(result.rowcount)))
+        diffs.append(
+            Difference(
+                f"rowcount.{kind}",
+                f"rowcount {rowcount} != {result.rowcount}",
+                expected=str(rowcount),
+                actual=str(result.rowcount),
+            )
+        )
     if lastrowid != result.lastrowid:
-        diffs.append(Difference(f"lastrowid.{kind}", f"lastrowid {lastrowid} != {result.lastrowid}",
-                                expected=str(lastrowid), actual=str(result.lastrowid)))
+        diffs.append(
+            Difference(
+                f"lastrowid.{kind}",
+                f"lastrowid {lastrowid} != {result.lastrowid}",
+                expected=str(lastrowid),
+                actual=str(result.lastrowid),
+            )
+        )
     return diffs
 
 
@@ -102,8 +121,9 @@ class Contexts:
     def __init__(self) -> None:
         self._cache: dict[Any, StepContext] = {}
 
-    def get(self, op: str, sql: str | None, params: Any, many: Any, before: bool, db: str | None,
-            prior: frozenset[Any]) -> StepContext:
+    def get(
+        self, op: str, sql: str | None, params: Any, many: Any, before: bool, db: str | None, prior: frozenset[Any]
+    ) -> StepContext:
         if many is not None:
             return statement_context(op, sql, params, many, before, db, prior)
         key = (op, sql, param_shapes(params), before, db, prior)

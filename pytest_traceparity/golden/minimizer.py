@@ -71,8 +71,15 @@ def _kind(diff: Difference) -> str:
     return diff.context.kind if diff.context is not None else "final"
 
 
-def run_pair(events: Sequence[Event], reference: Backend, backend: Backend, make_context: MakeContext,
-             registry: DivergenceRegistry, *, final: bool = True) -> list[tuple[int | str, Attribution]]:
+def run_pair(
+    events: Sequence[Event],
+    reference: Backend,
+    backend: Backend,
+    make_context: MakeContext,
+    registry: DivergenceRegistry,
+    *,
+    final: bool = True,
+) -> list[tuple[int | str, Attribution]]:
     """Replay ``events`` on both backends and attribute every difference (no golden involved)."""
     out: list[tuple[int | str, Attribution]] = []
     in_tx: dict[int, bool] = {}
@@ -88,8 +95,9 @@ def run_pair(events: Sequence[Event], reference: Backend, backend: Backend, make
             before = in_tx.get(event.conn, False)
             in_tx[event.conn] = transaction_after(event.sql or "", event.op, before)
             if diffs:
-                context = statement_context(event.op, event.sql, event.params, event.many, before, event.db,
-                                            history.prior(event.db))
+                context = statement_context(
+                    event.op, event.sql, event.params, event.many, before, event.db, history.prior(event.db)
+                )
                 out += [(event.seq, registry.attribute(backend.id, subject, d.with_context(context))) for d in diffs]
             history.note(event.db, event.op, event.sql, event.params, event.many)
         if final:
@@ -98,8 +106,9 @@ def run_pair(events: Sequence[Event], reference: Backend, backend: Backend, make
     return out
 
 
-def pick_target(found: Sequence[tuple[int | str, Attribution]], *, rule: str | None = None,
-                seq: int | None = None) -> tuple[Target, int | str]:
+def pick_target(
+    found: Sequence[tuple[int | str, Attribution]], *, rule: str | None = None, seq: int | None = None
+) -> tuple[Target, int | str]:
     """The most severe unknown difference (else the most severe known one), or the one asked for."""
     if not found:
         raise ValueError("the trace shows no difference on this backend; nothing to minimize")
@@ -111,8 +120,10 @@ def pick_target(found: Sequence[tuple[int | str, Attribution]], *, rule: str | N
     if seq is not None:
         candidates = [(s, a) for s, a in candidates if s == seq]
         if not candidates:
-            raise ValueError(f"step {seq} shows no difference on this backend when replayed next to the reference "
-                             "(only against the golden: re-make the golden, then minimize)")
+            raise ValueError(
+                f"step {seq} shows no difference on this backend when replayed next to the reference "
+                "(only against the golden: re-make the golden, then minimize)"
+            )
     order = {id(a): i for i, a in enumerate(most_severe_first(a for _, a in candidates))}
     where, best = min(candidates, key=lambda pair: order[id(pair[1])])
     diff = best.difference
@@ -152,13 +163,14 @@ def repair(kept: Sequence[Event], everything: Sequence[Event]) -> list[Event]:
     return out
 
 
-def ddmin(units: list[list[Event]], test: Callable[[list[list[Event]]], bool],
-          out_of_time: Callable[[], bool]) -> list[list[Event]]:
+def ddmin(
+    units: list[list[Event]], test: Callable[[list[list[Event]]], bool], out_of_time: Callable[[], bool]
+) -> list[list[Event]]:
     """Zeller's ddmin over groups of events: the smallest list of groups the test still accepts."""
     n = 2
     while len(units) >= 2 and not out_of_time():
         size = -(-len(units) // n)
-        chunks = [units[i:i + size] for i in range(0, len(units), size)]
+        chunks = [units[i : i + size] for i in range(0, len(units), size)]
         for chunk in chunks:
             if test(chunk):
                 units, n = chunk, 2
@@ -176,9 +188,17 @@ def ddmin(units: list[list[Event]], test: Callable[[list[list[Event]]], bool],
     return units
 
 
-def minimize(events: list[Event], reference: Backend, backend: Backend, make_context: MakeContext,
-             registry: DivergenceRegistry, *, rule: str | None = None, seq: int | None = None,
-             budget: float = 300.0) -> Minimized:
+def minimize(
+    events: list[Event],
+    reference: Backend,
+    backend: Backend,
+    make_context: MakeContext,
+    registry: DivergenceRegistry,
+    *,
+    rule: str | None = None,
+    seq: int | None = None,
+    budget: float = 300.0,
+) -> Minimized:
     """Delta debugging: databases, then connections, then single events."""
     start = time.monotonic()
     found = run_pair(events, reference, backend, make_context, registry)
@@ -208,7 +228,9 @@ def minimize(events: list[Event], reference: Backend, backend: Backend, make_con
     if isinstance(where, int):
         body = _window_first(body, where, test, out_of_time, result)
     keys: tuple[tuple[str, Callable[[Event], str]], ...] = (
-        ("databases", lambda e: e.db or ""), ("connections", lambda e: str(e.conn)))
+        ("databases", lambda e: e.db or ""),
+        ("connections", lambda e: str(e.conn)),
+    )
     for label, key in keys:
         groups: dict[str, list[Event]] = {}
         for event in body:
@@ -224,8 +246,13 @@ def minimize(events: list[Event], reference: Backend, backend: Backend, make_con
     return result
 
 
-def _window_first(body: list[Event], where: int, test: Callable[[list[list[Event]]], bool],
-                  out_of_time: Callable[[], bool], result: Minimized) -> list[Event]:
+def _window_first(
+    body: list[Event],
+    where: int,
+    test: Callable[[list[list[Event]]], bool],
+    out_of_time: Callable[[], bool],
+    result: Minimized,
+) -> list[Event]:
     """Cheap first guess before ddmin: the schema statements plus the last N events before the target.
 
     Most divergences need their tables and a few recent writes; trying windows of 0, 1, 2, 4 ...
@@ -236,7 +263,7 @@ def _window_first(body: list[Event], where: int, test: Callable[[list[list[Event
     target = [e for e in body if e.seq == where]
     window = 0
     while not out_of_time() and window <= len(before):
-        recent = before[len(before) - window:] if window else []
+        recent = before[len(before) - window :] if window else []
         candidate = sorted([*schema, *recent, *target], key=lambda e: e.seq)
         if test([candidate]):
             result.passes.append(f"schema + last {window} event(s): {len(candidate)} event(s)")
@@ -258,8 +285,17 @@ def write_trace(events: Sequence[Event], path: Path, source: dict[str, object] |
                 params = encode_event_params("execute", e.params)
             elif e.op == "executemany":
                 params = encode_event_params("executemany", e.many or [])
-            writer.write_event(e.op, e.conn, flush=False, db=e.db if e.op == "open" else None, target=e.target,
-                               driver=e.driver, mode=e.mode if e.op == "begin" else None, sql=e.sql, params=params)
+            writer.write_event(
+                e.op,
+                e.conn,
+                flush=False,
+                db=e.db if e.op == "open" else None,
+                target=e.target,
+                driver=e.driver,
+                mode=e.mode if e.op == "begin" else None,
+                sql=e.sql,
+                params=params,
+            )
     finally:
         writer.close()
 

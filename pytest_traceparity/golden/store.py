@@ -127,8 +127,18 @@ class GoldenWriter:
     def __init__(self, fh: IO[str], header: GoldenHeader) -> None:
         self.fh = fh
         self.steps = 0
-        fh.write(dumps({"format": GOLDEN_FORMAT, "version": GOLDEN_VERSION, "trace": header.trace,
-                        "trace_sha256": header.trace_sha256, "reference": header.reference}) + "\n")
+        fh.write(
+            dumps(
+                {
+                    "format": GOLDEN_FORMAT,
+                    "version": GOLDEN_VERSION,
+                    "trace": header.trace,
+                    "trace_sha256": header.trace_sha256,
+                    "reference": header.reference,
+                }
+            )
+            + "\n"
+        )
 
     def step(self, event: Event, outcome: Outcome) -> None:
         self.steps += 1
@@ -142,8 +152,7 @@ class GoldenWriter:
         self.fh.write(dumps(data) + "\n")
 
     def final(self, state: dict[str, Any]) -> None:
-        self.fh.write(json.dumps({"final": state}, sort_keys=True, separators=(",", ":"),
-                                 ensure_ascii=False) + "\n")
+        self.fh.write(json.dumps({"final": state}, sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n")
         self.fh.write(dumps({"end": True, "steps": self.steps}) + "\n")
 
 
@@ -167,10 +176,12 @@ class GoldenReader:
         if first.get("format") != GOLDEN_FORMAT:
             raise self._error(1, f"format is {first.get('format')!r}, expected {GOLDEN_FORMAT!r}")
         if first.get("version") != GOLDEN_VERSION:
-            raise self._error(1, f"unknown golden version {first.get('version')!r} (this version reads "
-                                 f"{GOLDEN_VERSION})")
-        self.header = GoldenHeader(trace=str(first.get("trace")), trace_sha256=first.get("trace_sha256"),
-                                   reference=first.get("reference"))
+            raise self._error(
+                1, f"unknown golden version {first.get('version')!r} (this version reads {GOLDEN_VERSION})"
+            )
+        self.header = GoldenHeader(
+            trace=str(first.get("trace")), trace_sha256=first.get("trace_sha256"), reference=first.get("reference")
+        )
         expected = trace_name(self.trace)
         if check_trace and self.header.trace != expected:
             raise self._error(1, f"this golden belongs to trace {self.header.trace!r}, not {expected!r}")
@@ -226,9 +237,15 @@ class GoldenReader:
         """Decode the step :meth:`next_raw` returned last (a malformed one raises, naming its line)."""
         try:
             outcome = Outcome.from_json(data["outcome"])
-            step = GoldenStep(seq=int(data["seq"]), conn=int(data["conn"]), op=str(data["op"]),
-                              sql=data.get("sql"), outcome=outcome, line=self._line,
-                              params_sha256=data.get("params_sha256"))
+            step = GoldenStep(
+                seq=int(data["seq"]),
+                conn=int(data["conn"]),
+                op=str(data["op"]),
+                sql=data.get("sql"),
+                outcome=outcome,
+                line=self._line,
+                params_sha256=data.get("params_sha256"),
+            )
         except (KeyError, ValueError, TypeError) as exc:
             raise self._error(self._line, f"malformed step ({type(exc).__name__}: {exc})") from None
         return step

@@ -193,11 +193,18 @@ class ReplayReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "trace": str(self.trace), "backend": self.backend, "status": self.status, "steps": self.steps,
-            "golden": str(self.golden), "golden_status": self.golden_status, "summary": self.summary(),
+            "trace": str(self.trace),
+            "backend": self.backend,
+            "status": self.status,
+            "steps": self.steps,
+            "golden": str(self.golden),
+            "golden_status": self.golden_status,
+            "summary": self.summary(),
             **self.triage(),
-            "failures": [{"seq": f.seq, "status": f.status, "message": f.message,
-                          "differences": [str(d) for d in f.differences]} for f in self.failures],
+            "failures": [
+                {"seq": f.seq, "status": f.status, "message": f.message, "differences": [str(d) for d in f.differences]}
+                for f in self.failures
+            ],
             "known": [{"seq": k.seq, "rules": [r.split(": ", 1)[0] for r in k.reasons]} for k in self.known],
             **({"known_not_listed": self.known_folded} if self.known_folded else {}),
         }
@@ -233,8 +240,9 @@ def _reason_text(entry: Any) -> str:
     return text
 
 
-def _fold(report: ReplayReport, seq: int, verdict: Any,
-          folds: dict[int, tuple[Any, list[str], list[Attribution]]]) -> None:
+def _fold(
+    report: ReplayReport, seq: int, verdict: Any, folds: dict[int, tuple[Any, list[str], list[Attribution]]]
+) -> None:
     """:meth:`ReplayReport.fold` of a remembered verdict, its reasons made once per verdict."""
     cached = folds.get(id(verdict))
     if cached is None or cached[0] is not verdict:
@@ -242,8 +250,15 @@ def _fold(report: ReplayReport, seq: int, verdict: Any,
     report.fold(seq, cached[1], cached[2])
 
 
-def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, diffs: list[Difference],
-           make: Callable[[], StepReport], memo: dict[Any, Any] | None = None, key: Any = None) -> None:
+def _judge(
+    report: ReplayReport,
+    registry: DivergenceRegistry,
+    subject: str,
+    diffs: list[Difference],
+    make: Callable[[], StepReport],
+    memo: dict[Any, Any] | None = None,
+    key: Any = None,
+) -> None:
     if memo is not None and diffs:
         verdict = registry.judge_alike(report.backend, subject, diffs, memo, key)
     else:
@@ -252,13 +267,14 @@ def _judge(report: ReplayReport, registry: DivergenceRegistry, subject: str, dif
         return
     if verdict.status == "known" and len(report.known) >= KEEP_KNOWN:  # counted, no step report built
         seq = subject.rsplit("#", 1)[-1]
-        report.fold(int(seq) if seq.isdigit() else seq, [_reason_text(e) for e in verdict.entries],
-                    list(verdict.attributions))
+        report.fold(
+            int(seq) if seq.isdigit() else seq, [_reason_text(e) for e in verdict.entries], list(verdict.attributions)
+        )
         return
     step = make()
     step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
     if verdict.subject not in ("", subject):  # a remembered verdict: its message names its first subject
-        step.message = subject + verdict.message[len(verdict.subject):]
+        step.message = subject + verdict.message[len(verdict.subject) :]
     step.reasons = [_reason_text(e) for e in verdict.entries]
     step.attributions = list(verdict.attributions)
     (report.known if verdict.status == "known" else report.failures).append(step)
@@ -284,14 +300,21 @@ def verify_trace(
     memo: dict[Any, Any] | None = None if registry.subjects_matter(backend.id, prefix) else {}
     contexts = Contexts()
     folds: dict[int, tuple[Any, list[str], list[Attribution]]] = {}
-    with GoldenReader(golden, trace) as expected, Replayer(backend, make_context, name, trace=trace,
-                                                           departures=False) as replayer:
+    with (
+        GoldenReader(golden, trace) as expected,
+        Replayer(backend, make_context, name, trace=trace, departures=False) as replayer,
+    ):
         # a golden made from these very bytes holds these very parameters: no per-step digest needed
         check_params = expected.header.trace_sha256 != file_sha256(trace)
         for event in reader:
             data = expected.next_raw()
-            fast = (data is not None and data.get("seq") == event.seq and data.get("op") == event.op
-                    and data.get("sql") == event.sql and type(data.get("conn")) is int)
+            fast = (
+                data is not None
+                and data.get("seq") == event.seq
+                and data.get("op") == event.op
+                and data.get("sql") == event.sql
+                and type(data.get("conn")) is int
+            )
             want = None if fast or data is None else expected.step_from(data)
             if not fast and (want is None or want.seq != event.seq or want.op != event.op or want.sql != event.sql):
                 raise GoldenError(_out_of_step(trace, golden, event, want))
@@ -308,12 +331,19 @@ def verify_trace(
                 continue  # equal to the golden: nothing to decode, build or judge
             diffs: list[Difference] = []
             if params_changed:
-                diffs.append(Difference(
-                    "trace.params", "this step's parameters differ from those the golden was made with "
-                    "(the trace was edited or re-recorded after the golden)"))
+                diffs.append(
+                    Difference(
+                        "trace.params",
+                        "this step's parameters differ from those the golden was made with "
+                        "(the trace was edited or re-recorded after the golden)",
+                    )
+                )
             compare_sql = (sql or "") if op in SQL_OPS else ""
-            counted = counts_differ(data.get("outcome"), outcome, sql=compare_sql, executemany=op == "executemany") \
-                if fast else None
+            counted = (
+                counts_differ(data.get("outcome"), outcome, sql=compare_sql, executemany=op == "executemany")
+                if fast
+                else None
+            )
             if counted is not None:  # only rowcount/lastrowid differ: stated without decoding the golden
                 diffs += counted
             else:  # decode the golden step and compare in full
@@ -336,9 +366,17 @@ def verify_trace(
             # summaries only for a step that differs (built lazily: most steps never need them)
             def make(event: Event = event, want: Any = want, outcome: Any = outcome, data: Any = data) -> StepReport:
                 summary = want.outcome.summary() if want is not None else raw_summary(data["outcome"])
-                return StepReport(seq=event.seq, conn=event.conn, where=f"{trace}:{event.line}",
-                                  sql=_short(event.sql or event.short()), params=_params_text(event),
-                                  expected=summary, actual=outcome.summary(), differences=[], status="")
+                return StepReport(
+                    seq=event.seq,
+                    conn=event.conn,
+                    where=f"{trace}:{event.line}",
+                    sql=_short(event.sql or event.short()),
+                    params=_params_text(event),
+                    expected=summary,
+                    actual=outcome.summary(),
+                    differences=[],
+                    status="",
+                )
 
             _judge(report, registry, subject or f"{prefix}{event.seq}", diffs, make, memo, key)
         extra = expected.next_step()
@@ -354,15 +392,23 @@ def verify_trace(
         diffs = _final_differences(want_final, actual_final, history)
 
         def make_final() -> StepReport:
-            return StepReport(seq="final", conn=None, where=f"final state of every database, {golden}",
-                              sql="", params="", expected="", actual="", differences=[], status="")
+            return StepReport(
+                seq="final",
+                conn=None,
+                where=f"final state of every database, {golden}",
+                sql="",
+                params="",
+                expected="",
+                actual="",
+                differences=[],
+                status="",
+            )
 
         _judge(report, registry, f"trace::{name}#final", diffs, make_final)
     return report
 
 
-def _final_differences(want: dict[str, Any], got: dict[str, Any],
-                       history: History | None = None) -> list[Difference]:
+def _final_differences(want: dict[str, Any], got: dict[str, Any], history: History | None = None) -> list[Difference]:
     diffs: list[Difference] = []
     for db_id in sorted(set(want) | set(got)):
         prior = history.prior(db_id) if history is not None else frozenset()
@@ -372,14 +418,18 @@ def _final_differences(want: dict[str, Any], got: dict[str, Any],
             continue
         w, g = want[db_id], got[db_id]
         if ("error" in w or "error" in g) and w.get("error") != g.get("error"):
-            diffs.append(Difference("schema", f"final state of {db_id}: {w.get('error') or 'readable'} in the "
-                                              f"golden, {g.get('error') or 'readable'} here"))
+            diffs.append(
+                Difference(
+                    "schema",
+                    f"final state of {db_id}: {w.get('error') or 'readable'} in the "
+                    f"golden, {g.get('error') or 'readable'} here",
+                )
+            )
             continue
         if w.get("schema_sha256") != g.get("schema_sha256"):
             lines = diff_schemas(w.get("schema", {}), g.get("schema", {})) or ["schema fingerprint differs"]
             relation = "text-spacing" if _only_sql_text(w.get("schema", {}), g.get("schema", {})) else None
-            diffs.extend(Difference("schema", f"{db_id}: {line}", relation=relation, context=context)
-                         for line in lines)
+            diffs.extend(Difference("schema", f"{db_id}: {line}", relation=relation, context=context) for line in lines)
         for line in diff_content(w.get("content", {}), g.get("content", {})):
             named = re.match(r"table '([^']+)'", line)
             where = replace(context, table=named.group(1).lower()) if named else context
@@ -415,9 +465,11 @@ def _out_of_step(trace: Path, golden: Path, event: Event, want: Any) -> str:
         got = "the golden has no more steps"
     else:
         got = f"the golden has seq {want.seq} {want.op} {_short(want.sql or '', 80)!r} at line {want.line}"
-    return (f"{trace}:{event.line}: trace and golden are out of step at seq {event.seq} "
-            f"({event.op} {_short(event.sql or '', 80)!r}), but {got} in {golden}; the trace changed since "
-            f"the golden was made: regenerate it with: {update_command(trace)}")
+    return (
+        f"{trace}:{event.line}: trace and golden are out of step at seq {event.seq} "
+        f"({event.op} {_short(event.sql or '', 80)!r}), but {got} in {golden}; the trace changed since "
+        f"the golden was made: regenerate it with: {update_command(trace)}"
+    )
 
 
 def update_golden(

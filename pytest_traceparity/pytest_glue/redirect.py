@@ -74,14 +74,16 @@ class RedirectHooks:
         router = item.stash.get(_ROUTER, None)
         if router is None:
             state = self.state
-            router = ItemRouter(RouterSettings(
-                backend=state.registry.get(backend_id),
-                make_context=state.new_context,
-                subject=item.nodeid,
-                reference=state.registry.get(state.reference) if self.compare else None,
-                registry=state.divergences,
-                passthrough=(Path(state.workdir).resolve(),),
-            ))
+            router = ItemRouter(
+                RouterSettings(
+                    backend=state.registry.get(backend_id),
+                    make_context=state.new_context,
+                    subject=item.nodeid,
+                    reference=state.registry.get(state.reference) if self.compare else None,
+                    registry=state.divergences,
+                    passthrough=(Path(state.workdir).resolve(),),
+                )
+            )
             item.stash[_ROUTER] = router
         return router
 

@@ -111,16 +111,22 @@ class TraceFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-def run_trace(state: TraceparityState, trace: Path, backend_id: str, *, golden: Path | None = None,
-              update: bool | None = None) -> ReplayReport:
+def run_trace(
+    state: TraceparityState, trace: Path, backend_id: str, *, golden: Path | None = None, update: bool | None = None
+) -> ReplayReport:
     """Update (reference backend, ``--update-golden``) or verify one trace on one backend."""
     backend = state.registry.get(backend_id)
     update = state.update_golden if update is None else update
     trace = _display(trace)
     golden = _display(golden) if golden is not None else None
     if update and backend_id == state.reference:
-        return update_golden(trace, backend, state.new_context, golden=golden,
-                             allow_departures=os.environ.get("TRACEPARITY_ALLOW_DEPARTURES") == "1")
+        return update_golden(
+            trace,
+            backend,
+            state.new_context,
+            golden=golden,
+            allow_departures=os.environ.get("TRACEPARITY_ALLOW_DEPARTURES") == "1",
+        )
     if update:
         # Another backend under --update-golden: compare with what the reference writes in this
         # run (replayed privately), so the outcome never depends on item order or xdist workers.
@@ -183,8 +189,9 @@ class TraceItem(pytest.Item):
 
 
 @pytest.fixture
-def replay(request: pytest.FixtureRequest, traceparity: TraceparityState,
-           traceparity_backend: str) -> Callable[..., ReplayReport]:
+def replay(
+    request: pytest.FixtureRequest, traceparity: TraceparityState, traceparity_backend: str
+) -> Callable[..., ReplayReport]:
     """Replay a trace on this test's backend and compare it to its golden.
 
     ``replay("fixtures/traces/mine.jsonl")`` fails the test with the most severe diverging step,

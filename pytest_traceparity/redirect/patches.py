@@ -22,8 +22,18 @@ from .router import ACTIVE, ItemRouter
 
 # Callers that keep their own SQLite files (coverage data...): never redirected.
 EXEMPT_MODULES = ("coverage", "pytest_cov", "_pytest", "pluggy")
-_LIBRARIES = ("sqlite3", "aiosqlite", "sqlalchemy", "pytest_traceparity", "asyncio", "concurrent", "threading",
-              "greenlet", "functools", "contextlib")
+_LIBRARIES = (
+    "sqlite3",
+    "aiosqlite",
+    "sqlalchemy",
+    "pytest_traceparity",
+    "asyncio",
+    "concurrent",
+    "threading",
+    "greenlet",
+    "functools",
+    "contextlib",
+)
 
 
 class _State:

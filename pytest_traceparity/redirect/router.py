@@ -67,8 +67,9 @@ class ItemRouter:
         self.backend_id = settings.backend.id
         self.log: StepLog | None = None
         if settings.reference is not None and settings.reference.id != self.backend_id:
-            self.log = StepLog(self.backend_id, settings.reference.id, settings.subject,
-                               settings.registry or DivergenceRegistry())
+            self.log = StepLog(
+                self.backend_id, settings.reference.id, settings.subject, settings.registry or DivergenceRegistry()
+            )
         self._targets: dict[str, _Target] = {}
         self._all: list[_Target] = []
         self._conns: list[tuple[Sqlite3Connection, tuple[Any, bool] | None]] = []

@@ -46,8 +46,10 @@ class Step:
     attributions: list[Attribution] = field(default_factory=list)
 
     def describe(self, backend: str, reference: str) -> str:
-        lines = [f"statement {self.number} ({self.op} on conn {self.conn}, database {self.target})"
-                 + (f" at {self.where}" if self.where else "")]
+        lines = [
+            f"statement {self.number} ({self.op} on conn {self.conn}, database {self.target})"
+            + (f" at {self.where}" if self.where else "")
+        ]
         if self.sql:
             lines.append(f"  SQL:      {_short(self.sql)}")
         if self.params not in (None, (), [], {}):
@@ -87,8 +89,7 @@ class StepLog:
         self.known: list[Step] = []
         self._lock = threading.Lock()
 
-    def add(self, conn: int, target: str, op: str, sql: str, params: Any,
-            expected: Outcome, actual: Outcome) -> None:
+    def add(self, conn: int, target: str, op: str, sql: str, params: Any, expected: Outcome, actual: Outcome) -> None:
         if op in ("execute", "executemany"):
             diffs = compare_outcomes(expected, actual, sql=sql, executemany=op == "executemany")
         else:  # begin/commit/rollback/script/close compare on success or error only, as in replay
@@ -107,7 +108,8 @@ class StepLog:
                 return
             step = Step(self.count, conn, target, op, sql, params, call_site(), expected, actual, diffs)
             step.status, step.reasons, step.message, step.attributions = judge(
-                self.registry, self.backend, self.subject, step)
+                self.registry, self.backend, self.subject, step
+            )
             if step.status == "known":
                 self.known.append(step)
             elif step.status != "same":
@@ -139,10 +141,13 @@ class StepLog:
             more = " ..." if len(rest) > MAX_LISTED else ""
             lines.append(f"and {len(rest)} more statement(s) diverge: {listed}{more}")
         if self.known:
-            lines.append(f"({len(self.known)} statement(s) differ in known ways: "
-                         f"{self.xfail_reason().replace(chr(10), '; ')})")
-        lines.append("if this difference is expected on this backend, describe its cause in the known-divergence "
-                     "registry ([[tool.traceparity.rules]] in pyproject.toml)")
+            lines.append(
+                f"({len(self.known)} statement(s) differ in known ways: {self.xfail_reason().replace(chr(10), '; ')})"
+            )
+        lines.append(
+            "if this difference is expected on this backend, describe its cause in the known-divergence "
+            "registry ([[tool.traceparity.rules]] in pyproject.toml)"
+        )
         return "\n".join(lines)
 
     def xfail_reason(self) -> str:
@@ -150,8 +155,9 @@ class StepLog:
         for step in self.known:
             for reason in step.reasons:
                 reasons.setdefault(reason, []).append(str(step.number))
-        return "\n".join(f"{reason} [seq {', '.join(nums[:5])}{' ...' if len(nums) > 5 else ''}]"
-                         for reason, nums in reasons.items())
+        return "\n".join(
+            f"{reason} [seq {', '.join(nums[:5])}{' ...' if len(nums) > 5 else ''}]" for reason, nums in reasons.items()
+        )
 
 
 def _worst_unknown(step: Step) -> tuple[tuple[int, int], int]:
@@ -159,16 +165,21 @@ def _worst_unknown(step: Step) -> tuple[tuple[int, int], int]:
     return (step_rank(step.attributions), step.number)
 
 
-def judge(registry: DivergenceRegistry, backend: str, subject: str,
-          step: Step) -> tuple[str, list[str], str, list[Attribution]]:
+def judge(
+    registry: DivergenceRegistry, backend: str, subject: str, step: Step
+) -> tuple[str, list[str], str, list[Attribution]]:
     """The one coupling to the divergence registry: (status, reasons, message, attributions) for one step.
 
     The differences carry their statement context (kind, SQL, parameter shapes, transaction
     state), so the root-cause rules match here exactly as they do in replay.
     """
     verdict = registry.judge(backend, subject, step.differences)
-    return (verdict.status, [f"{e.id}: {e.reason}" for e in verdict.entries], verdict.message,
-            list(verdict.attributions))
+    return (
+        verdict.status,
+        [f"{e.id}: {e.reason}" for e in verdict.entries],
+        verdict.message,
+        list(verdict.attributions),
+    )
 
 
 class ShadowedConnection:

@@ -96,12 +96,21 @@ class Cause:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.key, "rule": self.rule, "aspect": self.aspect, "known": self.known,
-            "severity": self.severity, "reason": self.reason, "until": self.until, "origin": self.origin,
+            "id": self.key,
+            "rule": self.rule,
+            "aspect": self.aspect,
+            "known": self.known,
+            "severity": self.severity,
+            "reason": self.reason,
+            "until": self.until,
+            "origin": self.origin,
             "differences": self.differences,
-            "backends": {b: {"tests": len(t), "cases": self.kinds(b)["case"], "traces": self.kinds(b)["trace"]}
-                         for b, t in self.tests.items()},
-            "examples": self.examples, "minimized": self.minimized,
+            "backends": {
+                b: {"tests": len(t), "cases": self.kinds(b)["case"], "traces": self.kinds(b)["trace"]}
+                for b, t in self.tests.items()
+            },
+            "examples": self.examples,
+            "minimized": self.minimized,
         }
 
 
@@ -150,9 +159,13 @@ class BackendVerdict:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "backend": self.backend, "status": self.status, "line": self.line(),
+            "backend": self.backend,
+            "status": self.status,
+            "line": self.line(),
             "severities": {s: [c.key for c in cs] for s, cs in self.by_severity().items()},
-            "unknown": self.unknown, "failures": self.failures, "outcomes": self.outcomes,
+            "unknown": self.unknown,
+            "failures": self.failures,
+            "outcomes": self.outcomes,
         }
 
 
@@ -188,9 +201,13 @@ class Analysis:
         return head
 
     def overall_json(self) -> dict[str, Any]:
-        return {"line": self.overall(), "unknown": len(self.unknown), "root_causes": len(self.causes),
-                "severities": self.severities(),
-                "failures": sum(len(t) for t in self.failures.values())}
+        return {
+            "line": self.overall(),
+            "unknown": len(self.unknown),
+            "root_causes": len(self.causes),
+            "severities": self.severities(),
+            "failures": sum(len(t) for t in self.failures.values()),
+        }
 
 
 def _rule_cause(report: ParityReport, rule_id: str, severity: str) -> Cause:
@@ -201,9 +218,16 @@ def _rule_cause(report: ParityReport, rule_id: str, severity: str) -> Cause:
 
 
 def _example(diff: dict[str, Any], item: ItemRecord) -> dict[str, Any]:
-    return {"backend": item.backend, "test": item.nodeid, "seq": diff.get("seq"), "aspect": diff.get("aspect"),
-            "sql": diff.get("sql"), "expected": diff.get("expected"), "actual": diff.get("actual"),
-            "relation": diff.get("relation")}
+    return {
+        "backend": item.backend,
+        "test": item.nodeid,
+        "seq": diff.get("seq"),
+        "aspect": diff.get("aspect"),
+        "sql": diff.get("sql"),
+        "expected": diff.get("expected"),
+        "actual": diff.get("actual"),
+        "relation": diff.get("relation"),
+    }
 
 
 def _add_example(cause: Cause, example: dict[str, Any]) -> None:
@@ -229,8 +253,14 @@ def analyse(report: ParityReport) -> Analysis:
                 if rule:
                     cause = _rule_cause(report, rule, severity)
                 else:
-                    cause = Cause(key, severity, "no rule explains this difference: fix the backend or the "
-                                  "client, or describe its cause as a rule", aspect=diff.get("aspect"), known=False)
+                    cause = Cause(
+                        key,
+                        severity,
+                        "no rule explains this difference: fix the backend or the "
+                        "client, or describe its cause as a rule",
+                        aspect=diff.get("aspect"),
+                        known=False,
+                    )
                 causes[key] = cause
             cause.differences += 1
             cause.tests.setdefault(item.backend, {})[item.nodeid] = test_kind(item.nodeid)
@@ -249,8 +279,11 @@ def analyse(report: ParityReport) -> Analysis:
             else:
                 text = _MARKER_PREFIX.sub("", first)
                 key = f"marker:{text}"
-                cause = causes.get(key) or Cause(key, "data", text + " (a known_divergence marker states no "
-                                                 "severity; ranked as data, the worst case)")
+                cause = causes.get(key) or Cause(
+                    key,
+                    "data",
+                    text + " (a known_divergence marker states no severity; ranked as data, the worst case)",
+                )
             causes[key] = cause
             cause.tests.setdefault(item.backend, {})[item.nodeid] = test_kind(item.nodeid)
         elif item.outcome in ("failed", "error", "xpassed"):
@@ -262,6 +295,9 @@ def analyse(report: ParityReport) -> Analysis:
     for backend, outcomes in counts.items():
         mine = [c for c in ordered if backend in c.tests]
         failing = sum(1 for tests in failures.values() for t in tests if t.backend == backend)
-        verdicts.append(BackendVerdict(backend, backend == report.reference, mine, dict(outcomes), failing,
-                                       sum(1 for c in mine if not c.known)))
+        verdicts.append(
+            BackendVerdict(
+                backend, backend == report.reference, mine, dict(outcomes), failing, sum(1 for c in mine if not c.known)
+            )
+        )
     return Analysis(ordered, verdicts, failures)

@@ -25,10 +25,17 @@ def _load(path: Path) -> ParityReport:
 def report_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="traceparity report",
-        description="render (and merge) JSON parity reports: traceparity report a.json b.json -o all.html")
+        description="render (and merge) JSON parity reports: traceparity report a.json b.json -o all.html",
+    )
     parser.add_argument("reports", type=Path, nargs="+", help="reports written by --traceparity-report=PATH.json")
-    parser.add_argument("-o", "--output", type=Path, action="append", default=[],
-                        help="write the (merged) report here: .html, .md or .json (repeatable)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        action="append",
+        default=[],
+        help="write the (merged) report here: .html, .md or .json (repeatable)",
+    )
     parser.add_argument("--html", type=Path, help="same as -o OUT.html")
     parser.add_argument("--markdown", action="store_true", help="print Markdown (as for a GitHub step summary)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every root cause and stale rule")
@@ -43,16 +50,24 @@ def report_main(argv: Sequence[str]) -> int:
         try:
             loaded.append(_load(path))
         except FileNotFoundError:
-            print(f"traceparity report: {path} does not exist; create it with "
-                  "pytest --traceparity-report=PATH.json", file=sys.stderr)
+            print(
+                f"traceparity report: {path} does not exist; create it with pytest --traceparity-report=PATH.json",
+                file=sys.stderr,
+            )
             return 2
         except IsADirectoryError:
-            print(f"traceparity report: {path} is a directory; give the JSON file written by "
-                  "pytest --traceparity-report=PATH.json", file=sys.stderr)
+            print(
+                f"traceparity report: {path} is a directory; give the JSON file written by "
+                "pytest --traceparity-report=PATH.json",
+                file=sys.stderr,
+            )
             return 2
         except (ValueError, TypeError) as exc:
-            print(f"traceparity report: {path}: cannot read it ({exc}); give the JSON file written by "
-                  "pytest --traceparity-report=PATH.json", file=sys.stderr)
+            print(
+                f"traceparity report: {path}: cannot read it ({exc}); give the JSON file written by "
+                "pytest --traceparity-report=PATH.json",
+                file=sys.stderr,
+            )
             return 2
     report = merge(loaded)
     for out in outputs:

@@ -31,8 +31,8 @@ def absorb(report: ParityReport, test_report: Any) -> None:
             if record.nodeid == test_report.nodeid:
                 record.info = dict(facts)
                 break
-    decisive = when == "call" or (when == "setup" and not test_report.passed) or (
-        when == "teardown" and test_report.failed
+    decisive = (
+        when == "call" or (when == "setup" and not test_report.passed) or (when == "teardown" and test_report.failed)
     )
     if not decisive:
         return
@@ -67,10 +67,12 @@ def absorb(report: ParityReport, test_report: Any) -> None:
 
 def selection_filters(option: Any) -> list[str]:
     """The command-line filters that make a run partial (its unused rules prove nothing)."""
-    found = [f"-k {option.keyword}" if getattr(option, "keyword", "") else "",
-             f"-m {option.markexpr}" if getattr(option, "markexpr", "") else "",
-             "--lf" if getattr(option, "lf", False) else "",
-             "--deselect" if getattr(option, "deselect", None) else ""]
+    found = [
+        f"-k {option.keyword}" if getattr(option, "keyword", "") else "",
+        f"-m {option.markexpr}" if getattr(option, "markexpr", "") else "",
+        "--lf" if getattr(option, "lf", False) else "",
+        "--deselect" if getattr(option, "deselect", None) else "",
+    ]
     return [f for f in found if f]
 
 

@@ -54,17 +54,21 @@ def _verdict_table(report: ParityReport, analysis: Analysis) -> str:
     for verdict in analysis.verdicts:
         by = verdict.by_severity()
         status = verdict.status
-        cells = [f"<th>{esc(verdict.backend)}</th>",
-                 f'<td class="status-{status.replace(" ", "-")}">{esc(status)}</td>']
+        cells = [
+            f"<th>{esc(verdict.backend)}</th>",
+            f'<td class="status-{status.replace(" ", "-")}">{esc(status)}</td>',
+        ]
         cells += [_num(len(by.get(s, [])), s) for s in present]
         cells += [_num(verdict.unknown, "unknown"), _num(verdict.failures, "unknown")]
         tests = ", ".join(f"{verdict.outcomes[c]} {c}" for c in COLUMNS if verdict.outcomes.get(c))
         cells.append(f'<td class="small">{esc(tests or "none")}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    lines = "".join(f"<li>{esc(v.line())} <span class='meta'>· served by "
-                    f"{esc('; '.join(served.get(v.backend, [])) or '-')}</span></li>" for v in analysis.verdicts)
-    return (f'<div class="scroll"><table id="verdict-table">{"".join(rows)}</table></div>'
-            f'<ul class="small">{lines}</ul>')
+    lines = "".join(
+        f"<li>{esc(v.line())} <span class='meta'>· served by "
+        f"{esc('; '.join(served.get(v.backend, [])) or '-')}</span></li>"
+        for v in analysis.verdicts
+    )
+    return f'<div class="scroll"><table id="verdict-table">{"".join(rows)}</table></div><ul class="small">{lines}</ul>'
 
 
 def _until(cause: Cause, today: dt.date) -> str:
@@ -89,9 +93,11 @@ def _example(example: dict[str, object]) -> str:
         where += f" · step {example.get('seq')}"
     sql = f"<pre>{esc(_clip(example['sql']))}</pre>" if example.get("sql") else ""
     relation = f" <span class='small'>({esc(str(example['relation']))})</span>" if example.get("relation") else ""
-    return (f"<div class='example'><div class='small'>{esc(where)} · {esc(str(example.get('aspect')))}{relation}"
-            f"</div>{sql}<div class='pair'><div><b>expected</b> (reference)<pre>{esc(_clip(example.get('expected')))}"
-            f"</pre></div><div><b>actual</b><pre>{esc(_clip(example.get('actual')))}</pre></div></div></div>")
+    return (
+        f"<div class='example'><div class='small'>{esc(where)} · {esc(str(example.get('aspect')))}{relation}"
+        f"</div>{sql}<div class='pair'><div><b>expected</b> (reference)<pre>{esc(_clip(example.get('expected')))}"
+        f"</pre></div><div><b>actual</b><pre>{esc(_clip(example.get('actual')))}</pre></div></div></div>"
+    )
 
 
 def _cause(index: int, cause: Cause, today: dt.date) -> str:
@@ -106,9 +112,12 @@ def _cause(index: int, cause: Cause, today: dt.date) -> str:
     if cause.origin:  # a cause shown here explained differences, so it is not stale (stale rules: own section)
         origin = cause.origin.replace("pytest_traceparity/", "").removesuffix(f" rule {cause.rule}")
         facts.append(f"<b>defined in</b> {esc(origin)}")
-    parts = [f'<section class="{classes}" id="cause-{index}">',
-             f'<h3><span class="sev">{esc(cause.severity)}</span>{esc(cause.label)}</h3>',
-             f"<p>{esc(cause.reason)}</p>", f'<p class="small">{" · ".join(facts)}</p>']
+    parts = [
+        f'<section class="{classes}" id="cause-{index}">',
+        f'<h3><span class="sev">{esc(cause.severity)}</span>{esc(cause.label)}</h3>',
+        f"<p>{esc(cause.reason)}</p>",
+        f'<p class="small">{" · ".join(facts)}</p>',
+    ]
     parts += [_example(e) for e in cause.examples]
     if cause.minimized:
         parts.append(f'<p>minimized reproduction: <a href="{esc(cause.minimized)}">{esc(cause.minimized)}</a></p>')
@@ -116,10 +125,15 @@ def _cause(index: int, cause: Cause, today: dt.date) -> str:
     by_backends: dict[tuple[str, ...], list[str]] = {}
     for test, backends in list(grouped.items())[:MAX_TESTS_LISTED]:
         by_backends.setdefault(tuple(backends), []).append(test)
-    lists = "".join(f"<p class='small'><b>on {esc(', '.join(b))}</b> ({len(t)}):</p><p class='tests'>"
-                    f"{esc(' · '.join(t))}</p>" for b, t in by_backends.items())
-    more = (f"<p class='small'>and {len(grouped) - MAX_TESTS_LISTED} more (all are in the JSON report)</p>"
-            if len(grouped) > MAX_TESTS_LISTED else "")
+    lists = "".join(
+        f"<p class='small'><b>on {esc(', '.join(b))}</b> ({len(t)}):</p><p class='tests'>{esc(' · '.join(t))}</p>"
+        for b, t in by_backends.items()
+    )
+    more = (
+        f"<p class='small'>and {len(grouped) - MAX_TESTS_LISTED} more (all are in the JSON report)</p>"
+        if len(grouped) > MAX_TESTS_LISTED
+        else ""
+    )
     parts.append(f"<details><summary>{len(grouped)} test(s) showing it</summary>{lists}{more}</details></section>")
     return "".join(parts)
 
@@ -131,8 +145,10 @@ def _failures(analysis: Analysis) -> str:
     blocks = []
     for reason, tests in analysis.failures.items():
         names = "".join(f"<li>{esc(t.nodeid)} <span class='small'>({esc(t.outcome)})</span></li>" for t in tests)
-        blocks.append(f"<section class='cause severe'><h3>{len(tests)} failing: {esc(reason)}</h3>"
-                      f"<details><summary>tests</summary><ul class='tests'>{names}</ul></details></section>")
+        blocks.append(
+            f"<section class='cause severe'><h3>{len(tests)} failing: {esc(reason)}</h3>"
+            f"<details><summary>tests</summary><ul class='tests'>{names}</ul></details></section>"
+        )
     return "<h2 id='failures'>Failures without a recorded difference</h2>" + "".join(blocks)
 
 
@@ -142,25 +158,35 @@ def _stale(report: ParityReport) -> str:
         return ""
     esc = html.escape
     if report.partial:
-        return (f"<h2 id='stale'>Stale rules</h2><p>Not judged: this run {esc(report.partial_reason())} "
-                f"({len(stale)} rule(s) explained nothing).</p>")
-    items = "".join(f"<li><b>{esc(r.id)}</b> <span class='small'>{esc(r.origin)}</span>: {esc(r.reason[:240])}</li>"
-                    for r in stale)
-    return (f"<h2 id='stale'>Stale rules ({len(stale)})</h2><details><summary>{len(stale)} rule(s) could apply to a "
-            f"backend that ran and explained nothing: remove or fix them if the run covered their workload"
-            f"</summary><ul>{items}</ul></details>")
+        return (
+            f"<h2 id='stale'>Stale rules</h2><p>Not judged: this run {esc(report.partial_reason())} "
+            f"({len(stale)} rule(s) explained nothing).</p>"
+        )
+    items = "".join(
+        f"<li><b>{esc(r.id)}</b> <span class='small'>{esc(r.origin)}</span>: {esc(r.reason[:240])}</li>" for r in stale
+    )
+    return (
+        f"<h2 id='stale'>Stale rules ({len(stale)})</h2><details><summary>{len(stale)} rule(s) could apply to a "
+        f"backend that ran and explained nothing: remove or fix them if the run covered their workload"
+        f"</summary><ul>{items}</ul></details>"
+    )
 
 
 def _run(report: ParityReport) -> str:
     esc = html.escape
     env = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in report.environment.items())
     timing = "".join(f"<tr><th>{esc(b)}</th><td class='n'>{s:.1f} s</td></tr>" for b, s in report.timings().items())
-    runs = "".join(f"<li>{esc(', '.join(r.backends))}: {r.duration:.1f} s wall, {r.collected} test(s) collected"
-                   f"{f', {r.deselected} deselected' if r.deselected else ''}"
-                   f"{f' ({esc(chr(32).join(r.filters))})' if r.filters else ''}</li>" for r in report.runs)
-    return (f"<h2 id='run'>Run</h2><details><summary>versions, servers, timings</summary>"
-            f"<table>{env}</table><p class='small'>time in tests per backend</p><table>{timing}</table>"
-            f"<ul>{runs}</ul></details>")
+    runs = "".join(
+        f"<li>{esc(', '.join(r.backends))}: {r.duration:.1f} s wall, {r.collected} test(s) collected"
+        f"{f', {r.deselected} deselected' if r.deselected else ''}"
+        f"{f' ({esc(chr(32).join(r.filters))})' if r.filters else ''}</li>"
+        for r in report.runs
+    )
+    return (
+        f"<h2 id='run'>Run</h2><details><summary>versions, servers, timings</summary>"
+        f"<table>{env}</table><p class='small'>time in tests per backend</p><table>{timing}</table>"
+        f"<ul>{runs}</ul></details>"
+    )
 
 
 def render_html(report: ParityReport, analysis: Analysis | None = None) -> str:

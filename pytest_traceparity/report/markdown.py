@@ -22,10 +22,15 @@ def render_markdown(report: ParityReport, analysis: Analysis | None = None) -> s
     out.append("|---" * len(head) + "|")
     for verdict in analysis.verdicts:
         by = verdict.by_severity()
-        cells = [f"`{verdict.backend}`", verdict.status, *(str(len(by.get(s, []))) for s in present),
-                 str(verdict.unknown), str(verdict.failures),
-                 *(str(verdict.outcomes.get(c, 0)) for c in ("passed", "xfailed", "failed")),
-                 _cell("; ".join(served.get(verdict.backend, [])) or "-")]
+        cells = [
+            f"`{verdict.backend}`",
+            verdict.status,
+            *(str(len(by.get(s, []))) for s in present),
+            str(verdict.unknown),
+            str(verdict.failures),
+            *(str(verdict.outcomes.get(c, 0)) for c in ("passed", "xfailed", "failed")),
+            _cell("; ".join(served.get(verdict.backend, [])) or "-"),
+        ]
         out.append("| " + " | ".join(cells) + " |")
     out += ["", f"Reference: `{report.reference}`.", ""]
     out += [f"- {_cell(v.line())}" for v in analysis.verdicts if not v.reference]
@@ -42,6 +47,10 @@ def render_markdown(report: ParityReport, analysis: Analysis | None = None) -> s
         out += [f"- {len(tests)}x {_cell(reason)}" for reason, tests in list(analysis.failures.items())[:30]]
     stale = report.stale_rules()
     if stale and not report.partial:
-        out += ["", f"{len(stale)} stale rule(s) (could apply, explained nothing): "
-                + ", ".join(f"`{s}`" for s in stale[:10]) + (" ..." if len(stale) > 10 else "")]
+        out += [
+            "",
+            f"{len(stale)} stale rule(s) (could apply, explained nothing): "
+            + ", ".join(f"`{s}`" for s in stale[:10])
+            + (" ..." if len(stale) > 10 else ""),
+        ]
     return "\n".join(out) + "\n"

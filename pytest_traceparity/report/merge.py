@@ -26,8 +26,9 @@ def merge(reports: list[ParityReport]) -> ParityReport:
                 merged.environment[key] = f"{seen} / {value}"
         for rule in report.rules.values():
             known = merged.rules.get(rule.id)
-            merged.rules[rule.id] = replace(rule) if known is None else replace(
-                known, applicable=known.applicable or rule.applicable)
+            merged.rules[rule.id] = (
+                replace(rule) if known is None else replace(known, applicable=known.applicable or rule.applicable)
+            )
     if len(references) > 1:
         merged.environment["reference backends"] = ", ".join(references)
     hit = {rule for item in merged.items for rule in item.rules}

@@ -46,11 +46,18 @@ class RuleInfo:
 
     @classmethod
     def from_rule(cls, rule: Any, ran: list[str], hit: set[str]) -> RuleInfo:
-        applicable = (not rule.strict and rule.active() and any(rule.applies_backend(b) for b in ran))
-        return cls(id=rule.id, reason=rule.reason, severity=rule.severity,
-                   until=rule.until.isoformat() if rule.until else None, origin=str(rule.origin),
-                   backends=list(rule.backends), applicable=applicable,
-                   stale=applicable and rule.id not in hit, project=bool(rule.project))
+        applicable = not rule.strict and rule.active() and any(rule.applies_backend(b) for b in ran)
+        return cls(
+            id=rule.id,
+            reason=rule.reason,
+            severity=rule.severity,
+            until=rule.until.isoformat() if rule.until else None,
+            origin=str(rule.origin),
+            backends=list(rule.backends),
+            applicable=applicable,
+            stale=applicable and rule.id not in hit,
+            project=bool(rule.project),
+        )
 
 
 @dataclass
@@ -145,8 +152,10 @@ class ParityReport:
         if data.get("format") != FORMAT:
             raise ValueError(f"{origin}: not a traceparity report (format={data.get('format')!r})")
         if data.get("version") not in READABLE_VERSIONS:
-            raise ValueError(f"{origin}: report version {data.get('version')!r} is not supported "
-                             f"(want one of {', '.join(map(str, READABLE_VERSIONS))})")
+            raise ValueError(
+                f"{origin}: report version {data.get('version')!r} is not supported "
+                f"(want one of {', '.join(map(str, READABLE_VERSIONS))})"
+            )
         rules = [RuleInfo(**r) for r in data.get("rules", [])]
         return cls(
             reference=data.get("reference", ""),

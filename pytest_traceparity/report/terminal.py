@@ -20,9 +20,7 @@ def matrix(report: ParityReport) -> list[str]:
     for backend, counter in counts.items():
         mark = " (reference)" if backend == report.reference else ""
         label = "; ".join(served.get(backend, [])) or "-"
-        lines.append(
-            f"{backend:<{width}}" + "".join(f"{counter.get(c, 0):>9}" for c in COLUMNS) + f"   {label}{mark}"
-        )
+        lines.append(f"{backend:<{width}}" + "".join(f"{counter.get(c, 0):>9}" for c in COLUMNS) + f"   {label}{mark}")
     return lines
 
 
@@ -43,9 +41,11 @@ def stale_lines(report: ParityReport, verbose: bool) -> list[str]:
     shown = ordered if verbose else ordered[: min(TOP_STALE, own)]
     more = f", +{len(ordered) - len(shown)} more (-v lists them)" if len(ordered) > len(shown) else ""
     more = more if shown else " (-v lists them)"
-    return [f"stale rules: {len(stale)} ({own} of the project's) could apply to a backend that ran and explained "
-            f"nothing (remove or fix them if the run covered their workload){': ' if shown else ''}"
-            f"{', '.join(shown)}{more}"]
+    return [
+        f"stale rules: {len(stale)} ({own} of the project's) could apply to a backend that ran and explained "
+        f"nothing (remove or fix them if the run covered their workload){': ' if shown else ''}"
+        f"{', '.join(shown)}{more}"
+    ]
 
 
 def render_terminal(report: ParityReport, verbose: bool = False, analysis: Analysis | None = None) -> list[str]:

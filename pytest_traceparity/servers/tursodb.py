@@ -213,8 +213,9 @@ class TursodbHost:
     servers still running at :meth:`close` or interpreter exit are stopped.
     """
 
-    def __init__(self, explicit: str | None = None, search_dirs: Iterable[Path] = (),
-                 workdir: Path | None = None) -> None:
+    def __init__(
+        self, explicit: str | None = None, search_dirs: Iterable[Path] = (), workdir: Path | None = None
+    ) -> None:
         self.explicit = explicit
         self.search_dirs = tuple(search_dirs)
         self._workdir = workdir

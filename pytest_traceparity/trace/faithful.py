@@ -42,12 +42,20 @@ class Departure:
     cause: str = "undocumented"
 
     def describe(self) -> str:
-        return f"seq {self.seq} (line {self.line}, conn {self.conn}) {self.sql}: program saw {self.program}, " \
-               f"replay got {self.replay} [{self.cause}]"
+        return (
+            f"seq {self.seq} (line {self.line}, conn {self.conn}) {self.sql}: program saw {self.program}, "
+            f"replay got {self.replay} [{self.cause}]"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "conn": self.conn, "sql": self.sql, "program": self.program,
-                "replay": self.replay, "cause": self.cause}
+        return {
+            "seq": self.seq,
+            "conn": self.conn,
+            "sql": self.sql,
+            "program": self.program,
+            "replay": self.replay,
+            "cause": self.cause,
+        }
 
 
 def _seen(error: dict[str, Any] | None) -> str:
@@ -66,15 +74,28 @@ def departure_for(event: Event, outcome: Outcome) -> Departure | None:
         result = outcome.result
         if event.rowcount is None or result is None or result.rowcount == event.rowcount:
             return None
-        return Departure(seq=event.seq, conn=event.conn, line=event.line, sql=event.short(100),
-                         program=f"rowcount {event.rowcount}", replay=f"rowcount {result.rowcount}")
+        return Departure(
+            seq=event.seq,
+            conn=event.conn,
+            line=event.line,
+            sql=event.short(100),
+            program=f"rowcount {event.rowcount}",
+            replay=f"rowcount {result.rowcount}",
+        )
     cause = "undocumented"
     if (got is not None and got.get("kind") == "not_run") or event.op == "open":
         cause = "open-failed"
     elif want is None and got is not None and got.get("kind") == "no_such_function":
         cause = "missing-function"
-    return Departure(seq=event.seq, conn=event.conn, line=event.line, sql=event.short(100),
-                     program=_seen(want), replay=_seen(got), cause=cause)
+    return Departure(
+        seq=event.seq,
+        conn=event.conn,
+        line=event.line,
+        sql=event.short(100),
+        program=_seen(want),
+        replay=_seen(got),
+        cause=cause,
+    )
 
 
 def classify(departures: list[Departure], uncaptured: set[int] | None = None) -> list[Departure]:
@@ -115,7 +136,8 @@ def check(departures: list[Departure], *, allow: bool) -> None:
         raise UnfaithfulReplay(
             summary(departures) + f"\nrefusing to write the golden: {len(bad)} departure(s) have no documented "
             "cause, so the golden would not describe the program; fix the trace or the recording, or pass "
-            "--allow-departures (pytest: TRACEPARITY_ALLOW_DEPARTURES=1) to write it anyway")
+            "--allow-departures (pytest: TRACEPARITY_ALLOW_DEPARTURES=1) to write it anyway"
+        )
 
 
 def faithfulness(replayer: Any, *, allow: bool) -> list[Departure]:

@@ -36,16 +36,29 @@ FORMAT = "traceparity-trace"
 VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
-OPS = ("open", "execute", "executemany", "executescript", "begin", "commit", "rollback", "sync", "close",
-       "register")
+OPS = ("open", "execute", "executemany", "executescript", "begin", "commit", "rollback", "sync", "close", "register")
 REGISTER_KINDS = ("function", "aggregate", "window", "collation")
 SQL_OPS = ("execute", "executemany", "executescript")
 BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
 
 
 _EVENT_KEYS = {
-    "seq", "conn", "op", "db", "target", "driver", "sql", "params", "mode", "error", "seed", "kind", "name",
-    "arity", "rowcount", "fresh",
+    "seq",
+    "conn",
+    "op",
+    "db",
+    "target",
+    "driver",
+    "sql",
+    "params",
+    "mode",
+    "error",
+    "seed",
+    "kind",
+    "name",
+    "arity",
+    "rowcount",
+    "fresh",
 }
 
 
@@ -116,8 +129,24 @@ def dumps(obj: dict[str, Any]) -> str:
 def event_json(seq: int, conn: int, op: str, **fields: Any) -> dict[str, Any]:
     """An event object with its keys in the canonical order (seq, conn, op, then fields)."""
     data: dict[str, Any] = {"seq": seq, "conn": conn, "op": op}
-    for key in ("db", "target", "driver", "key", "fresh", "seed", "kind", "name", "arity", "mode", "sql",
-                "params", "rowcount", "error", "t", "w"):
+    for key in (
+        "db",
+        "target",
+        "driver",
+        "key",
+        "fresh",
+        "seed",
+        "kind",
+        "name",
+        "arity",
+        "mode",
+        "sql",
+        "params",
+        "rowcount",
+        "error",
+        "t",
+        "w",
+    ):
         if fields.get(key) is not None:
             data[key] = fields[key]
     return data
@@ -192,14 +221,17 @@ class TraceReader:
         try:
             return self.path.open("r", encoding="utf-8", newline="")
         except FileNotFoundError:
-            raise TraceFormatError(self.path, None, "no such trace file",
-                                   hint="check the path (or --traces GLOB)") from None
+            raise TraceFormatError(
+                self.path, None, "no such trace file", hint="check the path (or --traces GLOB)"
+            ) from None
         except IsADirectoryError:
-            raise TraceFormatError(self.path, None, "is a directory, not a trace file",
-                                   hint="give a .jsonl trace file") from None
+            raise TraceFormatError(
+                self.path, None, "is a directory, not a trace file", hint="give a .jsonl trace file"
+            ) from None
         except OSError as exc:
-            raise TraceFormatError(self.path, None, f"cannot read: {exc.strerror}",
-                                   hint="check the file's permissions") from None
+            raise TraceFormatError(
+                self.path, None, f"cannot read: {exc.strerror}", hint="check the file's permissions"
+            ) from None
 
     def _parse(self, text: str, lineno: int) -> dict[str, Any]:
         if not text.endswith("\n"):
@@ -224,12 +256,12 @@ class TraceReader:
             raise self._fail(1, "empty file, expected a trace header line")
         data = self._parse(first, 1)
         if data.get("format") != FORMAT:
-            raise self._fail(1, f"expected {FORMAT!r}, got {data.get('format')!r} (is this a trace file?)",
-                             "format")
+            raise self._fail(1, f"expected {FORMAT!r}, got {data.get('format')!r} (is this a trace file?)", "format")
         version = data.get("version")
         if version not in SUPPORTED_VERSIONS:
             raise TraceFormatError(
-                self.path, 1,
+                self.path,
+                1,
                 f"unknown trace format version {version!r}; this pytest-traceparity reads "
                 f"version(s) {', '.join(map(str, SUPPORTED_VERSIONS))}",
                 field_name="version",
@@ -286,8 +318,9 @@ class TraceReader:
                 "the recording was interrupted",
             )
 
-    def _event(self, data: dict[str, Any], lineno: int, expected_seq: int,
-               opened: dict[int, str], closed: set[int]) -> Event:
+    def _event(
+        self, data: dict[str, Any], lineno: int, expected_seq: int, opened: dict[int, str], closed: set[int]
+    ) -> Event:
         """Check one event against the rule tables below (the first broken rule names its field), build it."""
         if not data.keys() <= _EVENT_KEYS:
             unknown = sorted(set(data) - _EVENT_KEYS)
@@ -322,15 +355,25 @@ class TraceReader:
         event.rowcount, event.error = rowcount, error
         return event
 
-    def _open_event(self, data: dict[str, Any], lineno: int, expected_seq: int, opened: dict[int, str],
-                    closed: set[int]) -> Event:
+    def _open_event(
+        self, data: dict[str, Any], lineno: int, expected_seq: int, opened: dict[int, str], closed: set[int]
+    ) -> Event:
         conn = data["conn"]
         if conn in opened or conn in closed:
             raise self._fail(lineno, f"connection {conn} is opened twice", "conn")
         self._check(_OPEN_RULES, data, lineno, expected_seq)
         opened[conn] = data["db"]
-        return Event(seq=data["seq"], conn=conn, op="open", db=data["db"], target=data["target"],
-                     driver=data["driver"], seed=data.get("seed"), fresh=data.get("fresh", False), line=lineno)
+        return Event(
+            seq=data["seq"],
+            conn=conn,
+            op="open",
+            db=data["db"],
+            target=data["target"],
+            driver=data["driver"],
+            seed=data.get("seed"),
+            fresh=data.get("fresh", False),
+            line=lineno,
+        )
 
     def _check(self, rules: tuple[_Rule, ...], data: dict[str, Any], lineno: int, expected_seq: int) -> None:
         """Raise for the first rule ``data`` breaks (rules run in order, so the message names one field)."""
@@ -391,7 +434,10 @@ def _fill_register(reader: TraceReader, event: Event, data: dict[str, Any], line
 
 
 _FILL: dict[str, Callable[[TraceReader, Event, dict[str, Any], int], None]] = {
-    "execute": _fill_execute, "executemany": _fill_executemany, "begin": _fill_begin, "register": _fill_register,
+    "execute": _fill_execute,
+    "executemany": _fill_executemany,
+    "begin": _fill_begin,
+    "register": _fill_register,
 }
 
 
@@ -409,8 +455,12 @@ def _one_of(values: tuple[str, ...]) -> tuple[Callable[[Any, int], bool], str]:
 
 _HEAD_RULES: tuple[_Rule, ...] = (
     ("seq", None, lambda v, _: type(v) is int, "must be an integer, got {value!r}"),
-    ("seq", None, lambda v, expected: v == expected, "expected {expected} (events are numbered 1, 2, 3 ...), "
-                                                     "got {value}"),
+    (
+        "seq",
+        None,
+        lambda v, expected: v == expected,
+        "expected {expected} (events are numbered 1, 2, 3 ...), got {value}",
+    ),
     ("conn", None, lambda v, _: type(v) is int and v >= 1, "must be a positive integer, got {value!r}"),
     ("op", None, lambda v, _: v in OPS, "unknown op {value!r}; expected one of " + ", ".join(OPS)),
 )
@@ -432,11 +482,21 @@ _OP_RULES: dict[str, tuple[tuple[_Rule, ...], tuple[_Rule, ...]]] = {
 }
 _OP_RULES["execute"] = ((_SQL,), _TAIL)
 _OP_RULES["executemany"] = (
-    (_SQL, ("params", None, lambda v, _: isinstance(v, list), "executemany needs a list of parameter sets")), _TAIL)
+    (_SQL, ("params", None, lambda v, _: isinstance(v, list), "executemany needs a list of parameter sets")),
+    _TAIL,
+)
 _OP_RULES["executescript"] = ((_SQL, _NO_PARAMS_RULE, *_TAIL), ())
-_OP_RULES["register"] = ((_NO_SQL, _NO_PARAMS_RULE, ("kind", None, *_one_of(REGISTER_KINDS)),
-                          ("name", None, _nonempty_str, "must be a non-empty string"),
-                          ("arity", None, _optional_int, "must be an integer, got {value!r}"), *_TAIL), ())
+_OP_RULES["register"] = (
+    (
+        _NO_SQL,
+        _NO_PARAMS_RULE,
+        ("kind", None, *_one_of(REGISTER_KINDS)),
+        ("name", None, _nonempty_str, "must be a non-empty string"),
+        ("arity", None, _optional_int, "must be an integer, got {value!r}"),
+        *_TAIL,
+    ),
+    (),
+)
 _OP_RULES["begin"] = ((_NO_SQL, _NO_PARAMS_RULE, ("mode", "DEFERRED", *_one_of(BEGIN_MODES)), *_TAIL), ())
 
 

@@ -18,20 +18,17 @@ class RecordingLibsqlCursor:
 
     def execute(self, sql: str, parameters: Any = (), /) -> RecordingLibsqlCursor:
         c = self._conn
-        _run(c._tp_recorder, c._raw, c._tp_conn, "execute", sql, parameters,
-             lambda: self._raw.execute(sql, parameters))
+        _run(c._tp_recorder, c._raw, c._tp_conn, "execute", sql, parameters, lambda: self._raw.execute(sql, parameters))
         return self
 
     def executemany(self, sql: str, parameters: Any, /) -> RecordingLibsqlCursor:
         c, batch = self._conn, list(parameters)
-        _run(c._tp_recorder, c._raw, c._tp_conn, "executemany", sql, batch,
-             lambda: self._raw.executemany(sql, batch))
+        _run(c._tp_recorder, c._raw, c._tp_conn, "executemany", sql, batch, lambda: self._raw.executemany(sql, batch))
         return self
 
     def executescript(self, script: str, /) -> RecordingLibsqlCursor:
         c = self._conn
-        _run(c._tp_recorder, c._raw, c._tp_conn, "executescript", script, None,
-             lambda: self._raw.executescript(script))
+        _run(c._tp_recorder, c._raw, c._tp_conn, "executescript", script, None, lambda: self._raw.executescript(script))
         return self
 
     @property
@@ -102,5 +99,3 @@ def _patched_libsql_connect(original: Callable[..., Any]) -> Callable[..., Any]:
 
     connect._tp_original = original  # type: ignore[attr-defined]
     return connect
-
-

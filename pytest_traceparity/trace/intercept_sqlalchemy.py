@@ -63,8 +63,13 @@ class SQLAlchemyListener:
 
         if not self.installed:
             return
-        for name, fn in (("before_cursor_execute", self._before), ("after_cursor_execute", self._after),
-                         ("handle_error", self._error), ("commit", self._commit), ("rollback", self._rollback)):
+        for name, fn in (
+            ("before_cursor_execute", self._before),
+            ("after_cursor_execute", self._after),
+            ("handle_error", self._error),
+            ("commit", self._commit),
+            ("rollback", self._rollback),
+        ):
             with contextlib.suppress(Exception):
                 event.remove(Engine, name, fn)
         self.installed = False
@@ -87,13 +92,20 @@ class SQLAlchemyListener:
             info[key] = rec.open(f"sqlalchemy:{url.get_backend_name()}", url.database or ":memory:")
         return rec, info[key]
 
-    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-                executemany: bool) -> None:
+    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         if context is not None:
             context._tp_before = _sa_in_tx(conn.connection.dbapi_connection)
 
-    def _emit(self, conn: Any, statement: str, parameters: Any, context: Any, executemany: bool,
-              error: BaseException | None, cursor: Any = None) -> None:
+    def _emit(
+        self,
+        conn: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+        error: BaseException | None,
+        cursor: Any = None,
+    ) -> None:
         found = self._conn_id(conn)
         if found is None:
             return
@@ -103,18 +115,25 @@ class SQLAlchemyListener:
         began = bool(before is False and after and not is_transaction_control(statement))
         op = "executemany" if executemany else "execute"
         params = list(parameters) if executemany else parameters
-        rec.statement(cid, op, statement, params, began=began, error=error,
-                      rowcount=None if error is not None else dml_rowcount(statement, cursor))
+        rec.statement(
+            cid,
+            op,
+            statement,
+            params,
+            began=began,
+            error=error,
+            rowcount=None if error is not None else dml_rowcount(statement, cursor),
+        )
 
-    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-               executemany: bool) -> None:
+    def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         self._emit(conn, statement, parameters, context, executemany, None, cursor)
 
     def _error(self, ctx: Any) -> None:
         if ctx.connection is not None and ctx.statement is not None:
             many = bool(getattr(ctx.execution_context, "executemany", False))
-            self._emit(ctx.connection, ctx.statement, ctx.parameters, ctx.execution_context, many,
-                       ctx.original_exception)
+            self._emit(
+                ctx.connection, ctx.statement, ctx.parameters, ctx.execution_context, many, ctx.original_exception
+            )
 
     def _tx_end(self, conn: Any, op: str) -> None:
         found = self._conn_id(conn)
@@ -129,5 +148,3 @@ class SQLAlchemyListener:
 
     def _rollback(self, conn: Any) -> None:
         self._tx_end(conn, "rollback")
-
-

@@ -22,8 +22,15 @@ def _sqlite_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
             rec, cid = getattr(conn, "_tp_recorder", None), getattr(conn, "_tp_conn", 0)
             if rec is None:
                 return super().execute(sql, parameters)
-            return _run(rec, conn, cid, "execute", sql, parameters, lambda: super(RecordingCursor, self)
-                        .execute(sql, parameters))
+            return _run(
+                rec,
+                conn,
+                cid,
+                "execute",
+                sql,
+                parameters,
+                lambda: super(RecordingCursor, self).execute(sql, parameters),
+            )
 
         def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
             conn = self.connection
@@ -31,8 +38,9 @@ def _sqlite_cursor_class(base: type[sqlite3.Cursor]) -> type[sqlite3.Cursor]:
             if rec is None:
                 return super().executemany(sql, seq_of_parameters)
             batch = list(seq_of_parameters)
-            return _run(rec, conn, cid, "executemany", sql, batch, lambda: super(RecordingCursor, self)
-                        .executemany(sql, batch))
+            return _run(
+                rec, conn, cid, "executemany", sql, batch, lambda: super(RecordingCursor, self).executemany(sql, batch)
+            )
 
         def executescript(self, sql_script: str, /) -> Any:
             conn = self.connection
@@ -145,7 +153,7 @@ def _patched_sqlite_connect(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(database, *args, **kwargs)
         if len(args) > _FACTORY_POS:
             kwargs["factory"] = args[_FACTORY_POS]
-            args = args[:_FACTORY_POS] + args[_FACTORY_POS + 1:]
+            args = args[:_FACTORY_POS] + args[_FACTORY_POS + 1 :]
         factory = kwargs.get("factory") or sqlite3.Connection
         if not getattr(factory, "_tp_recording", False):
             kwargs["factory"] = _sqlite_connection_class(factory)
@@ -153,5 +161,3 @@ def _patched_sqlite_connect(original: Callable[..., Any]) -> Callable[..., Any]:
 
     connect._tp_original = original  # type: ignore[attr-defined]
     return connect
-
-

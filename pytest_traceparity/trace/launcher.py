@@ -115,8 +115,11 @@ class _Part:
         self.worker = next((str(e["w"]) for e in self.events if e.get("w")), "")
         digest = hashlib.sha256()
         for data in self.events:
-            digest.update(json.dumps({k: v for k, v in data.items() if k not in ("t", "w", "key")},
-                                     sort_keys=True).encode("utf-8"))
+            digest.update(
+                json.dumps({k: v for k, v in data.items() if k not in ("t", "w", "key")}, sort_keys=True).encode(
+                    "utf-8"
+                )
+            )
         self.digest = digest.hexdigest()
 
 
@@ -209,8 +212,7 @@ def merge_parts(parts_dir: Path, out: Path, header: TraceHeader) -> MergeResult:
                         data.pop("seed", None)  # captured once, by the first process to open it
                     else:
                         dbs[local] = f"db{len(labels) + 1}"
-                        labels[dbs[local]] = (unique_label(data["target"], used) if key is not None
-                                              else data["target"])
+                        labels[dbs[local]] = unique_label(data["target"], used) if key is not None else data["target"]
                         if key is not None:
                             by_key[key] = dbs[local]
                 data["db"] = dbs[local]
@@ -222,16 +224,22 @@ def merge_parts(parts_dir: Path, out: Path, header: TraceHeader) -> MergeResult:
     finally:
         if tmp.exists():
             tmp.unlink()
-    return MergeResult(events=writer.count, parts=len(parts),
-                       incomplete=[p.path.name for p in parts if not p.complete])
+    return MergeResult(events=writer.count, parts=len(parts), incomplete=[p.path.name for p in parts if not p.complete])
 
 
-def record(command: Sequence[str], out: Path, *, redact: Sequence[RedactionRule | str] = (),
-           cwd: Path | None = None, source: dict[str, Any] | None = None) -> tuple[int, MergeResult]:
+def record(
+    command: Sequence[str],
+    out: Path,
+    *,
+    redact: Sequence[RedactionRule | str] = (),
+    cwd: Path | None = None,
+    source: dict[str, Any] | None = None,
+) -> tuple[int, MergeResult]:
     """Run ``command`` recording every database call its Python processes make; returns (exit code, merge)."""
     if not command:
-        raise UsageError("nothing to record: give the command after '--', e.g. "
-                         "traceparity record -o trace.jsonl -- python app.py")
+        raise UsageError(
+            "nothing to record: give the command after '--', e.g. traceparity record -o trace.jsonl -- python app.py"
+        )
     workdir = Path(cwd or os.getcwd())
     parts_dir = Path(tempfile.mkdtemp(prefix="traceparity-record-"))
     try:

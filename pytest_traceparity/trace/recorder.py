@@ -84,8 +84,9 @@ class _PostImportHook(importlib.abc.MetaPathFinder):
             original_exec(module)
             callback(module)
 
-        wrapped = types.SimpleNamespace(create_module=getattr(loader, "create_module", lambda s: None),
-                                        exec_module=exec_module)
+        wrapped = types.SimpleNamespace(
+            create_module=getattr(loader, "create_module", lambda s: None), exec_module=exec_module
+        )
         spec.loader = wrapped  # type: ignore[assignment]
         return spec
 
@@ -122,6 +123,7 @@ def install(recorder: Recorder, *, sqlite: bool = True, libsql: bool = True, sql
         inst.patch(sqlite3.dbapi2, "connect", _patched_sqlite_connect)
     callbacks: dict[str, Callable[[types.ModuleType], None]] = {}
     if libsql:
+
         def patch_libsql(module: types.ModuleType) -> None:
             inst.patch(module, "connect", _patched_libsql_connect)
 
@@ -130,6 +132,7 @@ def install(recorder: Recorder, *, sqlite: bool = True, libsql: bool = True, sql
         else:
             callbacks["libsql"] = patch_libsql
     if sqlalchemy:
+
         def patch_sqlalchemy(module: types.ModuleType) -> None:
             inst.listener.install()
 
@@ -158,9 +161,16 @@ def uninstall() -> Recorder | None:
 
 
 @contextlib.contextmanager
-def recording(path: str | os.PathLike[str], *, source: dict[str, Any] | None = None,
-              redact: Iterable[RedactionRule] = (), base_dir: str | None = None,
-              sqlite: bool = True, libsql: bool = True, sqlalchemy: bool = True) -> Iterator[Recorder]:
+def recording(
+    path: str | os.PathLike[str],
+    *,
+    source: dict[str, Any] | None = None,
+    redact: Iterable[RedactionRule] = (),
+    base_dir: str | None = None,
+    sqlite: bool = True,
+    libsql: bool = True,
+    sqlalchemy: bool = True,
+) -> Iterator[Recorder]:
     """Record every connection opened inside the block into the trace at ``path``."""
     writer = TraceWriter(path, TraceHeader(source=source or {}))
     recorder = Recorder(writer, redactor=Redactor(redact), base_dir=base_dir)

@@ -47,8 +47,11 @@ class Step:
 
 def not_run(reason: str, backend: str) -> Outcome:
     """The outcome of a step that could not be attempted (its connection never opened)."""
-    return Outcome(error=DatabaseError(f"not run: {reason}", kind="not_run", backend=backend,
-                                       exc_type="traceparity.NotRun", dbapi_class="NotRun"))
+    return Outcome(
+        error=DatabaseError(
+            f"not run: {reason}", kind="not_run", backend=backend, exc_type="traceparity.NotRun", dbapi_class="NotRun"
+        )
+    )
 
 
 _HEAD = re.compile(r'\{"seq":(\d+),"conn":(\d+),"op":"(\w+)"')
@@ -95,8 +98,12 @@ class ReplayStats:
     unreadable: list[str] = field(default_factory=list)  # final-state parts that could not be read, by name
 
     def to_json(self) -> dict[str, Any]:
-        return {"excluded": dict(self.excluded), "excluded_steps": sum(self.excluded.values()),
-                "seeded": dict(self.seeded), "unreadable": list(self.unreadable)}
+        return {
+            "excluded": dict(self.excluded),
+            "excluded_steps": sum(self.excluded.values()),
+            "seeded": dict(self.seeded),
+            "unreadable": list(self.unreadable),
+        }
 
     def lines(self) -> list[str]:
         """For people: what was not compared, and what was restored before replay."""
@@ -112,8 +119,15 @@ class ReplayStats:
 class Replayer:
     """Drives one trace on one backend; use as a context manager so databases get released."""
 
-    def __init__(self, backend: Backend, make_context: Callable[[str], BackendContext], name: str,
-                 *, trace: str | Path | None = None, departures: bool = True) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        make_context: Callable[[str], BackendContext],
+        name: str,
+        *,
+        trace: str | Path | None = None,
+        departures: bool = True,
+    ) -> None:
         self.backend = backend
         self.make_context = make_context
         self.name = name
@@ -274,8 +288,9 @@ class Replayer:
             return None
         self.stats.excluded[reason] = self.stats.excluded.get(reason, 0) + 1
         fields = dict(event.error) if event.error and "in_progress" in event.error else {}
-        fields.update({"kind": "excluded", "dbapi_class": "Excluded", "exc_type": "traceparity.Excluded",
-                       "reason": reason})
+        fields.update(
+            {"kind": "excluded", "dbapi_class": "Excluded", "exc_type": "traceparity.Excluded", "reason": reason}
+        )
         return Outcome(error_json=fields)
 
     def _retire(self, db_id: str) -> None:

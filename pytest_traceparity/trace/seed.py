@@ -38,8 +38,10 @@ def capture_seed(path: str, limit: int | None = None) -> dict[str, Any] | None:
         return None
     limit = seed_limit() if limit is None else limit
     if size > limit:
-        return {"skipped": f"the database existed before recording but is {size} bytes, over the "
-                           f"{limit}-byte limit ({ENV_LIMIT}); it replays empty"}
+        return {
+            "skipped": f"the database existed before recording but is {size} bytes, over the "
+            f"{limit}-byte limit ({ENV_LIMIT}); it replays empty"
+        }
     conn = sqlite3.Connection(f"file:{path}?mode=ro", uri=True)  # the class itself: never recorded
     try:
         statements = [s for s in conn.iterdump() if s not in _SKIP]

@@ -95,8 +95,9 @@ def _hashed(value: Any) -> Any:
 class Redactor:
     def __init__(self, rules: Iterable[RedactionRule] = ()) -> None:
         self.rules = list(rules)
-        self._sql = [(r, re.compile(r.sql) if r.sql else None, re.compile(r.value) if r.value else None)
-                     for r in self.rules]
+        self._sql = [
+            (r, re.compile(r.sql) if r.sql else None, re.compile(r.value) if r.value else None) for r in self.rules
+        ]
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -144,8 +145,7 @@ def _encode_params(params: Any) -> Any:
 def _error_json(exc: BaseException) -> dict[str, Any]:
     orig = getattr(exc, "orig", exc)
     kind = wrap_error(exc, backend="recorder").kind  # the backends' own classification (error names too)
-    data: dict[str, Any] = {"kind": kind, "dbapi_class": dbapi_class(exc),
-                            "exc_type": qualified_type_name(exc)}
+    data: dict[str, Any] = {"kind": kind, "dbapi_class": dbapi_class(exc), "exc_type": qualified_type_name(exc)}
     if "statements in progress" in str(orig):  # cursor lifetime: the replay marks this step
         data["in_progress"] = True
     return data
@@ -154,8 +154,9 @@ def _error_json(exc: BaseException) -> dict[str, Any]:
 class Recorder:
     """Numbers connections and databases and writes events, one line each, thread-safe."""
 
-    def __init__(self, writer: TraceWriter, *, redactor: Redactor | None = None,
-                 base_dir: str | None = None, stamp: bool = False) -> None:
+    def __init__(
+        self, writer: TraceWriter, *, redactor: Redactor | None = None, base_dir: str | None = None, stamp: bool = False
+    ) -> None:
         self.writer = writer
         self.stamp = stamp  # part files of a multi-process recording carry a merge key (stripped on merge)
         self.redactor = redactor or Redactor()
@@ -184,7 +185,7 @@ class Recorder:
             text = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
         path, memory = text, text in ("", ":memory:")
         if uri or text.startswith("file:"):
-            body, _, query = text[len("file:"):].partition("?") if text.startswith("file:") else (text, "", "")
+            body, _, query = text[len("file:") :].partition("?") if text.startswith("file:") else (text, "", "")
             shared = "cache=shared" in query
             memory = "mode=memory" in query or body in ("", ":memory:")
             if memory and shared:
@@ -244,8 +245,16 @@ class Recorder:
                 seed = capture_seed(self._new_file)
                 if seed and "skipped" in seed:
                     sys.stderr.write(f"traceparity record: {label}: {seed['skipped']}\n")
-            self._write("open", conn, db=db_id, target=label, driver=driver, seed=seed, fresh=fresh,
-                        key=key if self.stamp else None)
+            self._write(
+                "open",
+                conn,
+                db=db_id,
+                target=label,
+                driver=driver,
+                seed=seed,
+                fresh=fresh,
+                key=key if self.stamp else None,
+            )
             return conn
 
     # events ------------------------------------------------------------------------------
@@ -258,8 +267,19 @@ class Recorder:
             fields["w"] = os.environ.get("PYTEST_XDIST_WORKER")
         self.writer.write_event(op, conn, **fields)
 
-    def statement(self, conn: int, op: str, sql: str, params: Any, *, began: bool, rowcount: int | None = None,
-                  ended: str | None = None, error: BaseException | None = None, mode: str = "DEFERRED") -> None:
+    def statement(
+        self,
+        conn: int,
+        op: str,
+        sql: str,
+        params: Any,
+        *,
+        began: bool,
+        rowcount: int | None = None,
+        ended: str | None = None,
+        error: BaseException | None = None,
+        mode: str = "DEFERRED",
+    ) -> None:
         """Write one statement, preceded by the implicit ``begin`` the driver issued for it."""
         if op == "executemany":
             encoded = [_encode_params(self.redactor.apply(sql, p)) for p in params]
@@ -272,8 +292,9 @@ class Recorder:
                 self._write(ended, conn)
             if began:
                 self._write("begin", conn, mode=mode)
-            self._write(op, conn, sql=sql, params=encoded, error=_error_json(error) if error else None,
-                        rowcount=rowcount)
+            self._write(
+                op, conn, sql=sql, params=encoded, error=_error_json(error) if error else None, rowcount=rowcount
+            )
 
     def simple(self, conn: int, op: str, **fields: Any) -> None:
         with self._lock:
@@ -295,7 +316,7 @@ def file_exists_now(database: Any, uri: bool = False) -> bool | None:
     if "://" in text or text in ("", ":memory:"):
         return None
     if uri or text.startswith("file:"):
-        body, _, query = text[len("file:"):].partition("?") if text.startswith("file:") else (text, "", "")
+        body, _, query = text[len("file:") :].partition("?") if text.startswith("file:") else (text, "", "")
         if "mode=memory" in query or body in ("", ":memory:"):
             return None
         text = body
@@ -333,8 +354,17 @@ def _begin_mode(conn: Any) -> str:
     return str(level).upper() if str(level).upper() in ("IMMEDIATE", "EXCLUSIVE") else "DEFERRED"
 
 
-def _run(rec: Recorder, owner: Any, conn_id: int, op: str, sql: str, params: Any,
-         call: Callable[[], Any], *, script_commits: bool = False) -> Any:
+def _run(
+    rec: Recorder,
+    owner: Any,
+    conn_id: int,
+    op: str,
+    sql: str,
+    params: Any,
+    call: Callable[[], Any],
+    *,
+    script_commits: bool = False,
+) -> Any:
     """Run one driver call and record it with the transaction transition it caused.
 
     ``script_commits``: the driver COMMITs a pending transaction before ``executescript``
@@ -352,10 +382,17 @@ def _run(rec: Recorder, owner: Any, conn_id: int, op: str, sql: str, params: Any
     finally:
         after = _in_tx(owner)
         script = op == "executescript"
-        rec.statement(conn_id, op, sql, params, error=error, mode=_begin_mode(owner),
-                      began=not script and _implicit_begin(sql, before, after),
-                      ended="commit" if script and script_commits and before else None,
-                      rowcount=None if script or error else dml_rowcount(sql, result))
+        rec.statement(
+            conn_id,
+            op,
+            sql,
+            params,
+            error=error,
+            mode=_begin_mode(owner),
+            began=not script and _implicit_begin(sql, before, after),
+            ended="commit" if script and script_commits and before else None,
+            rowcount=None if script or error else dml_rowcount(sql, result),
+        )
 
 
 def dml_rowcount(sql: str, cursor: Any) -> int | None:
@@ -385,5 +422,3 @@ def _end(rec: Recorder, owner: Any, conn_id: int, op: str, call: Callable[[], An
 
 class _Active:
     recorder: Recorder | None = None
-
-

@@ -114,10 +114,10 @@ class Volatility:
             elif tok.text == ")":
                 depth -= 1
                 if depth == 0 and start is not None:
-                    defs.append(sql[start:tok.start])
+                    defs.append(sql[start : tok.start])
                     break
             elif tok.text == "," and depth == 1 and start is not None:
-                defs.append(sql[start:tok.start])
+                defs.append(sql[start : tok.start])
                 start = tok.start + 1
         hot = set()
         for definition in defs:
@@ -150,7 +150,7 @@ class Volatility:
         if i + 2 < len(toks) and toks[i + 1].text == ".":
             i += 2
         table = names[i]
-        rest = upper[i + 1:]
+        rest = upper[i + 1 :]
         if rest[:2] == ["RENAME", "TO"] and len(rest) > 2:
             target = names[-1]
             if table in self.columns:
@@ -171,8 +171,9 @@ class Volatility:
         """Positions of ``columns`` a read of ``sql`` must compare by type (``None``: all)."""
         if self.is_volatile(sql):
             return None
-        named = {w.lower() for w in words(sql)} | {t.text.strip('"`[]').lower() for t in tokens(sql)
-                                                   if t.kind == "ident"}
+        named = {w.lower() for w in words(sql)} | {
+            t.text.strip('"`[]').lower() for t in tokens(sql) if t.kind == "ident"
+        }
         if named & self.tables:
             return None
         hot: set[str] = set()
@@ -181,8 +182,10 @@ class Volatility:
         return [i for i, c in enumerate(columns) if c.lower() in hot]
 
     def mask(self, result: Result, positions: list[int] | None = None) -> Result:
-        rows = [tuple(_placeholder(v) if positions is None or i in positions else v for i, v in enumerate(row))
-                for row in result.rows]
+        rows = [
+            tuple(_placeholder(v) if positions is None or i in positions else v for i, v in enumerate(row))
+            for row in result.rows
+        ]
         return Result(columns=result.columns, rows=rows, rowcount=result.rowcount, lastrowid=result.lastrowid)
 
     def volatile_columns(self, table: str, columns: list[dict[str, Any]]) -> list[int] | None:
@@ -190,5 +193,8 @@ class Volatility:
         if table.lower() in self.tables:
             return None
         hot = self.columns.get(table.lower(), set())
-        return [i for i, c in enumerate(columns)
-                if (c.get("default") and self.is_volatile(str(c["default"]))) or str(c.get("name")).lower() in hot]
+        return [
+            i
+            for i, c in enumerate(columns)
+            if (c.get("default") and self.is_volatile(str(c["default"]))) or str(c.get("name")).lower() in hot
+        ]

@@ -1,4 +1,5 @@
 """ATTACH and VACUUM INTO absolute paths (given in argv) and load_extension of a missing library."""
+
 import sqlite3
 import sys
 

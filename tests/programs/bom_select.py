@@ -1,4 +1,5 @@
 """A statement starting with a byte-order mark."""
+
 import sqlite3
 
 c = sqlite3.connect("app.db")

@@ -1,4 +1,5 @@
 """An explicit BEGIN after a comment, a ';' and a BOM: the program opens the transaction itself."""
+
 import sqlite3
 
 c = sqlite3.connect("app.db")

@@ -1,4 +1,5 @@
 """An FTS4 table left pointing at a dropped content table: its final state is unreadable."""
+
 import sqlite3
 
 c = sqlite3.connect("app.db", isolation_level=None)

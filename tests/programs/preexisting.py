@@ -1,4 +1,5 @@
 """Reads and extends a database that existed before the recording started."""
+
 import sqlite3
 
 c = sqlite3.connect("seeded.db")

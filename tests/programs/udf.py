@@ -1,4 +1,5 @@
 """A function, an aggregate and a collation registered by the program, then used."""
+
 import sqlite3
 
 

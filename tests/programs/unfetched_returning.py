@@ -1,4 +1,5 @@
 """RELEASE fails with "SQL statements in progress" while an INSERT ... RETURNING cursor is unfetched."""
+
 import sqlite3
 
 c = sqlite3.connect("app.db", isolation_level=None)

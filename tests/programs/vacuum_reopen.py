@@ -1,4 +1,5 @@
 """Connection A writes, VACUUMs, writes again and closes; connection B reopens the file and counts."""
+
 import sqlite3
 
 a = sqlite3.connect("app.db", isolation_level=None)

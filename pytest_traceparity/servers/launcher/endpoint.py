@@ -135,8 +135,6 @@ class SqldEndpoint:
         self.pipeline(drops, url)
 
 
-
-
 @dataclass
 class SqldConfig:
     strategy: str = "auto"
@@ -159,8 +157,14 @@ class SqldConfig:
 class SqldHandle:
     """A running (or borrowed) server; :meth:`stop` tears down whatever was started."""
 
-    def __init__(self, endpoint: SqldEndpoint, stopper: Callable[[], None] | None = None,
-                 *, log_path: Path | None = None, pid: int | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: SqldEndpoint,
+        stopper: Callable[[], None] | None = None,
+        *,
+        log_path: Path | None = None,
+        pid: int | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.log_path = log_path
         self.pid = pid

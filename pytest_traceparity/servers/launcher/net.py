@@ -46,7 +46,7 @@ def server_version(url: str, token: Secret | str | None = None) -> str:
 
 
 def make_label(version: str, strategy: str) -> str:
-    """"sqld 0.24.33 (docker)" / "stand-in 0.1 (traceparity)" from a ``/version`` answer."""
+    """ "sqld 0.24.33 (docker)" / "stand-in 0.1 (traceparity)" from a ``/version`` answer."""
     standin = re.match(rf"{STANDIN_MARK} (\S+)", version)
     if standin:
         via = "traceparity" if strategy == "stand-in" else f"traceparity, via {strategy}"

@@ -54,8 +54,7 @@ def _setpriv_with_pdeathsig() -> str:
     if not path or not os.path.exists("/bin/sh"):
         return ""
     try:
-        done = subprocess.run([path, "--pdeathsig", "TERM", "--", "true"], capture_output=True, timeout=10,
-                              check=False)
+        done = subprocess.run([path, "--pdeathsig", "TERM", "--", "true"], capture_output=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return ""
     return path if done.returncode == 0 else ""
@@ -80,8 +79,9 @@ def _spawner() -> concurrent.futures.ThreadPoolExecutor:
         return _SPAWNER
 
 
-def spawn(cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None,
-          stdout_pipe: bool = False) -> subprocess.Popen[bytes]:
+def spawn(
+    cmd: list[str], log_path: Path, env: Mapping[str, str] | None = None, stdout_pipe: bool = False
+) -> subprocess.Popen[bytes]:
     """Start a server in its own process group, logging to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
 

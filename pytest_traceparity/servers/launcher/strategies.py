@@ -42,9 +42,7 @@ def find_sqld(config: SqldConfig) -> str | None:
 def start_binary(config: SqldConfig) -> SqldHandle:
     binary = find_sqld(config)
     if binary is None:
-        where = f"--sqld-bin {config.sqld_bin!r} is not an executable" if config.sqld_bin else (
-            "no `sqld` on PATH"
-        )
+        where = f"--sqld-bin {config.sqld_bin!r} is not an executable" if config.sqld_bin else ("no `sqld` on PATH")
         raise SqldUnavailable(
             f"--sqld=binary: {where}; install sqld (libsql-server) or pass --sqld-bin PATH, "
             "or use --sqld=docker/url/stand-in"
@@ -75,14 +73,14 @@ def start_binary(config: SqldConfig) -> SqldHandle:
     return SqldHandle(endpoint, stop, log_path=log_path, pid=proc.pid)
 
 
-def _launch_binary(binary: str, work: Path, log_path: Path, host_routing: bool,
-                   timeout: float) -> tuple[subprocess.Popen[bytes], str, int | None]:
+def _launch_binary(
+    binary: str, work: Path, log_path: Path, host_routing: bool, timeout: float
+) -> tuple[subprocess.Popen[bytes], str, int | None]:
     """sqld on free ports, healthy; a port taken between probe and bind is retried (3 tries)."""
     last_error = ""
     for _attempt in range(3):
         port = free_port()
-        cmd = [binary, "--db-path", str(work / "data.sqld"), "--http-listen-addr", f"127.0.0.1:{port}",
-               "--no-welcome"]
+        cmd = [binary, "--db-path", str(work / "data.sqld"), "--http-listen-addr", f"127.0.0.1:{port}", "--no-welcome"]
         admin_port = None
         if host_routing:
             admin_port = free_port()
@@ -123,7 +121,10 @@ def standin_label(version_label: str, handover: float | None) -> str:
 
 
 def spawn_standin(
-    db_dir: Path, log_path: Path, token: Secret | str | None = None, timeout: float = 30.0,
+    db_dir: Path,
+    log_path: Path,
+    token: Secret | str | None = None,
+    timeout: float = 30.0,
     txn_handover: float | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start a stand-in process serving ``db_dir``; returns it and its URL once it listens.

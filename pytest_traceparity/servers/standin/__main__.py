@@ -55,17 +55,24 @@ def build_parser(prog: str = "traceparity serve") -> argparse.ArgumentParser:
     )
     parser.add_argument("--stream-expiry", type=float, default=10.0, help="idle seconds before a stream expires")
     parser.add_argument(
-        "--txn-timeout", type=float, default=5.0,
+        "--txn-timeout",
+        type=float,
+        default=5.0,
         help="seconds a write transaction may hold the lock before a waiting writer takes it over "
         "and the holder gets TRANSACTION_TIMEOUT (sqld: 5)",
     )
     parser.add_argument(
-        "--txn-handover", type=float, default=None, metavar="SECONDS",
+        "--txn-handover",
+        type=float,
+        default=None,
+        metavar="SECONDS",
         help="seconds a waiting writer waits before taking the lock over (default: --txn-timeout, as sqld); "
         "shorter only speeds up contention tests, a holder nobody waits for keeps --txn-timeout",
     )
     parser.add_argument(
-        "--max-response-size", type=int, default=10_000_000,
+        "--max-response-size",
+        type=int,
+        default=10_000_000,
         help="bytes one execute/batch response may hold before RESPONSE_TOO_LARGE (sqld: 10MB)",
     )
     parser.add_argument("--log-requests", action="store_true", help="log method, path and status to stderr")

@@ -78,8 +78,7 @@ def _bind_args(stmt: ffi.Statement, spec: StmtSpec) -> None:
     supplied = len(spec.named_args) if spec.named_args else len(spec.args)
     if supplied > count:
         raise StmtError(
-            "Arguments do not match SQL parameters: "
-            f"too many parameters, expected {count} found {supplied}",
+            f"Arguments do not match SQL parameters: too many parameters, expected {count} found {supplied}",
             "ARGS_INVALID",
         )
     named = dict(spec.named_args)
@@ -120,8 +119,12 @@ _CACHED_SQL_MAX = 4096  # longer texts (bulk literals) are classified afresh, ne
 
 @functools.lru_cache(maxsize=2048)
 def _classify_cached(sql: str) -> tuple[str | None, bool, str, tuple[bool, bool]]:
-    return (sqltext.attach_namespace(sql), sqltext.sqld_unsupported(sql), sqltext.main_keyword(sql),
-            sqltext.statement_kind(sql))
+    return (
+        sqltext.attach_namespace(sql),
+        sqltext.sqld_unsupported(sql),
+        sqltext.main_keyword(sql),
+        sqltext.statement_kind(sql),
+    )
 
 
 def classify(sql: str) -> tuple[str | None, bool, str, tuple[bool, bool]] | None:
@@ -146,9 +149,7 @@ def check_supported(sql: str) -> None:
             401,
         )
     if known[1] if known else sqltext.sqld_unsupported(sql):
-        raise StmtError(
-            f"SQL string could not be parsed: unsupported statement: {sql.strip()}", "SQL_PARSE_ERROR"
-        )
+        raise StmtError(f"SQL string could not be parsed: unsupported statement: {sql.strip()}", "SQL_PARSE_ERROR")
 
 
 def prepare_single(conn: ffi.Connection, sql: str) -> ffi.Statement:
@@ -226,9 +227,7 @@ def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec, program: P
             db.txn.after_step(conn, state_before)
 
 
-def _run_prepared(
-    db: Database, conn: ffi.Connection, spec: StmtSpec, started: float, program: Program
-) -> StmtOutcome:
+def _run_prepared(db: Database, conn: ffi.Connection, spec: StmtSpec, started: float, program: Program) -> StmtOutcome:
     stmt = prepare_single(conn, spec.sql)
     with stmt:
         cols = stmt.columns()

@@ -270,10 +270,7 @@ def decode_pipeline(body: Any, version: int) -> tuple[str | None, list[Request]]
     baton = _opt_str(obj, "baton", "request body")
     if "requests" not in obj:
         raise _fail("missing field `requests`")
-    requests = [
-        decode_request(r, f"requests[{i}]", version)
-        for i, r in enumerate(_list(obj["requests"], "requests"))
-    ]
+    requests = [decode_request(r, f"requests[{i}]", version) for i, r in enumerate(_list(obj["requests"], "requests"))]
     return baton, requests
 
 

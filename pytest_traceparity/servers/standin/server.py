@@ -103,7 +103,9 @@ class NamespaceStore:
 
     def _open(self, name: str) -> Database:
         db = self.database_class(
-            name, self.db_dir / "dbs" / name / "data", wal_autocheckpoint=self.wal_autocheckpoint,
+            name,
+            self.db_dir / "dbs" / name / "data",
+            wal_autocheckpoint=self.wal_autocheckpoint,
             txn_timeout=self.txn_timeout,
         )
         if self.max_response_size is not None:
@@ -257,8 +259,9 @@ class StandinServer:
             ) from exc
         self._httpd = httpd
         self._stopping.clear()
-        serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                 name="standin-http", daemon=True)
+        serve = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="standin-http", daemon=True
+        )
         reaper = threading.Thread(target=self._reap_loop, name="standin-reaper", daemon=True)
         self._threads = [serve, reaper]
         for thread in self._threads:
@@ -357,12 +360,17 @@ class StandinServer:
         add("GET", r"/version", lambda r: Response.text(version_string()), namespaced=False, auth=False)
         add("GET", r"/", lambda r: Response.text(f"{version_string()}: Hrana over HTTP"), namespaced=False)
         for ver in ("2", "3"):
-            add("GET", rf"/v{ver}", lambda r: Response.text("Hello, this is HTTP API v2 (Hrana over HTTP)"),
-                namespaced=False)
+            add(
+                "GET",
+                rf"/v{ver}",
+                lambda r: Response.text("Hello, this is HTTP API v2 (Hrana over HTTP)"),
+                namespaced=False,
+            )
             add("POST", rf"/v{ver}/pipeline", self._pipeline_handler(int(ver)))
         add("POST", r"/v3/cursor", self._cursor)
-        add("GET", r"/v1/namespaces", lambda r: Response.json({"namespaces": self.namespaces.names()}),
-            namespaced=False)
+        add(
+            "GET", r"/v1/namespaces", lambda r: Response.json({"namespaces": self.namespaces.names()}), namespaced=False
+        )
         add("POST", r"/v1/namespaces/(?P<ns>[^/]+)/create", self._admin_create, namespaced=False)
         add("POST", r"/v1/namespaces/(?P<ns>[^/]+)/checkpoint", self._admin_checkpoint, namespaced=False)
         add("DELETE", r"/v1/namespaces/(?P<ns>[^/]+)", self._admin_delete, namespaced=False)

@@ -51,8 +51,10 @@ class Stream:
 
     def get_conn(self) -> ffi.Connection:
         if self.cancelled:
-            raise self.db.gone() if self.db.deleted else ProtocolError(
-                "The server is shutting down", "SERVER_SHUTTING_DOWN", 503
+            raise (
+                self.db.gone()
+                if self.db.deleted
+                else ProtocolError("The server is shutting down", "SERVER_SHUTTING_DOWN", 503)
             )
         if self.conn is None:
             raise ProtocolError("Stream for this baton was closed", "BATON_STREAM_CLOSED")

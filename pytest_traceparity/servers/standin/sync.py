@@ -68,7 +68,6 @@ class _PushTxn:
     applied: bool = False
 
 
-
 class SyncPrimary(SyncArchive):
     """Serves one database to embedded replicas: info, export, pull and push.
 
@@ -105,8 +104,7 @@ class SyncPrimary(SyncArchive):
             if gen < 1 or gen > self.state.generation or not path.exists():
                 raise SyncProtocolError(
                     404,
-                    f"generation {gen} does not exist on this primary (current generation is "
-                    f"{self.state.generation})",
+                    f"generation {gen} does not exist on this primary (current generation is {self.state.generation})",
                 )
             return 200, "application/octet-stream", path.read_bytes()
 
@@ -115,8 +113,7 @@ class SyncPrimary(SyncArchive):
             self._ingest()
             current = self.state.generation
             if start < 1 or end <= start:
-                raise SyncProtocolError(400, f"bad frame range {start}..{end} (frames start at 1)",
-                                        generation=current)
+                raise SyncProtocolError(400, f"bad frame range {start}..{end} (frames start at 1)", generation=current)
             if gen < 1 or gen > current:
                 raise SyncProtocolError(
                     409,
@@ -214,9 +211,7 @@ class SyncPrimary(SyncArchive):
             raise SyncProtocolError(400, f"unknown or stale push baton for frames {start}..{end - 1}")
         return pending
 
-    def _apply_whole_transactions(
-        self, todo: list[wal.Frame], base: int, gen: int
-    ) -> tuple[bool, list[wal.Frame]]:
+    def _apply_whole_transactions(self, todo: list[wal.Frame], base: int, gen: int) -> tuple[bool, list[wal.Frame]]:
         """Append every frame up to the last commit marker; returns (applied, frames left over)."""
         last_commit = max((i for i, f in enumerate(todo) if f.is_commit), default=-1)
         complete, rest = todo[: last_commit + 1], todo[last_commit + 1 :]
@@ -286,4 +281,3 @@ class SyncPrimary(SyncArchive):
         offset = wal.SHM_HEADER_COPY_SIZE + 12  # isInit byte of the second header copy
         current = os.pread(self._shm_fd, 1, offset)
         os.pwrite(self._shm_fd, bytes([(current[0] if current else 0) ^ 0xFF]), offset)
-

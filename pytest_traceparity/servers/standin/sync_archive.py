@@ -33,6 +33,7 @@ FRAME_SIZE = wal.FRAME_HEADER_SIZE + PROTOCOL_PAGE_SIZE
 STATE_VERSION = 1
 PUSH_LOCK_TIMEOUT = 2.0  # seconds to wait for SQLite's write lock; the client retries 5xx
 
+
 class SyncProtocolError(Exception):
     """A request this primary refuses, with the HTTP status and a message for the client."""
 

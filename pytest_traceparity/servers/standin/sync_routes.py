@@ -30,6 +30,7 @@ def primary_for(db: Any) -> SyncPrimary:
 
 def register_routes(server: Any) -> None:
     """Mount info/export/sync on every namespace of a :class:`StandinServer`."""
+
     def route(req: Any) -> Any:
         try:
             primary = primary_for(req.namespace)
@@ -61,4 +62,3 @@ def register_routes(server: Any) -> None:
     server.add_route("POST", r"/sync/\d+/\d+/\d+(?:/[^/]+)?", route)
     server.add_route("POST", r"/v1/namespaces/(?P<ns>[^/]+)/checkpoint", checkpoint, namespaced=False)
     server.add_route("DELETE", r"/v1/namespaces/(?P<ns>[^/]+)", delete, namespaced=False)
-

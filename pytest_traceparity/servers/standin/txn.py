@@ -137,4 +137,3 @@ class TxnArbiter:
 def _rollback(conn: ffi.Connection) -> None:
     with contextlib.suppress(ffi.SqliteError):  # already rolled back (SQLite may have, on an error)
         conn.execute_simple("ROLLBACK")
-

@@ -86,9 +86,7 @@ class WalHeader:
     def new(cls, page_size: int, checkpoint_seq: int, salt1: int, salt2: int) -> WalHeader:
         """A fresh header with a valid checksum (native word order, as SQLite writes)."""
         magic = WAL_MAGIC_BE if _NATIVE_BIG else WAL_MAGIC_LE
-        first = struct.pack(
-            ">6I", magic, WAL_FORMAT_VERSION, page_size, checkpoint_seq, salt1, salt2
-        )
+        first = struct.pack(">6I", magic, WAL_FORMAT_VERSION, page_size, checkpoint_seq, salt1, salt2)
         c1, c2 = checksum(first, bool(magic & 1))
         return cls(magic, WAL_FORMAT_VERSION, page_size, checkpoint_seq, salt1, salt2, c1, c2)
 
@@ -190,9 +188,7 @@ def scan_wal_file(path: Path, start_frame: int = 0, start_cksum: tuple[int, int]
     return _scan_frames(header, data, start_frame, start_cksum)
 
 
-def _scan_frames(
-    header: WalHeader, data: bytes, start_frame: int, start_cksum: tuple[int, int] | None
-) -> WalScan:
+def _scan_frames(header: WalHeader, data: bytes, start_frame: int, start_cksum: tuple[int, int] | None) -> WalScan:
     size = FRAME_HEADER_SIZE + header.page_size
     s = (header.cksum1, header.cksum2) if start_frame == 0 else start_cksum
     if s is None:
@@ -221,9 +217,7 @@ def _scan_frames(
     return WalScan(header, committed, last_commit_cksum)
 
 
-def encode_frames(
-    frames: Iterable[Frame], header: WalHeader, cksum: tuple[int, int]
-) -> tuple[bytes, tuple[int, int]]:
+def encode_frames(frames: Iterable[Frame], header: WalHeader, cksum: tuple[int, int]) -> tuple[bytes, tuple[int, int]]:
     """Re-stamp frames with this WAL's salts and a checksum chain continuing ``cksum``."""
     out = bytearray()
     s = cksum
@@ -233,8 +227,7 @@ def encode_frames(
         page = frame.raw[FRAME_HEADER_SIZE:]
         if len(page) != header.page_size:
             raise WalFormatError(
-                f"frame for page {frame.pgno} holds {len(page)} bytes, the WAL page size is "
-                f"{header.page_size}"
+                f"frame for page {frame.pgno} holds {len(page)} bytes, the WAL page size is {header.page_size}"
             )
         s = checksum(first8, be, *s)
         s = checksum(page, be, *s)
@@ -262,9 +255,9 @@ def image_with_frames(db_image: bytes, frames: Iterable[Frame], page_size: int) 
         offset = (frame.pgno - 1) * page_size
         if len(image) < offset + page_size:
             image.extend(bytes(offset + page_size - len(image)))
-        image[offset:offset + page_size] = frame.page
+        image[offset : offset + page_size] = frame.page
         if frame.is_commit:
-            del image[frame.size_after * page_size:]
+            del image[frame.size_after * page_size :]
     return bytes(image)
 
 

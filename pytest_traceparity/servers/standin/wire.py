@@ -128,9 +128,7 @@ def parse_json(body: bytes) -> Any:
     try:
         value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolError(
-            f"Cannot deserialize client message from JSON: {exc}", "JSON_DESERIALIZE"
-        ) from None
+        raise ProtocolError(f"Cannot deserialize client message from JSON: {exc}", "JSON_DESERIALIZE") from None
     if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(value):
         raise ProtocolError(
             "Cannot deserialize client message from JSON: lone surrogate in hex escape", "JSON_DESERIALIZE"
@@ -197,7 +195,9 @@ def render(resp: Response, *, head_only: bool = False, close: bool = False) -> b
     lines = [
         f"HTTP/1.1 {resp.status} {reason}\r\nContent-Type: {resp.content_type}\r\n"
         f"Content-Length: {len(resp.body)}\r\n".encode("latin-1"),
-        b"Date: ", _http_date(), b"\r\n",
+        b"Date: ",
+        _http_date(),
+        b"\r\n",
     ]
     for key, value in resp.headers.items():
         lines.append(f"{key}: {value}\r\n".encode("latin-1", "replace"))
@@ -252,8 +252,10 @@ class _Conn:
             raise _BadRequest(400, f"Bad request syntax ({lines[0][:100]!r})")
         method, target, version = words
         if version not in ("HTTP/1.1", "HTTP/1.0"):
-            raise _BadRequest(505 if version.startswith("HTTP/") and version[5:6].isdigit() else 400,
-                              f"Unsupported HTTP version ({version[:20]!r})")
+            raise _BadRequest(
+                505 if version.startswith("HTTP/") and version[5:6].isdigit() else 400,
+                f"Unsupported HTTP version ({version[:20]!r})",
+            )
         if len(lines) - 1 > MAX_HEADERS:
             raise _BadRequest(431, "Too many headers")
         items = []
