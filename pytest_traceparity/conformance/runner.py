@@ -14,7 +14,8 @@ from typing import Any
 from ..backends.base import BackendContext, Connection
 from ..backends.facade import DB
 from ..compare import History, Outcome, StepContext, compare_outcomes, statement_context, transaction_after
-from ..divergences import DivergenceRegistry, Verdict, root_causes
+from ..divergences import DivergenceRegistry, Verdict
+from ..divergences.registry import triage
 from ..errors import DatabaseError
 from ..registry import BackendRegistry
 from ..values import Result
@@ -135,22 +136,7 @@ class CaseVerdict:
         flat = [(sd.step, d) for sd in self.step_differences for d in sd.differences]
         pairs = [(step.index, a) for (step, _), a in zip(flat, self.verdict.attributions)]
         sql = {step.index: " ".join(step.sql.split())[:200] or step.op for step, _ in flat}
-        return {
-            "differences": [
-                {
-                    "seq": seq,
-                    "aspect": a.difference.aspect,
-                    "severity": a.severity,
-                    "rule": a.rule_id,
-                    "expected": a.difference.expected,
-                    "actual": a.difference.actual,
-                    "relation": a.difference.relation,
-                    "sql": sql.get(seq),
-                }
-                for seq, a in pairs
-            ],
-            "root_causes": root_causes(pairs),
-        }
+        return triage(pairs, sql)
 
 
 class ConformanceRunner:
