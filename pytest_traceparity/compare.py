@@ -465,22 +465,32 @@ def compare_results(expected: Result, actual: Result, *, sql: str = "", executem
             )
         )
     diffs.extend(_compare_rows(expected, actual, ordered=is_ordered_query(sql)))
-    if expected.rowcount != actual.rowcount:
+    diffs.extend(count_differences(kind, expected.rowcount, actual.rowcount, expected.lastrowid, actual.lastrowid))
+    return diffs
+
+
+def count_differences(
+    kind: str, rowcount: int, actual_rowcount: int, lastrowid: int | None, actual_lastrowid: int | None
+) -> list[Difference]:
+    """The ``rowcount.KIND`` / ``lastrowid.KIND`` differences of a statement of this kind: one wording for
+    the full comparison and the replay's fast path (rules match on these aspects and observations)."""
+    diffs = []
+    if rowcount != actual_rowcount:
         diffs.append(
             Difference(
                 f"rowcount.{kind}",
-                f"rowcount {expected.rowcount} != {actual.rowcount}",
-                expected=str(expected.rowcount),
-                actual=str(actual.rowcount),
+                f"rowcount {rowcount} != {actual_rowcount}",
+                expected=str(rowcount),
+                actual=str(actual_rowcount),
             )
         )
-    if expected.lastrowid != actual.lastrowid:
+    if lastrowid != actual_lastrowid:
         diffs.append(
             Difference(
                 f"lastrowid.{kind}",
-                f"lastrowid {expected.lastrowid} != {actual.lastrowid}",
-                expected=str(expected.lastrowid),
-                actual=str(actual.lastrowid),
+                f"lastrowid {lastrowid} != {actual_lastrowid}",
+                expected=str(lastrowid),
+                actual=str(actual_lastrowid),
             )
         )
     return diffs

@@ -15,7 +15,15 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from ..compare import Difference, Outcome, StepContext, param_shapes, statement_context, statement_kind
+from ..compare import (
+    Difference,
+    Outcome,
+    StepContext,
+    count_differences,
+    param_shapes,
+    statement_context,
+    statement_kind,
+)
 from ..values import Result, float_repr
 
 
@@ -61,26 +69,7 @@ def counts_differ(raw: Any, outcome: Outcome, *, sql: str = "", executemany: boo
         return None
     rowcount, lastrowid = want.get("rowcount", -1), want.get("lastrowid")
     kind = "executemany" if executemany else statement_kind(sql)
-    diffs = []
-    if rowcount != result.rowcount:
-        diffs.append(
-            Difference(
-                f"rowcount.{kind}",
-                f"rowcount {rowcount} != {result.rowcount}",
-                expected=str(rowcount),
-                actual=str(result.rowcount),
-            )
-        )
-    if lastrowid != result.lastrowid:
-        diffs.append(
-            Difference(
-                f"lastrowid.{kind}",
-                f"lastrowid {lastrowid} != {result.lastrowid}",
-                expected=str(lastrowid),
-                actual=str(result.lastrowid),
-            )
-        )
-    return diffs
+    return count_differences(kind, rowcount, result.rowcount, lastrowid, result.lastrowid)
 
 
 def _result_matches(want: dict[str, Any], result: Result, *, counts: bool = True) -> bool:
