@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from replay_contexts import contexts
 
-from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.cli_db import database_snapshot
 from pytest_traceparity.cli_trace import record_main
 from pytest_traceparity.registry import standalone_registry
@@ -72,13 +71,7 @@ def test_replay_reproduces_the_recorded_database(tmp_path: Path) -> None:
     code, _ = record([sys.executable, str(root / "fixtures/workloads/migrations.py"), "app.db"], out, cwd=work)
     assert code == 0
     backend = standalone_registry().get("sqlalchemy-sqlite")
-    counter = itertools.count()
-
-    def make(name: str) -> BackendContext:
-        path = tmp_path / f"replay-{next(counter)}"
-        path.mkdir()
-        return BackendContext(workdir=path, name="db")
-
+    make = contexts(tmp_path / "replay")
     with Replayer(backend, make, "mig") as replayer:
         for _ in replayer.run(TraceReader(out)):
             pass

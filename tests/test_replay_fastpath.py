@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from replay_contexts import contexts
+
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.compare import Outcome, compare_outcomes
 from pytest_traceparity.divergences import Verdict
@@ -239,16 +241,11 @@ def test_inlined_dbapi_execute_equals_the_generic_path(tmp_path: Path) -> None:
 
 def test_replayer_fast_step_equals_the_full_dispatch(tmp_path: Path) -> None:
     """Replayer.step's direct execute gives _step's outcome, and still marks what _step marks."""
-    import itertools
 
     from pytest_traceparity.trace.format import Event
     from pytest_traceparity.trace.replayer import Replayer
 
-    counter = itertools.count()
-
-    def make(name: str) -> BackendContext:
-        return BackendContext(workdir=tmp_path / f"ctx{next(counter)}", name="db")
-
+    make = contexts(tmp_path)
     events = [
         Event(1, 1, "open", db="db1", target="a.db", driver="sqlite3"),
         Event(2, 1, "execute", "CREATE TABLE t (a INTEGER, b TEXT)", ()),
@@ -270,7 +267,6 @@ def test_replayer_fast_step_equals_the_full_dispatch(tmp_path: Path) -> None:
 def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: Any) -> None:
     """Past KEEP_KNOWN a remembered known verdict is folded before contexts are attached: the report
     and the rule hits must equal those of judging every step in full."""
-    import itertools
 
     from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
     from pytest_traceparity.golden import verify
@@ -286,11 +282,7 @@ def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: A
         writer.write_event("execute", 1, sql="SELECT count(*) FROM t", params=[], flush=False)
     writer.write_event("close", 1)
     writer.close()
-    counter = itertools.count()
-
-    def make(name: str) -> BackendContext:
-        return BackendContext(workdir=tmp_path / f"ctx{next(counter)}", name="db")
-
+    make = contexts(tmp_path)
     registry = standalone_registry()
     verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
     monkeypatch.setattr(verify, "KEEP_KNOWN", 5)

@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from replay_contexts import contexts
 
-from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.trace.format import TraceReader
 from pytest_traceparity.trace.isolation import PathMapper, isolate
@@ -62,13 +62,7 @@ def test_replay_of_attach_writes_nothing_outside(backend_id: str, tmp_path: Path
     for f in outside.iterdir():
         f.unlink()
     private = tmp_path / "replay"
-    counter = iter(range(100))
-
-    def make(name: str) -> BackendContext:
-        path = private / f"c{next(counter)}"
-        path.mkdir(parents=True)
-        return BackendContext(workdir=path, name="db")
-
+    make = contexts(private)
     backend = standalone_registry().get(backend_id)
     with Replayer(backend, make, "t", trace=trace) as replayer:
         outcomes = [replayer.step(e) for e in TraceReader(trace)]

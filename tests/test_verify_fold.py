@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
+from replay_contexts import contexts
 
-from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
 from pytest_traceparity.golden import verify
 from pytest_traceparity.registry import standalone_registry
@@ -35,13 +34,7 @@ def _trace(path: Path, selects: int) -> None:
 def test_folded_report_matches_the_full_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     trace, golden = tmp_path / "t.jsonl", tmp_path / "t.golden.jsonl"
     _trace(trace, 60)
-    counter = itertools.count()
-
-    def make(name: str) -> BackendContext:
-        workdir = tmp_path / f"ctx{next(counter)}"
-        workdir.mkdir()
-        return BackendContext(workdir=workdir, name="db")
-
+    make = contexts(tmp_path)
     registry = standalone_registry()
     verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
     rules = DivergenceRegistry(builtin_entries())
