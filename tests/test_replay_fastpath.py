@@ -8,17 +8,21 @@ or invent one. These checks run the shortcut and the full path on the same input
 from __future__ import annotations
 
 import importlib
+import io
+import json
 import random
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from replay_contexts import contexts
 
 from pytest_traceparity.backends.base import BackendContext
 from pytest_traceparity.compare import Outcome, compare_outcomes
 from pytest_traceparity.divergences import Verdict
 from pytest_traceparity.golden.fastcheck import counts_differ, outcome_matches, raw_summary
+from pytest_traceparity.golden.store import GoldenHeader
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.values import Result
 
@@ -269,7 +273,7 @@ def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: A
     and the rule hits must equal those of judging every step in full."""
 
     from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
-    from pytest_traceparity.golden import verify
+    from pytest_traceparity.golden import steps, verify
     from pytest_traceparity.trace.format import TraceWriter
 
     trace, golden = tmp_path / "traces" / "k.jsonl", tmp_path / "golden" / "k.golden.jsonl"
@@ -285,7 +289,7 @@ def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: A
     make = contexts(tmp_path)
     registry = standalone_registry()
     verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
-    monkeypatch.setattr(verify, "KEEP_KNOWN", 5)
+    monkeypatch.setattr(steps, "KEEP_KNOWN", 5)  # where the judging reads it
     results = []
     for remember in (True, False):
         rules = DivergenceRegistry(builtin_entries())
@@ -340,3 +344,118 @@ def test_short_texts_equal_their_collapsed_form() -> None:
         collapsed = " ".join(text.split())
         want = collapsed if len(collapsed) <= 200 else collapsed[:197] + "..."
         assert _short(text) == want, repr(text)
+
+
+def _rowless(rnd: random.Random) -> Result:
+    columns = rnd.choice([(), ("a",), ("id", "näme"), ('q"x', "b\\c")])
+    return Result(columns, [], rnd.choice([-1, 0, 1, 7]), rnd.choice([None, 0, 3]))
+
+
+def test_a_golden_line_matched_on_its_text_decodes_to_an_equal_step() -> None:
+    """``line_matches`` may say "equal" only where the decoded line has this step's seq, op and SQL and an
+    outcome the full comparison finds equal; canonical lines must really match, edited ones never wrongly."""
+    from pytest_traceparity.golden.fastcheck import line_head, line_matches, rowless_tail
+    from pytest_traceparity.golden.store import GoldenWriter
+    from pytest_traceparity.trace.format import Event
+
+    rnd = random.Random(16)
+    matched = edited = 0
+    for _ in range(3000):
+        golden = _rowless(rnd) if rnd.random() < 0.7 else _result(rnd)
+        sql = rnd.choice(["SELECT a FROM t", 'INSERT INTO "t" VALUES (?)', "UPDATE t SET a = 'é\n'", None])
+        op = "execute" if sql is not None else rnd.choice(["begin", "commit", "open"])
+        params = (rnd.choice(_VALUES),) if sql and "?" in sql else ()
+        event = Event(seq=rnd.randrange(1, 99), conn=rnd.randrange(1, 3), op=op, sql=sql, params=params)
+        out = io.StringIO()
+        writer = GoldenWriter(out, GoldenHeader(trace="t", trace_sha256=None, reference="sqlite"))
+        writer.step(event, Outcome(result=golden))
+        text = out.getvalue().splitlines(keepends=True)[1]
+        canonical = text
+        if rnd.random() < 0.3:  # a hand edit: one character changed, dropped or added
+            at = rnd.randrange(len(text) - 1)
+            text = text[:at] + rnd.choice(["", "x", " ", '"', "}", "0"]) + text[at + rnd.randrange(2) :]
+            edited += text != canonical
+        actual = golden if rnd.random() < 0.6 else _variant(rnd, golden)
+        tail = rowless_tail(actual)
+        if tail is None or not line_matches(text, line_head(event.seq, event.conn, op, sql), tail):
+            if text == canonical and tail is not None and actual == golden:
+                raise AssertionError(f"a canonical line for an equal rowless step was not matched: {text!r}")
+            continue
+        matched += 1
+        data = json.loads(text)
+        assert (data["seq"], data["conn"], data["op"], data.get("sql")) == (event.seq, event.conn, op, sql), text
+        assert set(data) <= {"seq", "conn", "op", "sql", "params_sha256", "outcome"}, text
+        assert compare_outcomes(Outcome.from_json(data["outcome"]), Outcome(result=actual), sql=sql or "") == [], text
+    assert matched > 1000 and edited > 500  # both kinds of line were really exercised
+
+
+def test_block_size_does_not_change_a_replay(tmp_path: Path, monkeypatch: Any) -> None:
+    """Steps run in blocks, then are judged: the report must not depend on where the blocks fall."""
+    from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
+    from pytest_traceparity.golden import verify
+    from pytest_traceparity.trace.format import TraceWriter
+
+    trace, golden = tmp_path / "traces" / "b.jsonl", tmp_path / "golden" / "b.golden.jsonl"
+    trace.parent.mkdir()
+    writer = TraceWriter(trace)
+    writer.write_event("open", 1, db="db1", target="b.db", driver="sqlite3")
+    writer.write_event("open", 2, db="db1", target="b.db", driver="sqlite3")
+    writer.write_event("execute", 1, sql="CREATE TABLE t (a INTEGER, b)", params=[])
+    for i in range(150):
+        writer.write_event(
+            "execute",
+            1,
+            sql="INSERT INTO t VALUES (?, ?)",
+            params=[{"int": str(i % 140)}, {"int": str(2**40 + i)}],
+            flush=False,
+        )
+        if i % 7 == 0:
+            writer.write_event("begin", 2, mode="IMMEDIATE", flush=False)
+            writer.write_event(
+                "execute", 2, sql="SELECT b + 0.5 FROM t WHERE a = ?", params=[{"int": str(i)}], flush=False
+            )
+            writer.write_event("commit", 2, flush=False)
+    writer.write_event("close", 2)
+    writer.write_event("close", 1)
+    writer.close()
+    make = contexts(tmp_path)
+    registry = standalone_registry()
+    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    reports = []
+    for size in (1, 3, 64, 10_000):
+        monkeypatch.setattr(verify, "BLOCK", size)
+        report = verify.verify_trace(
+            trace, registry.get("libsql-local"), make, DivergenceRegistry(builtin_entries()), golden=golden
+        )
+        reports.append((size, report.to_json(), report.summary(), report.xfail_reason(), report.steps))
+    assert reports[0][1]["known"] or reports[0][1]["failures"]  # the trace really differs somewhere
+    for size, *rest in reports[1:]:
+        assert tuple(rest) == reports[0][1:], f"block size {size} changed the report"
+
+
+def test_an_out_of_step_golden_is_reported_after_the_steps_before_it(tmp_path: Path, monkeypatch: Any) -> None:
+    """Inside a block, a golden line that is not this step's still raises the same error, naming the step."""
+    from pytest_traceparity.golden import verify
+    from pytest_traceparity.golden.store import GoldenError
+    from pytest_traceparity.trace.format import TraceWriter
+
+    trace, golden = tmp_path / "traces" / "o.jsonl", tmp_path / "golden" / "o.golden.jsonl"
+    trace.parent.mkdir()
+    writer = TraceWriter(trace)
+    writer.write_event("open", 1, db="db1", target="o.db", driver="sqlite3")
+    for i in range(10):
+        writer.write_event("execute", 1, sql=f"SELECT {i}", params=[], flush=False)
+    writer.write_event("close", 1)
+    writer.close()
+    make = contexts(tmp_path)
+    registry = standalone_registry()
+    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    lines = golden.read_text().splitlines(keepends=True)
+    lines[7] = lines[7].replace("SELECT 5", "SELECT 55")  # seq 7's SQL no longer agrees
+    golden.write_text("".join(lines))
+    from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
+
+    with pytest.raises(GoldenError, match=r"o\.jsonl:8: trace and golden are out of step at seq 7 .*SELECT 55"):
+        verify.verify_trace(
+            trace, registry.get("libsql-local"), make, DivergenceRegistry(builtin_entries()), golden=golden
+        )

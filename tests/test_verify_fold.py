@@ -8,7 +8,7 @@ import pytest
 from replay_contexts import contexts
 
 from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
-from pytest_traceparity.golden import verify
+from pytest_traceparity.golden import steps, verify
 from pytest_traceparity.registry import standalone_registry
 from pytest_traceparity.trace.format import TraceWriter, encode_event_params
 
@@ -40,7 +40,7 @@ def test_folded_report_matches_the_full_one(tmp_path: Path, monkeypatch: pytest.
     rules = DivergenceRegistry(builtin_entries())
     full = verify.verify_trace(trace, registry.get("libsql-local"), make, rules, golden=golden)
     assert full.status == "xfail" and len(full.known) >= 60 and full.known_folded == 0
-    monkeypatch.setattr(verify, "KEEP_KNOWN", 10)
+    monkeypatch.setattr(steps, "KEEP_KNOWN", 10)  # where the judging reads it
     capped = verify.verify_trace(trace, registry.get("libsql-local"), make, rules, golden=golden)
     assert len(capped.known) == 10 and capped.known_steps == len(full.known)
     assert capped.status == "xfail" and capped.summary() == full.summary()

@@ -12,6 +12,8 @@ coerce, a golden written by hand) answers ``False`` and the caller takes the ful
 from __future__ import annotations
 
 import base64
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +95,59 @@ def _result_matches(want: dict[str, Any], result: Result, *, counts: bool = True
             if key not in wvalue or wvalue[key] != encode(gvalue):
                 return False
     return True
+
+
+# -- the same question on the golden's line text, before any JSON is decoded ---------------------------
+# The golden writer's line for a step is canonical: ``{"seq":S,"conn":C,"op":"O"[,"sql":Q][,"params_sha256":H],
+# "outcome":{...}}``. A line equal to the text the writer would produce for this step and this outcome decodes
+# to exactly the golden this step equals; any other text (an older writer, a hand edit, an error, a row) is
+# not matched here and the caller decodes the line as before.
+
+_QUOTE: Callable[[str], str] = json.encoder.encode_basestring  # as dumps(ensure_ascii=False)
+_SQL_TEXT: dict[str, str] = {}
+_COLUMNS_TEXT: dict[tuple[str, ...], str] = {}
+_MIDDLE = re.compile(r'(?:,"params_sha256":"[0-9a-f]{16}")?')
+
+
+def line_head(seq: int, conn: int, op: str, sql: str | None) -> str:
+    """The start of the golden line the writer makes for this step (up to and including its SQL)."""
+    if sql is None:
+        return f'{{"seq":{seq},"conn":{conn},"op":"{op}"'
+    text = _SQL_TEXT.get(sql)
+    if text is None:
+        if len(_SQL_TEXT) >= 4096:
+            _SQL_TEXT.clear()
+        text = _SQL_TEXT[sql] = ',"sql":' + _QUOTE(sql)
+    return f'{{"seq":{seq},"conn":{conn},"op":"{op}"{text}'
+
+
+def rowless_tail(result: Result) -> str | None:
+    """The end of the golden line (from ``,"outcome":``) for a result without rows; ``None`` when it has rows."""
+    if result.rows:
+        return None
+    columns = result.columns
+    if columns:
+        ctext = _COLUMNS_TEXT.get(columns)
+        if ctext is None:
+            if len(_COLUMNS_TEXT) >= 4096:
+                _COLUMNS_TEXT.clear()
+            ctext = _COLUMNS_TEXT[columns] = ",".join(map(_QUOTE, columns))
+    else:
+        ctext = ""
+    lastrowid = result.lastrowid
+    if type(result.rowcount) is not int or (lastrowid is not None and type(lastrowid) is not int):
+        return None
+    last = "null" if lastrowid is None else lastrowid
+    counts = f'"rowcount":{result.rowcount},"lastrowid":{last}'
+    return f',"outcome":{{"result":{{"columns":[{ctext}],"rows":[],{counts}}}}}}}\n'
+
+
+def line_matches(text: str, head: str, tail: str) -> bool:
+    """True when ``text`` is ``head``, an optional parameter digest, then ``tail``: exactly such a line."""
+    if not (text.startswith(head) and text.endswith(tail)):
+        return False
+    end = len(text) - len(tail)
+    return end >= len(head) and _MIDDLE.fullmatch(text, len(head), end) is not None
 
 
 def raw_summary(raw: dict[str, Any]) -> str:

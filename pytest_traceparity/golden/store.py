@@ -194,6 +194,9 @@ class GoldenReader:
         if not text:
             return None
         self._line += 1
+        return self._decode(text)
+
+    def _decode(self, text: str) -> dict[str, Any]:
         if not text.endswith("\n"):
             raise self._error(self._line, "the last line is incomplete (the golden is truncated)")
         try:
@@ -215,18 +218,38 @@ class GoldenReader:
         Why: most replayed steps equal their golden, and comparing the raw JSON with the outcome
         (:mod:`.fastcheck`) is cheaper than decoding it; :meth:`step_from` decodes the rest.
         """
-        data = self._next()
-        if data is None:
+        text = self.next_line()
+        return None if text is None else self.decode(text)
+
+    def next_line(self) -> str | None:
+        """The next step's line as text, not even parsed (``None``: the steps are over, ``final`` is loaded).
+
+        Why: a step equal to its golden is recognised on the text itself (:func:`.fastcheck.line_matches`);
+        :meth:`decode` parses any other line, naming its line number when it is malformed.
+        """
+        text = self._fh.readline()
+        if not text:
             raise self._error(self._line + 1, "ends before its final state (truncated)")
-        if "final" in data:
-            if not isinstance(data["final"], dict):
-                raise self._error(self._line, "'final' must be an object")
-            self.final = data["final"]
-            end = self._next()
-            if end is None or end.get("end") is not True:
-                raise self._error(self._line + 1, "missing end line after the final state (truncated)")
-            return None
-        return data
+        self._line += 1
+        if text.startswith('{"seq":'):
+            return text
+        return None if self._at_final(self._decode(text)) else text
+
+    def decode(self, text: str) -> dict[str, Any]:
+        """The JSON object of a line :meth:`next_line` returned."""
+        return self._decode(text)
+
+    def _at_final(self, data: dict[str, Any]) -> bool:
+        """True (and ``final`` loaded) when ``data`` is the final-state line."""
+        if "final" not in data:
+            return False
+        if not isinstance(data["final"], dict):
+            raise self._error(self._line, "'final' must be an object")
+        self.final = data["final"]
+        end = self._next()
+        if end is None or end.get("end") is not True:
+            raise self._error(self._line + 1, "missing end line after the final state (truncated)")
+        return True
 
     @property
     def line(self) -> int:

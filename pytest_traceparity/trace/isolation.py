@@ -88,6 +88,11 @@ def _param_slot(toks: list[Token], index: int, positional: list[int]) -> int | s
     return None
 
 
+def file_targets(sql: str) -> bool:
+    """Whether ``sql`` names a file (ATTACH, VACUUM INTO, load_extension) that :func:`isolate` maps."""
+    return _file_spots(sql) is not None
+
+
 @functools.lru_cache(maxsize=4096)
 def _file_spots(sql: str) -> tuple[list[Token], list[int]] | None:
     """Tokens and file-target positions of ``sql`` (``None``: it names no file); one tokenization per text."""

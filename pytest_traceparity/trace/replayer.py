@@ -33,7 +33,7 @@ from ..sqltext import split, statement_kind
 from ..values import Result
 from .faithful import Departure, departure_for
 from .format import Event, TraceReader
-from .isolation import PathMapper, isolate, isolate_many
+from .isolation import PathMapper, file_targets, isolate, isolate_many
 from .registrations import Registrations
 from .seed import restore_seed
 from .volatile import Volatility, load_patterns
@@ -141,6 +141,7 @@ class Replayer:
         self.departures: list[Departure] = []
         self._track_departures = departures  # only a golden update reads them (verify keeps no per-step state)
         self._inert: dict[str, bool] = {}  # SQL text -> neither volatile nor CREATE/ALTER (bounded below)
+        self._plain: dict[str, bool] = {}  # SQL text -> inert and names no file (bounded)
         self.uncaptured: set[int] = set()  # connections to a pre-existing database the trace could not carry
         self.stats = ReplayStats()
         self.registrations = Registrations()
@@ -173,10 +174,16 @@ class Replayer:
         """Run one event; never raises for what the trace contains."""
         try:
             conn = self.connections.get(event.conn) if event.op == "execute" else None
-            if conn is not None and not event.error and not self.registrations.active:
-                outcome = self._execute(conn, event)  # the usual step: _step's execute branch, directly
-            else:
+            if conn is None or event.error or self.registrations.active:
                 outcome = self._step(event)
+            elif self._plain.get(event.sql) and not self.volatility.tables and not self.volatility.columns:  # type: ignore[arg-type]
+                try:  # the usual step: a statement that names no file and whose values nothing masks
+                    result = conn.execute(event.sql, event.params)  # type: ignore[arg-type]
+                    outcome = Outcome(result=result if isinstance(result, Result) else Result())
+                except DatabaseError as exc:
+                    outcome = Outcome(error=exc)
+            else:
+                outcome = self._execute(conn, event)  # _step's execute branch, directly
         except TraceparityError as exc:
             outcome = not_run(_one_line(exc), self.backend.id)
         except Exception as exc:  # a client library failing outside its error model: a fact, not an abort
@@ -255,7 +262,10 @@ class Replayer:
             result = conn.execute(sql, params)
         except DatabaseError as exc:
             return self._volatile(sql, Outcome(error=exc))
-        return self._volatile(sql, Outcome(result=result if isinstance(result, Result) else Result()))
+        outcome = self._volatile(sql, Outcome(result=result if isinstance(result, Result) else Result()))
+        if sql is event.sql and self._inert.get(sql) and len(self._plain) < 4096:
+            self._plain[sql] = not file_targets(sql)  # the next time, step() runs it without asking again
+        return outcome
 
     def _volatile(self, sql: str, outcome: Outcome) -> Outcome:
         """Values a volatile statement returns are compared by storage class only."""

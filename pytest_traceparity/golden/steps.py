@@ -1,0 +1,199 @@
+"""Judging one replayed step against its golden line: the per-step half of :func:`.verify.verify_trace`.
+
+Why a module of its own: the verify loop runs the trace in blocks (statements back to back, then
+their judging), and everything a step's verdict depends on (transaction state, earlier notable
+writes, remembered verdicts, the report) lives here, in step order, whatever the block size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..compare import Difference, History, Outcome, compare_outcomes, transaction_after
+from ..divergences import Attribution, DivergenceRegistry
+from ..trace.format import SQL_OPS, Event
+from .fastcheck import Contexts, counts_differ, line_head, line_matches, outcome_matches, raw_summary, rowless_tail
+from .replay_report import KEEP_KNOWN, ReplayReport, StepReport, _params_text, _reason_text, _short
+from .store import GoldenError, GoldenReader, params_digest, update_command
+
+
+class StepJudge:
+    """Compares steps, in trace order, with their golden lines and files what differs in ``report``."""
+
+    def __init__(
+        self, report: ReplayReport, registry: DivergenceRegistry, expected: GoldenReader, check_params: bool
+    ) -> None:
+        self.report = report
+        self.registry = registry
+        self.expected = expected
+        self.check_params = check_params
+        self.prefix = prefix = f"trace::{report.name}#"
+        # subjects a rule names are judged even when equal
+        self.strict = {s for s in registry.strict_subjects(report.backend) if s.startswith(prefix)}
+        self.memo: dict[Any, Any] | None = None if registry.subjects_matter(report.backend, prefix) else {}
+        # an equal step is recognised on the golden's line text (no parameter digest to check, no strict subject)
+        self.by_text = not check_params and not self.strict
+        self.in_tx: dict[int, bool] = {}
+        self.history = History()
+        self.contexts = Contexts()
+        self.folds: dict[int, tuple[Any, list[str], list[Attribution]]] = {}
+
+    def precheck(self, event: Event, text: str | None) -> tuple[str | None, dict[str, Any] | None, Any]:
+        """Before running ``event``: ``(head, data, want)``; raises :class:`GoldenError` when the golden's
+        line is not this step's (the trace and its golden are out of step)."""
+        head = line_head(event.seq, event.conn, event.op, event.sql) if self.by_text and text is not None else None
+        if head is not None and text.startswith(head):  # type: ignore[union-attr]
+            return head, None, None
+        data, want = _golden_step(self.expected, text, event)
+        return None, data, want
+
+    def judge(
+        self, event: Event, text: str | None, head: str | None, data: dict[str, Any] | None, want: Any, outcome: Outcome
+    ) -> None:
+        """File ``event``'s difference from its golden, if any (steps are given in trace order)."""
+        report = self.report
+        report.steps += 1
+        op, sql = event.op, event.sql
+        before = self.in_tx.get(event.conn, False)
+        self.in_tx[event.conn] = transaction_after(sql or "", op, before)
+        history = self.history
+        if data is None:
+            result = outcome.result
+            if head is not None and result is not None and outcome.error is None and outcome.error_json is None:
+                tail = rowless_tail(result)
+                if tail is not None and line_matches(text, head, tail):  # type: ignore[arg-type]
+                    history.note(event.db, op, sql, event.params, event.many)
+                    return  # equal to the golden, seen on its text: nothing parsed, built or judged
+            data, want = _golden_step(self.expected, text, event)
+        fast = want is None
+        params_changed = self.check_params and data.get("params_sha256") != params_digest(event)
+        subject = None if not self.strict else f"{self.prefix}{event.seq}"
+        if fast and not params_changed and outcome_matches(data.get("outcome"), outcome) and subject not in self.strict:
+            history.note(event.db, op, sql, event.params, event.many)
+            return  # equal to the golden: nothing to decode, build or judge
+        diffs: list[Difference] = []
+        if params_changed:
+            diffs.append(
+                Difference(
+                    "trace.params",
+                    "this step's parameters differ from those the golden was made with "
+                    "(the trace was edited or re-recorded after the golden)",
+                )
+            )
+        compare_sql = (sql or "") if op in SQL_OPS else ""
+        counted = (
+            counts_differ(data.get("outcome"), outcome, sql=compare_sql, executemany=op == "executemany")
+            if fast
+            else None
+        )
+        if counted is not None:  # only rowcount/lastrowid differ: stated without decoding the golden
+            diffs += counted
+        else:  # decode the golden step and compare in full
+            want = want or self.expected.step_from(data)
+            diffs += compare_outcomes(want.outcome, outcome, sql=compare_sql, executemany=op == "executemany")
+        key = None
+        memo = self.memo
+        if diffs:
+            context = self.contexts.get(op, sql, event.params, event.many, before, event.db, history.prior(event.db))
+            # a shared context lives as long as a verdict remembered under its id: the id is a safe key
+            key = (id(context), *((d.aspect, d.message, d.expected, d.actual, d.relation) for d in diffs))
+            if memo is not None and subject is None and len(report.known) >= KEEP_KNOWN:
+                verdict = self.registry.remembered(memo, key)
+                if verdict is not None:  # a known difference seen before, past the steps kept whole: counted
+                    _fold(report, event.seq, verdict, self.folds)
+                    history.note(event.db, op, sql, event.params, event.many)
+                    return
+            diffs = [d.with_context(context) for d in diffs]
+        history.note(event.db, op, sql, event.params, event.many)
+        trace = report.trace
+
+        # summaries only for a step that differs (built lazily: most steps never need them)
+        def make(event: Event = event, want: Any = want, outcome: Any = outcome, data: Any = data) -> StepReport:
+            summary = want.outcome.summary() if want is not None else raw_summary(data["outcome"])
+            return StepReport(
+                seq=event.seq,
+                conn=event.conn,
+                where=f"{trace}:{event.line}",
+                sql=_short(event.sql or event.short()),
+                params=_params_text(event),
+                expected=summary,
+                actual=outcome.summary(),
+                differences=[],
+                status="",
+            )
+
+        judge_step(report, self.registry, subject or f"{self.prefix}{event.seq}", diffs, make, memo, key)
+
+
+def _fold(
+    report: ReplayReport, seq: int, verdict: Any, folds: dict[int, tuple[Any, list[str], list[Attribution]]]
+) -> None:
+    """:meth:`ReplayReport.fold` of a remembered verdict, its reasons made once per verdict."""
+    cached = folds.get(id(verdict))
+    if cached is None or cached[0] is not verdict:
+        cached = folds[id(verdict)] = (verdict, [_reason_text(e) for e in verdict.entries], list(verdict.attributions))
+    report.fold(seq, cached[1], cached[2])
+
+
+def judge_step(
+    report: ReplayReport,
+    registry: DivergenceRegistry,
+    subject: str,
+    diffs: list[Difference],
+    make: Callable[[], StepReport],
+    memo: dict[Any, Any] | None = None,
+    key: Any = None,
+) -> None:
+    if memo is not None and diffs:
+        verdict = registry.judge_alike(report.backend, subject, diffs, memo, key)
+    else:
+        verdict = registry.judge(report.backend, subject, diffs)
+    if verdict.status == "same":
+        return
+    if verdict.status == "known" and len(report.known) >= KEEP_KNOWN:  # counted, no step report built
+        seq = subject.rsplit("#", 1)[-1]
+        report.fold(
+            int(seq) if seq.isdigit() else seq, [_reason_text(e) for e in verdict.entries], list(verdict.attributions)
+        )
+        return
+    step = make()
+    step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
+    if verdict.subject not in ("", subject):  # a remembered verdict: its message names its first subject
+        step.message = subject + verdict.message[len(verdict.subject) :]
+    step.reasons = [_reason_text(e) for e in verdict.entries]
+    step.attributions = list(verdict.attributions)
+    (report.known if verdict.status == "known" else report.failures).append(step)
+
+
+def _golden_step(expected: GoldenReader, text: str | None, event: Event) -> tuple[dict[str, Any], Any]:
+    """The golden's line for ``event``, decoded: ``(data, None)`` when its seq, op and SQL agree (the outcome
+    is compared on the raw JSON), ``(data, GoldenStep)`` when it had to be decoded whole to be checked.
+    Raises :class:`GoldenError` when the trace and its golden are out of step."""
+    data = None if text is None else expected.decode(text)
+    if (
+        data is not None
+        and data.get("seq") == event.seq
+        and data.get("op") == event.op
+        and data.get("sql") == event.sql
+        and type(data.get("conn")) is int
+    ):
+        return data, None
+    want = None if data is None else expected.step_from(data)
+    if want is None or want.seq != event.seq or want.op != event.op or want.sql != event.sql:
+        raise GoldenError(out_of_step(Path(expected.trace), expected.path, event, want))
+    assert data is not None
+    return data, want
+
+
+def out_of_step(trace: Path, golden: Path, event: Event, want: Any) -> str:
+    if want is None:
+        got = "the golden has no more steps"
+    else:
+        got = f"the golden has seq {want.seq} {want.op} {_short(want.sql or '', 80)!r} at line {want.line}"
+    return (
+        f"{trace}:{event.line}: trace and golden are out of step at seq {event.seq} "
+        f"({event.op} {_short(event.sql or '', 80)!r}), but {got} in {golden}; the trace changed since "
+        f"the golden was made: regenerate it with: {update_command(trace)}"
+    )
