@@ -43,35 +43,41 @@ _ENCODE: dict[type, tuple[str, Callable[[Any], Any]]] = {
 }
 
 
-def outcome_matches(raw: Any, outcome: Outcome) -> bool:
-    """True when ``outcome`` is a result equal to the golden's ``outcome`` object ``raw``."""
+EQUAL = "equal"
+
+
+def raw_match(raw: Any, outcome: Outcome) -> str | tuple[int, Any] | None:
+    """One look at the golden's ``outcome`` object ``raw``: :data:`EQUAL` when ``outcome`` is a result equal
+    to it; the golden's ``(rowcount, lastrowid)`` when only those differ; ``None`` for anything else."""
     result = outcome.result
     if result is None or outcome.error is not None or outcome.error_json is not None or type(raw) is not dict:
-        return False
+        return None
     want = raw.get("result")
-    if type(want) is not dict or "error" in raw:
-        return False
-    return _result_matches(want, result)
+    if type(want) is not dict or "error" in raw or not _result_matches(want, result, counts=False):
+        return None
+    rowcount, lastrowid = want.get("rowcount", -1), want.get("lastrowid")
+    if rowcount == result.rowcount and lastrowid == result.lastrowid:
+        return EQUAL
+    return (rowcount, lastrowid) if type(rowcount) is int else None
+
+
+def outcome_matches(raw: Any, outcome: Outcome) -> bool:
+    """True when ``outcome`` is a result equal to the golden's ``outcome`` object ``raw``."""
+    return raw_match(raw, outcome) is EQUAL
 
 
 def counts_differ(raw: Any, outcome: Outcome, *, sql: str = "", executemany: bool = False) -> list[Difference] | None:
     """The differences of a result that equals the golden's in columns and rows but not in
     rowcount/lastrowid (libsql's rowcount after a SELECT, say), exactly as
     :func:`~pytest_traceparity.compare.compare_outcomes` states them; ``None`` for anything else."""
-    result = outcome.result
-    if result is None or outcome.error is not None or outcome.error_json is not None or type(raw) is not dict:
+    match = raw_match(raw, outcome)
+    if match is None:
         return None
-    want = raw.get("result")
-    if (
-        type(want) is not dict
-        or "error" in raw
-        or type(want.get("rowcount", -1)) is not int
-        or not _result_matches(want, result, counts=False)
-    ):
-        return None
-    rowcount, lastrowid = want.get("rowcount", -1), want.get("lastrowid")
+    if match is EQUAL:
+        return []
+    assert outcome.result is not None and type(match) is tuple
     kind = "executemany" if executemany else statement_kind(sql)
-    return count_differences(kind, rowcount, result.rowcount, lastrowid, result.lastrowid)
+    return count_differences(kind, match[0], outcome.result.rowcount, match[1], outcome.result.lastrowid)
 
 
 def _result_matches(want: dict[str, Any], result: Result, *, counts: bool = True) -> bool:

@@ -8,13 +8,22 @@ writes, remembered verdicts, the report) lives here, in step order, whatever the
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..compare import Difference, History, Outcome, compare_outcomes, transaction_after
+from ..compare import (
+    Difference,
+    History,
+    Outcome,
+    compare_outcomes,
+    count_differences,
+    statement_kind,
+    transaction_after,
+)
 from ..divergences import Attribution, DivergenceRegistry
 from ..trace.format import SQL_OPS, Event
-from .fastcheck import Contexts, counts_differ, line_head, line_matches, outcome_matches, raw_summary, rowless_tail
+from .fastcheck import EQUAL, Contexts, line_head, line_matches, raw_match, raw_summary, rowless_tail
 from .replay_report import KEEP_KNOWN, ReplayReport, StepReport, _params_text, _reason_text, _short
 from .store import GoldenError, GoldenReader, params_digest, update_command
 
@@ -39,6 +48,8 @@ class StepJudge:
         self.history = History()
         self.contexts = Contexts()
         self.folds: dict[int, tuple[Any, list[str], list[Attribution]]] = {}
+        # (context id, golden counts, actual counts) -> (memo key, differences with context) of a count-only step
+        self.repeats: dict[tuple[Any, ...], tuple[Any, list[Difference]]] = {}
 
     def precheck(self, event: Event, text: str | None) -> tuple[str | None, dict[str, Any] | None, Any]:
         """Before running ``event``: ``(head, data, want)``; raises :class:`GoldenError` when the golden's
@@ -70,9 +81,25 @@ class StepJudge:
         fast = want is None
         params_changed = self.check_params and data.get("params_sha256") != params_digest(event)
         subject = None if not self.strict else f"{self.prefix}{event.seq}"
-        if fast and not params_changed and outcome_matches(data.get("outcome"), outcome) and subject not in self.strict:
+        match = raw_match(data.get("outcome"), outcome) if fast else None
+        if match is EQUAL and not params_changed and subject not in self.strict:
             history.note(event.db, op, sql, event.params, event.many)
             return  # equal to the golden: nothing to decode, build or judge
+        memo = self.memo
+        repeat = None
+        if type(match) is tuple and not params_changed and subject is None and memo is not None:
+            # only rowcount/lastrowid differ: the same difference in the same context was judged before?
+            context = self.contexts.get(op, sql, event.params, event.many, before, event.db, history.prior(event.db))
+            result = outcome.result
+            assert result is not None
+            repeat = (id(context), match, result.rowcount, result.lastrowid)
+            seen = self.repeats.get(repeat)
+            if seen is not None:
+                verdict = self.registry.remembered(memo, seen[0])
+                if verdict is not None:
+                    self._file_known(event, data, outcome, seen[1], verdict)
+                    history.note(event.db, op, sql, event.params, event.many)
+                    return
         diffs: list[Difference] = []
         if params_changed:
             diffs.append(
@@ -83,18 +110,14 @@ class StepJudge:
                 )
             )
         compare_sql = (sql or "") if op in SQL_OPS else ""
-        counted = (
-            counts_differ(data.get("outcome"), outcome, sql=compare_sql, executemany=op == "executemany")
-            if fast
-            else None
-        )
-        if counted is not None:  # only rowcount/lastrowid differ: stated without decoding the golden
-            diffs += counted
-        else:  # decode the golden step and compare in full
+        if type(match) is tuple:  # only rowcount/lastrowid differ: stated without decoding the golden
+            kind = "executemany" if op == "executemany" else statement_kind(compare_sql)
+            assert outcome.result is not None
+            diffs += count_differences(kind, match[0], outcome.result.rowcount, match[1], outcome.result.lastrowid)
+        elif match is not EQUAL:  # decode the golden step and compare in full
             want = want or self.expected.step_from(data)
             diffs += compare_outcomes(want.outcome, outcome, sql=compare_sql, executemany=op == "executemany")
         key = None
-        memo = self.memo
         if diffs:
             context = self.contexts.get(op, sql, event.params, event.many, before, event.db, history.prior(event.db))
             # a shared context lives as long as a verdict remembered under its id: the id is a safe key
@@ -106,25 +129,38 @@ class StepJudge:
                     history.note(event.db, op, sql, event.params, event.many)
                     return
             diffs = [d.with_context(context) for d in diffs]
+            if repeat is not None:
+                if len(self.repeats) >= 4096:
+                    self.repeats.clear()
+                self.repeats[repeat] = (key, diffs)  # holds the context: its id stays this context's
         history.note(event.db, op, sql, event.params, event.many)
-        trace = report.trace
-
-        # summaries only for a step that differs (built lazily: most steps never need them)
-        def make(event: Event = event, want: Any = want, outcome: Any = outcome, data: Any = data) -> StepReport:
-            summary = want.outcome.summary() if want is not None else raw_summary(data["outcome"])
-            return StepReport(
-                seq=event.seq,
-                conn=event.conn,
-                where=f"{trace}:{event.line}",
-                sql=_short(event.sql or event.short()),
-                params=_params_text(event),
-                expected=summary,
-                actual=outcome.summary(),
-                differences=[],
-                status="",
-            )
-
+        make = partial(self._step_report, event, want, data, outcome)
         judge_step(report, self.registry, subject or f"{self.prefix}{event.seq}", diffs, make, memo, key)
+
+    def _step_report(self, event: Event, want: Any, data: Any, outcome: Outcome) -> StepReport:
+        """The report of a step that differs (built only then: most steps never need it)."""
+        return StepReport(
+            seq=event.seq,
+            conn=event.conn,
+            where=f"{self.report.trace}:{event.line}",
+            sql=_short(event.sql or event.short()),
+            params=_params_text(event),
+            expected=want.outcome.summary() if want is not None else raw_summary(data["outcome"]),
+            actual=outcome.summary(),
+            differences=[],
+            status="",
+        )
+
+    def _file_known(
+        self, event: Event, data: dict[str, Any], outcome: Outcome, diffs: list[Difference], verdict: Any
+    ) -> None:
+        """File a remembered known verdict for ``event``, as :func:`judge_step` would have."""
+        report = self.report
+        if len(report.known) >= KEEP_KNOWN:
+            _fold(report, event.seq, verdict, self.folds)
+        else:
+            make = partial(self._step_report, event, None, data, outcome)
+            file_verdict(report, f"{self.prefix}{event.seq}", diffs, verdict, make)
 
 
 def _fold(
@@ -158,6 +194,13 @@ def judge_step(
             int(seq) if seq.isdigit() else seq, [_reason_text(e) for e in verdict.entries], list(verdict.attributions)
         )
         return
+    file_verdict(report, subject, diffs, verdict, make)
+
+
+def file_verdict(
+    report: ReplayReport, subject: str, diffs: list[Difference], verdict: Any, make: Callable[[], StepReport]
+) -> None:
+    """Keep a differing step's report, with its verdict, among the failures or the known steps."""
     step = make()
     step.differences, step.status, step.message = list(diffs), verdict.status, verdict.message
     if verdict.subject not in ("", subject):  # a remembered verdict: its message names its first subject

@@ -49,7 +49,7 @@ __all__ = ["BLOCK", "KEEP_KNOWN", "MAX_LISTED", "ReplayReport", "StepReport", "_
 # Steps run in blocks: a block's statements back to back, then their judging. Interleaving each statement
 # with reading and comparing made the client itself about a third slower (its working set was evicted
 # from the CPU caches between statements); the verdicts are the same, in the same order.
-BLOCK = 64
+BLOCK = 256
 
 
 def verify_trace(

@@ -296,9 +296,14 @@ class TraceReader:
                     if text.strip():
                         raise self._fail(lineno, "content after the end line")
                     continue
-                if text.isspace():
-                    raise self._fail(lineno, "blank line inside the trace")
-                data = self._parse(text, lineno)
+                try:  # _parse's usual case, inlined: a long trace is mostly this
+                    data, end = _SCAN(text, 0)
+                    if end != len(text) - 1 or text[end] != "\n" or type(data) is not dict:
+                        raise ValueError
+                except (StopIteration, ValueError):
+                    if text.isspace():
+                        raise self._fail(lineno, "blank line inside the trace") from None
+                    data = self._parse(text, lineno)
                 if "end" in data:
                     count = data.get("events")
                     if data.get("end") is not True or count != expected_seq - 1:
@@ -339,7 +344,10 @@ class TraceReader:
             raise self._fail(lineno, f"connection {conn} is used after its 'close' event", "conn")
         sql, rowcount, error = data.get("sql"), data.get("rowcount"), data.get("error")
         if op == "execute" and type(sql) is str:  # the usual event: the same rules, asked only when one fails
-            params = self._params(data.get("params", _NO_PARAMS), lineno, "params")
+            raw = data.get("params", _NO_PARAMS)
+            params = _fast_values(raw) if type(raw) is list else None
+            if params is None:
+                params = self._params(raw, lineno, "params")
             if not (_optional_int(rowcount, 0) and (error is None or type(error) is dict)):
                 self._check(_TAIL, data, lineno, expected_seq)
             return Event(seq, conn, op, sql, params, None, db, rowcount=rowcount, error=error, line=lineno)
@@ -498,6 +506,37 @@ _OP_RULES["register"] = (
     (),
 )
 _OP_RULES["begin"] = ((_NO_SQL, _NO_PARAMS_RULE, ("mode", "DEFERRED", *_one_of(BEGIN_MODES)), *_TAIL), ())
+
+
+def _fast_values(raw: list[Any]) -> tuple[SqlValue, ...] | None:
+    """:func:`_fast_value` of each item, in one call (``None``: one is not well formed; the caller then names it)."""
+    out: list[SqlValue] = []
+    append = out.append
+    for item in raw:
+        if type(item) is not dict or len(item) != 1:
+            return None
+        for key, value in item.items():
+            if type(value) is str:
+                if key == "text":
+                    append(value)
+                    continue
+                if key == "int":
+                    try:
+                        append(int(value))
+                    except ValueError:
+                        return None
+                    continue
+                if key == "real" or key == "blob":
+                    try:
+                        append(_fast_value(item))
+                    except (KeyError, ValueError, TypeError):
+                        return None
+                    continue
+            elif key == "null":
+                append(None)
+                continue
+            return None
+    return tuple(out)
 
 
 def _fast_value(item: Any) -> SqlValue:
