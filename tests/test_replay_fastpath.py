@@ -459,3 +459,42 @@ def test_an_out_of_step_golden_is_reported_after_the_steps_before_it(tmp_path: P
         verify.verify_trace(
             trace, registry.get("libsql-local"), make, DivergenceRegistry(builtin_entries()), golden=golden
         )
+
+
+def test_the_golden_carries_each_databases_last_use(tmp_path: Path) -> None:
+    """update_golden writes where each database is used last; a replay of the same trace bytes takes it
+    from there instead of reading the trace twice, and the report is the same either way."""
+    from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
+    from pytest_traceparity.golden import verify
+    from pytest_traceparity.golden.store import GoldenReader
+    from pytest_traceparity.trace.format import TraceWriter
+    from pytest_traceparity.trace.replayer import last_uses
+
+    trace, golden = tmp_path / "traces" / "l.jsonl", tmp_path / "golden" / "l.golden.jsonl"
+    trace.parent.mkdir()
+    writer = TraceWriter(trace)
+    writer.write_event("open", 1, db="db1", target="a.db", driver="sqlite3")
+    writer.write_event("open", 2, db="db2", target="b.db", driver="sqlite3")
+    writer.write_event("execute", 1, sql="CREATE TABLE t (a)", params=[])
+    writer.write_event("execute", 2, sql="CREATE TABLE u (b)", params=[])
+    writer.write_event("execute", 1, sql="INSERT INTO t VALUES (?)", params=[{"int": str(2**40)}])
+    writer.write_event("close", 1)
+    writer.write_event("execute", 2, sql="INSERT INTO u VALUES (1.5)", params=[])
+    writer.write_event("close", 2)
+    writer.close()
+    make = contexts(tmp_path)
+    registry = standalone_registry()
+    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    with GoldenReader(golden, trace) as reader:
+        assert reader.header.last_use == last_uses(trace) == {"db1": 6, "db2": 8}
+    with_hint = verify.verify_trace(
+        trace, registry.get("libsql-local"), make, DivergenceRegistry(builtin_entries()), golden=golden
+    )
+    lines = golden.read_text().splitlines(keepends=True)
+    header = json.loads(lines[0])
+    del header["last_use"]
+    golden.write_text(json.dumps(header, separators=(",", ":")) + "\n" + "".join(lines[1:]))
+    without = verify.verify_trace(
+        trace, registry.get("libsql-local"), make, DivergenceRegistry(builtin_entries()), golden=golden
+    )
+    assert with_hint.to_json() == without.to_json() and with_hint.known

@@ -119,6 +119,8 @@ class GoldenHeader:
     trace: str
     trace_sha256: str | None
     reference: str | None
+    # db id -> seq of its last event in the trace these bytes hash to (spares a replay the pass that finds it)
+    last_use: dict[str, int] | None = None
 
 
 class GoldenWriter:
@@ -135,6 +137,7 @@ class GoldenWriter:
                     "trace": header.trace,
                     "trace_sha256": header.trace_sha256,
                     "reference": header.reference,
+                    **({"last_use": header.last_use} if header.last_use is not None else {}),
                 }
             )
             + "\n"
@@ -179,8 +182,14 @@ class GoldenReader:
             raise self._error(
                 1, f"unknown golden version {first.get('version')!r} (this version reads {GOLDEN_VERSION})"
             )
+        last_use = first.get("last_use")
+        if not (type(last_use) is dict and all(type(seq) is int for seq in last_use.values())):
+            last_use = None  # only ever a shortcut: without it the replay finds the same by reading the trace
         self.header = GoldenHeader(
-            trace=str(first.get("trace")), trace_sha256=first.get("trace_sha256"), reference=first.get("reference")
+            trace=str(first.get("trace")),
+            trace_sha256=first.get("trace_sha256"),
+            reference=first.get("reference"),
+            last_use=last_use,
         )
         expected = trace_name(self.trace)
         if check_trace and self.header.trace != expected:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
@@ -21,7 +21,7 @@ from ..compare import Difference, History, StepContext, value_relation
 from ..divergences import DivergenceRegistry
 from ..fingerprint import diff_content, diff_schemas
 from ..trace.faithful import faithfulness
-from ..trace.format import TraceReader
+from ..trace.format import Event, TraceReader
 from ..trace.replayer import Replayer
 from .replay_report import (  # re-exported: they lived here
     KEEP_KNOWN,
@@ -64,55 +64,71 @@ def verify_trace(
     golden = golden or golden_path_for(trace)
     report = ReplayReport(trace=trace, golden=golden, backend=backend.id)
     events = iter(TraceReader(trace))
-    with (
-        GoldenReader(golden, trace) as expected,
-        Replayer(backend, make_context, report.name, trace=trace, departures=False) as replayer,
-    ):
-        # a golden made from these very bytes holds these very parameters: no per-step digest needed
-        judge = StepJudge(report, registry, expected, check_params=expected.header.trace_sha256 != file_sha256(trace))
-        precheck, step, judge_step = judge.precheck, replayer.step, judge.judge
-        while block := list(islice(events, BLOCK)):
-            texts: list[str | None] = []
-            checked: list[tuple[str | None, dict[str, Any] | None, Any]] = []
-            out_of_step: GoldenError | None = None
-            for event in block:
-                text = expected.next_line()
-                try:
-                    checked.append(precheck(event, text))
-                except GoldenError as exc:  # raised once the steps before it ran and were judged
-                    out_of_step = exc
-                    break
-                texts.append(text)
-            outcomes = [step(event) for event in block[: len(checked)]]
-            for event, text, (head, data, want), outcome in zip(block, texts, checked, outcomes):
-                judge_step(event, text, head, data, want, outcome)
-            if out_of_step is not None:
-                raise out_of_step
-        extra = expected.next_step()
-        if extra is not None:
-            raise GoldenError(
-                f"{golden}:{extra.line}: golden has more steps than trace {trace} ({report.steps}); the trace "
-                f"and its golden are out of step; regenerate the golden with: {update_command(trace)}"
-            )
-        actual_final = replayer.final_state()
-        report.served_by = dict(replayer.served_by)
-        report.replay_notes = replayer.stats
-        diffs = _final_differences(expected.final or {}, actual_final, judge.history)
+    with GoldenReader(golden, trace) as expected:
+        # a golden made from these very bytes holds these very parameters (no per-step digest needed) and
+        # knows where each database is used last
+        same_trace = expected.header.trace_sha256 == file_sha256(trace)
+        last_use = expected.header.last_use if same_trace else None
+        replayer = Replayer(backend, make_context, report.name, trace=trace, departures=False, last_use=last_use)
+        with replayer:
+            return _verify(report, registry, expected, replayer, events, check_params=not same_trace)
 
-        def make_final() -> StepReport:
-            return StepReport(
-                seq="final",
-                conn=None,
-                where=f"final state of every database, {golden}",
-                sql="",
-                params="",
-                expected="",
-                actual="",
-                differences=[],
-                status="",
-            )
 
-        judge_step_report(report, registry, f"trace::{report.name}#final", diffs, make_final)
+def _verify(
+    report: ReplayReport,
+    registry: DivergenceRegistry,
+    expected: GoldenReader,
+    replayer: Replayer,
+    events: Iterator[Event],
+    *,
+    check_params: bool,
+) -> ReplayReport:
+    """The steps in blocks (run back to back, then judged in order), then the final state."""
+    trace, golden = report.trace, report.golden
+    judge = StepJudge(report, registry, expected, check_params=check_params)
+    precheck, step, judge_step = judge.precheck, replayer.step, judge.judge
+    while block := list(islice(events, BLOCK)):
+        texts: list[str | None] = []
+        checked: list[tuple[str | None, dict[str, Any] | None, Any]] = []
+        out_of_step: GoldenError | None = None
+        for event in block:
+            text = expected.next_line()
+            try:
+                checked.append(precheck(event, text))
+            except GoldenError as exc:  # raised once the steps before it ran and were judged
+                out_of_step = exc
+                break
+            texts.append(text)
+        outcomes = [step(event) for event in block[: len(checked)]]
+        for event, text, (head, data, want), outcome in zip(block, texts, checked, outcomes):
+            judge_step(event, text, head, data, want, outcome)
+        if out_of_step is not None:
+            raise out_of_step
+    extra = expected.next_step()
+    if extra is not None:
+        raise GoldenError(
+            f"{golden}:{extra.line}: golden has more steps than trace {trace} ({report.steps}); the trace "
+            f"and its golden are out of step; regenerate the golden with: {update_command(trace)}"
+        )
+    actual_final = replayer.final_state()
+    report.served_by = dict(replayer.served_by)
+    report.replay_notes = replayer.stats
+    diffs = _final_differences(expected.final or {}, actual_final, judge.history)
+
+    def make_final() -> StepReport:
+        return StepReport(
+            seq="final",
+            conn=None,
+            where=f"final state of every database, {golden}",
+            sql="",
+            params="",
+            expected="",
+            actual="",
+            differences=[],
+            status="",
+        )
+
+    judge_step_report(report, registry, f"trace::{report.name}#final", diffs, make_final)
     return report
 
 
@@ -181,9 +197,11 @@ def update_golden(
     report = ReplayReport(trace=trace, golden=golden, backend=backend.id)
     reader = TraceReader(trace)
     existed = golden.exists()
-    header = GoldenHeader(trace=report.name, trace_sha256=file_sha256(trace), reference=backend.id)
     changed = False
     with Replayer(backend, make_context, report.name, trace=trace) as replayer:
+        header = GoldenHeader(
+            trace=report.name, trace_sha256=file_sha256(trace), reference=backend.id, last_use=replayer.last_use
+        )
         golden.parent.mkdir(parents=True, exist_ok=True)
         with _staged(golden) as (fh, result):
             writer = GoldenWriter(fh, header)

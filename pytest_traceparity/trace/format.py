@@ -345,9 +345,8 @@ class TraceReader:
         sql, rowcount, error = data.get("sql"), data.get("rowcount"), data.get("error")
         if op == "execute" and type(sql) is str:  # the usual event: the same rules, asked only when one fails
             raw = data.get("params", _NO_PARAMS)
-            params = _fast_values(raw) if type(raw) is list else None
-            if params is None:
-                params = self._params(raw, lineno, "params")
+            fast = _fast_values(raw) if type(raw) is list else None
+            params = fast if fast is not None else self._params(raw, lineno, "params")
             if not (_optional_int(rowcount, 0) and (error is None or type(error) is dict)):
                 self._check(_TAIL, data, lineno, expected_seq)
             return Event(seq, conn, op, sql, params, None, db, rowcount=rowcount, error=error, line=lineno)

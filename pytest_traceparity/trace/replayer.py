@@ -127,7 +127,10 @@ class Replayer:
         *,
         trace: str | Path | None = None,
         departures: bool = True,
+        last_use: dict[str, int] | None = None,
     ) -> None:
+        """``last_use`` (db id -> seq of its last event) spares the pass over ``trace`` that finds it: a golden
+        made from these very trace bytes carries it."""
         self.backend = backend
         self.make_context = make_context
         self.name = name
@@ -146,8 +149,13 @@ class Replayer:
         self.stats = ReplayStats()
         self.registrations = Registrations()
         self.paths = PathMapper(lambda: self.make_context(f"{self.name}-files").workdir)
-        self._last = last_uses(trace) if trace is not None else None
+        self._last = last_use if last_use is not None else last_uses(trace) if trace is not None else None
         self.volatility = Volatility(load_patterns(Path(trace).parent if trace is not None else Path.cwd()))
+
+    @property
+    def last_use(self) -> dict[str, int] | None:
+        """db id -> seq of its last event (``None``: not known, databases are released at the end)."""
+        return self._last
 
     def __enter__(self) -> Replayer:
         return self
