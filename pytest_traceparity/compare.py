@@ -292,14 +292,18 @@ class History:
         else:
             shapes = param_shapes(params)[0]
         if shapes:
-            kind, table = _written(sql or "", op)
-            item = (kind, shapes, table)
-            seen = self._seen.get(db)
-            if seen is None:
-                seen = self._seen[db] = set()
-            if item not in seen:
-                seen.add(item)
-                self._frozen.pop(db, None)
+            self.note_shapes(db, op, sql, shapes)
+
+    def note_shapes(self, db: str | None, op: str, sql: str | None, shapes: frozenset[str]) -> None:
+        """:meth:`note` of a statement whose parameter shapes are known (and not empty)."""
+        kind, table = _written(sql or "", op)
+        item = (kind, shapes, table)
+        seen = self._seen.get(db)
+        if seen is None:
+            seen = self._seen[db] = set()
+        if item not in seen:
+            seen.add(item)
+            self._frozen.pop(db, None)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -326,12 +330,12 @@ def transaction_after(sql: str, op: str, before: bool) -> bool:
         return False if not re.search(r"\bbegin\b", sql, re.IGNORECASE) else before
     if op != "execute":
         return before
-    change = _transaction_change(sql)
+    change = transaction_change(sql)
     return before if change is None else change
 
 
 @functools.lru_cache(maxsize=4096)
-def _transaction_change(sql: str) -> bool | None:
+def transaction_change(sql: str) -> bool | None:
     """True: ``sql`` opens a transaction; False: it ends one; None: neither (asked once per SQL text)."""
     head = sql.lstrip()[:1].lower()
     if head not in ("b", "c", "e", "r", "s", "-", "/"):  # cheap exit for the usual SELECT/INSERT/UPDATE...

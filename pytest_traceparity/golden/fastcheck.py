@@ -148,9 +148,11 @@ def rowless_tail(result: Result) -> str | None:
     return f',"outcome":{{"result":{{"columns":[{ctext}],"rows":[],{counts}}}}}}}\n'
 
 
-def line_matches(text: str, head: str, tail: str) -> bool:
-    """True when ``text`` is ``head``, an optional parameter digest, then ``tail``: exactly such a line."""
-    if not (text.startswith(head) and text.endswith(tail)):
+def rowless_matches(text: str, head: str, result: Result) -> bool:
+    """True when ``text`` is exactly ``head``, an optional parameter digest, then :func:`rowless_tail` of
+    ``result``: the golden line of a step equal to this rowless result (``False`` when it has rows)."""
+    tail = rowless_tail(result)
+    if tail is None or not text.endswith(tail) or not text.startswith(head):
         return False
     end = len(text) - len(tail)
     return end >= len(head) and _MIDDLE.fullmatch(text, len(head), end) is not None

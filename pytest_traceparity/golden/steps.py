@@ -18,12 +18,14 @@ from ..compare import (
     Outcome,
     compare_outcomes,
     count_differences,
+    param_shapes,
     statement_kind,
     transaction_after,
+    transaction_change,
 )
 from ..divergences import Attribution, DivergenceRegistry
 from ..trace.format import SQL_OPS, Event
-from .fastcheck import EQUAL, Contexts, line_head, line_matches, raw_match, raw_summary, rowless_tail
+from .fastcheck import EQUAL, Contexts, line_head, raw_match, raw_summary, rowless_matches
 from .replay_report import KEEP_KNOWN, ReplayReport, StepReport, _params_text, _reason_text, _short
 from .store import GoldenError, GoldenReader, params_digest, update_command
 
@@ -60,23 +62,58 @@ class StepJudge:
         data, want = _golden_step(self.expected, text, event)
         return None, data, want
 
-    def judge(
-        self, event: Event, text: str | None, head: str | None, data: dict[str, Any] | None, want: Any, outcome: Outcome
+    def judge_block(
+        self,
+        events: list[Event],
+        texts: list[str | None],
+        checked: list[tuple[str | None, dict[str, Any] | None, Any]],
+        outcomes: list[Outcome],
     ) -> None:
-        """File ``event``'s difference from its golden, if any (steps are given in trace order)."""
+        """Judge a block of run steps in trace order. The usual step (its golden line recognised on its text)
+        is handled inline here; any other goes through :meth:`judge`."""
+        in_tx, history, judge = self.in_tx, self.history, self.judge
+        self.report.steps += len(outcomes)
+        for event, text, (head, data, want), outcome in zip(events, texts, checked, outcomes):
+            op, sql, conn = event.op, event.sql, event.conn
+            before = in_tx.get(conn, False)
+            if op == "execute":
+                change = transaction_change(sql)
+                if change is not None:
+                    in_tx[conn] = change
+            else:
+                in_tx[conn] = transaction_after(sql or "", op, before)
+            if head is not None and data is None:
+                result = outcome.result
+                if (
+                    result is not None
+                    and outcome.error is None
+                    and outcome.error_json is None
+                    and rowless_matches(text, head, result)  # type: ignore[arg-type]
+                ):  # equal to the golden, seen on its text: nothing parsed, built or judged
+                    if op == "execute":
+                        shapes = param_shapes(event.params)[0]
+                        if shapes:
+                            history.note_shapes(event.db, op, sql, shapes)
+                    elif op == "executemany":
+                        history.note(event.db, op, sql, event.params, event.many)
+                    continue
+            judge(event, text, head, data, want, outcome, before)
+
+    def judge(
+        self,
+        event: Event,
+        text: str | None,
+        head: str | None,
+        data: dict[str, Any] | None,
+        want: Any,
+        outcome: Outcome,
+        before: bool,
+    ) -> None:
+        """File ``event``'s difference from its golden, if any (``before``: its connection was in a transaction)."""
         report = self.report
-        report.steps += 1
         op, sql = event.op, event.sql
-        before = self.in_tx.get(event.conn, False)
-        self.in_tx[event.conn] = transaction_after(sql or "", op, before)
         history = self.history
         if data is None:
-            result = outcome.result
-            if head is not None and result is not None and outcome.error is None and outcome.error_json is None:
-                tail = rowless_tail(result)
-                if tail is not None and line_matches(text, head, tail):  # type: ignore[arg-type]
-                    history.note(event.db, op, sql, event.params, event.many)
-                    return  # equal to the golden, seen on its text: nothing parsed, built or judged
             data, want = _golden_step(self.expected, text, event)
         fast = want is None
         params_changed = self.check_params and data.get("params_sha256") != params_digest(event)

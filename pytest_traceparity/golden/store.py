@@ -233,7 +233,7 @@ class GoldenReader:
     def next_line(self) -> str | None:
         """The next step's line as text, not even parsed (``None``: the steps are over, ``final`` is loaded).
 
-        Why: a step equal to its golden is recognised on the text itself (:func:`.fastcheck.line_matches`);
+        Why: a step equal to its golden is recognised on the text itself (:func:`.fastcheck.rowless_matches`);
         :meth:`decode` parses any other line, naming its line number when it is malformed.
         """
         text = self._fh.readline()

@@ -86,7 +86,7 @@ def _verify(
     """The steps in blocks (run back to back, then judged in order), then the final state."""
     trace, golden = report.trace, report.golden
     judge = StepJudge(report, registry, expected, check_params=check_params)
-    precheck, step, judge_step = judge.precheck, replayer.step, judge.judge
+    precheck, step, judge_block = judge.precheck, replayer.step, judge.judge_block
     while block := list(islice(events, BLOCK)):
         texts: list[str | None] = []
         checked: list[tuple[str | None, dict[str, Any] | None, Any]] = []
@@ -100,8 +100,7 @@ def _verify(
                 break
             texts.append(text)
         outcomes = [step(event) for event in block[: len(checked)]]
-        for event, text, (head, data, want), outcome in zip(block, texts, checked, outcomes):
-            judge_step(event, text, head, data, want, outcome)
+        judge_block(block, texts, checked, outcomes)
         if out_of_step is not None:
             raise out_of_step
     extra = expected.next_step()

@@ -347,7 +347,7 @@ class TraceReader:
             raw = data.get("params", _NO_PARAMS)
             fast = _fast_values(raw) if type(raw) is list else None
             params = fast if fast is not None else self._params(raw, lineno, "params")
-            if not (_optional_int(rowcount, 0) and (error is None or type(error) is dict)):
+            if not ((rowcount is None or type(rowcount) is int) and (error is None or type(error) is dict)):
                 self._check(_TAIL, data, lineno, expected_seq)
             return Event(seq, conn, op, sql, params, None, db, rowcount=rowcount, error=error, line=lineno)
         before, after = _OP_RULES[op]
@@ -525,10 +525,16 @@ def _fast_values(raw: list[Any]) -> tuple[SqlValue, ...] | None:
                     except ValueError:
                         return None
                     continue
-                if key == "real" or key == "blob":
+                if key == "real":
                     try:
-                        append(_fast_value(item))
-                    except (KeyError, ValueError, TypeError):
+                        append(float(value))
+                    except ValueError:
+                        return None
+                    continue
+                if key == "blob":
+                    try:
+                        append(base64.b64decode(value, validate=True))
+                    except ValueError:  # binascii.Error
                         return None
                     continue
             elif key == "null":

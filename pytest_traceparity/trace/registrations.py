@@ -16,15 +16,14 @@ from .format import Event
 class Registrations:
     def __init__(self) -> None:
         self._by_conn: dict[int, dict[str, str]] = {}
+        # whether any connection registered anything (else no step can depend on a registration); an
+        # attribute, not a property: the replayer asks it for every step
+        self.active = False
 
     def add(self, event: Event) -> None:
         label = f"{event.kind} {event.name}/{event.arity if event.arity is not None else '-'}"
         self._by_conn.setdefault(event.conn, {})[(event.name or "").lower()] = label
-
-    @property
-    def active(self) -> bool:
-        """Whether any connection registered anything (else no step can depend on a registration)."""
-        return bool(self._by_conn)
+        self.active = True
 
     def dependency(self, conn: int, sql: str) -> str | None:
         """Why ``sql`` on ``conn`` depends on a program-registered callable, or ``None``."""
