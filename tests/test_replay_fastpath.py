@@ -498,3 +498,54 @@ def test_the_golden_carries_each_databases_last_use(tmp_path: Path) -> None:
         trace, registry.get("libsql-local"), make, DivergenceRegistry(builtin_entries()), golden=golden
     )
     assert with_hint.to_json() == without.to_json() and with_hint.known
+
+
+def test_loads_line_equals_json_loads_on_what_orjson_treats_differently() -> None:
+    """Lines are parsed by orjson when it is installed; where it differs from ``json.loads`` (ints past
+    64 bits, NaN, lone surrogates, duplicate keys, whitespace) the values and errors must still be the stdlib's."""
+    from pytest_traceparity.trace import format as trace_format
+
+    assert trace_format._orjson_loads is not None, "orjson is a dependency: the fast parser must be in use"
+    lines = [
+        '{"seq":1,"conn":1,"op":"execute","sql":"SELECT ?","params":[{"int":"5"}]}\n',
+        '{"a":' + str(2**70) + "}\n",
+        '{"a":-' + str(2**64) + "}\n",
+        '{"a":NaN,"b":Infinity,"c":-Infinity}\n',
+        '{"a":"\\ud800"}\n',
+        '{"a":1,"a":2}\n',
+        '  {"a": [1, 2.5e300, 1e-320, -0.0, "\\u00e9"]}  \n',
+        '{"a":1.7976931348623157e309}\n',
+        '{"a":"x\\u0000y"}\n',
+    ]
+    for line in lines:
+        got, want = trace_format.loads_line(line), json.loads(line)
+        assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True), line
+        assert type(got) is type(want) and repr(got) == repr(want), line
+    for bad in ["{", '{"a":1}{"b":2}\n', "[1,]\n", "\n", '{"a":01}\n']:
+        with pytest.raises(json.JSONDecodeError) as raised:
+            trace_format.loads_line(bad)
+        with pytest.raises(json.JSONDecodeError) as expected:
+            json.loads(bad)
+        assert str(raised.value) == str(expected.value), bad
+
+
+def test_loads_line_equals_json_loads_on_random_documents() -> None:
+    from pytest_traceparity.trace.format import loads_line
+
+    rnd = random.Random(17)
+    atoms: list[Any] = [0, -1, 2**53 + 1, 2**63 - 1, -(2**63), 2**64 - 1, 10**18, 0.1, -0.0, 1e-310, 2.5e300, 1 / 3]
+    atoms += ["", "é", "\x00", "😀", "\\", '"', "\n", True, False, None]
+
+    def value(depth: int) -> Any:
+        if depth > 2 or rnd.random() < 0.5:
+            return rnd.choice(atoms)
+        if rnd.random() < 0.5:
+            return [value(depth + 1) for _ in range(rnd.randrange(4))]
+        return {rnd.choice(["a", "seq", "é", ""]): value(depth + 1) for _ in range(rnd.randrange(4))}
+
+    for _ in range(2000):
+        doc = {"k": value(0)}
+        text = (
+            json.dumps(doc, ensure_ascii=rnd.random() < 0.5, separators=rnd.choice([(",", ":"), (", ", ": ")])) + "\n"
+        )
+        assert repr(loads_line(text)) == repr(json.loads(text)), text

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import json.scanner
 import os
 from collections.abc import Callable, Iterator
@@ -108,17 +109,37 @@ class Event:
         return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-
-
-def loads_line(text: str) -> Any:
-    """``json.loads`` of one newline-terminated line, through the C scanner directly (a long trace is
-    mostly this call). Anything unusual is handed to ``json.loads``: same values, same errors."""
+def _stdlib_loads(text: str) -> Any:
+    """``json.loads`` of one newline-terminated line through the C scanner directly."""
     try:
         value, end = _SCAN(text, 0)
     except (StopIteration, ValueError):
         return json.loads(text)
     return value if end == len(text) - 1 and text[end] == "\n" else json.loads(text)
+
+
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+_orjson_loads: Callable[[str], Any] | None
+try:  # a long trace is mostly parsing JSON lines: orjson does it about twice as fast as the stdlib
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - orjson is a dependency; a platform without its wheel still works
+    _orjson_loads = None
+
+
+# orjson reads an integer past 64 bits as a float (json: an exact int): a line with 19 digits in a row, in a
+# string or not, is left to the stdlib
+_LONG_DIGITS = re.compile(r"\d{19}").search
+
+
+def loads_line(text: str) -> Any:
+    """``json.loads`` of one line (a long trace is mostly this call). A line orjson refuses (NaN, a lone
+    surrogate, bad JSON) or might read differently (long numbers) goes to ``json.loads``: same values, same errors."""
+    if _orjson_loads is not None and _LONG_DIGITS(text) is None:
+        try:
+            return _orjson_loads(text)
+        except ValueError:
+            pass
+    return _stdlib_loads(text)
 
 
 def dumps(obj: dict[str, Any]) -> str:
@@ -297,10 +318,10 @@ class TraceReader:
                         raise self._fail(lineno, "content after the end line")
                     continue
                 try:  # _parse's usual case, inlined: a long trace is mostly this
-                    data, end = _SCAN(text, 0)
-                    if end != len(text) - 1 or text[end] != "\n" or type(data) is not dict:
+                    data = loads_line(text)
+                    if text[-1] != "\n" or type(data) is not dict:
                         raise ValueError
-                except (StopIteration, ValueError):
+                except ValueError:
                     if text.isspace():
                         raise self._fail(lineno, "blank line inside the trace") from None
                     data = self._parse(text, lineno)
