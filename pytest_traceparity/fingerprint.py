@@ -13,14 +13,14 @@ on any backend gives the same digest for the same multiset of rows.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
+from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from json.encoder import encode_basestring as _json_string  # what json.dumps(ensure_ascii=False) uses
 from typing import Any
 
-from .values import Result, encode_value, float_repr
+from .values import Result, encode_value
 
 FINGERPRINT_VERSION = 1
 _FTS_SHADOW = ("_data", "_idx", "_content", "_docsize", "_config", "_segments", "_segdir", "_stat")
@@ -206,10 +206,11 @@ class _Digest:
         self.rows = 0
 
     def add(self, rows: Iterable[Sequence[Any]]) -> None:
-        total, sha256, from_bytes = self.total, hashlib.sha256, int.from_bytes
+        total, sha256, from_bytes, count = self.total, hashlib.sha256, int.from_bytes, 0
         for row in rows:
             total += from_bytes(sha256(_row_json(row)).digest(), "big")
-            self.rows += 1
+            count += 1
+        self.rows += count
         self.total = total % (1 << 256)
 
     def result(self) -> dict[str, Any]:
@@ -218,22 +219,23 @@ class _Digest:
 
 def _row_json(row: Sequence[Any]) -> bytes:
     """``canonical_json`` of the row's typed encoding, written directly for the plain value types."""
-    parts = []
+    parts: list[str] = []
+    append = parts.append
     for v in row:
         kind = type(v)
         if kind is int:
-            parts.append('{"int":"' + str(v) + '"}')
+            append(f'{{"int":"{v}"}}')
         elif kind is str:
-            parts.append('{"text":' + _json_string(v) + "}")
+            append(f'{{"text":{_json_string(v)}}}')
         elif v is None:
-            parts.append('{"null":true}')
+            append('{"null":true}')
         elif kind is float:
-            parts.append('{"real":"' + float_repr(v) + '"}')
+            append(f'{{"real":"{"nan" if v != v else repr(v)}"}}')  # float_repr, inlined
         elif kind is bytes:
-            parts.append('{"blob":"' + base64.b64encode(v).decode("ascii") + '"}')
+            append(f'{{"blob":"{b2a_base64(v, newline=False).decode("ascii")}"}}')
         else:
             return canonical_json([encode_value(x) for x in row]).encode("utf-8")
-    return ("[" + ",".join(parts) + "]").encode("utf-8")
+    return f"[{','.join(parts)}]".encode()
 
 
 def digest_rows(result: Result) -> dict[str, Any]:

@@ -549,3 +549,13 @@ def test_loads_line_equals_json_loads_on_random_documents() -> None:
             json.dumps(doc, ensure_ascii=rnd.random() < 0.5, separators=rnd.choice([(",", ":"), (", ", ": ")])) + "\n"
         )
         assert repr(loads_line(text)) == repr(json.loads(text)), text
+
+
+def test_row_encoding_for_digests_equals_the_canonical_typed_json() -> None:
+    """The snapshot digest encodes plain values inline; it must be byte for byte the canonical encoding."""
+    rnd = random.Random(18)
+    values = [*_VALUES, True, float("-inf"), -float("nan"), 10**30, "\u2028", b"\x00" * 70]
+    for _ in range(3000):
+        row = tuple(rnd.choice(values) for _ in range(rnd.randrange(6)))
+        want = fingerprint.canonical_json([fingerprint.encode_value(v) for v in row]).encode("utf-8")
+        assert fingerprint._row_json(row) == want, row

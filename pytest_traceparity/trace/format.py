@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import json.scanner
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
