@@ -500,12 +500,12 @@ def test_the_golden_carries_each_databases_last_use(tmp_path: Path) -> None:
     assert with_hint.to_json() == without.to_json() and with_hint.known
 
 
-def test_loads_line_equals_json_loads_on_what_orjson_treats_differently() -> None:
-    """Lines are parsed by orjson when it is installed; where it differs from ``json.loads`` (ints past
-    64 bits, NaN, lone surrogates, duplicate keys, whitespace) the values and errors must still be the stdlib's."""
+def test_loads_line_equals_json_loads_where_a_fast_parser_could_differ() -> None:
+    """Lines are parsed by msgspec when it is installed; where such a parser could differ from ``json.loads``
+    (ints past 64 bits, NaN, lone surrogates, duplicate keys, whitespace) values and errors must be the stdlib's."""
     from pytest_traceparity.trace import format as trace_format
 
-    assert trace_format._orjson_loads is not None, "orjson is a dependency: the fast parser must be in use"
+    assert trace_format._fast_loads is not None, "msgspec is a dependency: the fast parser must be in use"
     lines = [
         '{"seq":1,"conn":1,"op":"execute","sql":"SELECT ?","params":[{"int":"5"}]}\n',
         '{"a":' + str(2**70) + "}\n",

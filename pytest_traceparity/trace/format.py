@@ -23,7 +23,6 @@ import base64
 import json
 import json.scanner
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,25 +118,24 @@ def _stdlib_loads(text: str) -> Any:
 
 
 _SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-_orjson_loads: Callable[[str], Any] | None
-try:  # a long trace is mostly parsing JSON lines: orjson does it about twice as fast as the stdlib
-    from orjson import loads as _orjson_loads
-except ImportError:  # pragma: no cover - orjson is a dependency; a platform without its wheel still works
-    _orjson_loads = None
+_fast_loads: Callable[[str], Any] | None
+_FAST_ERRORS: tuple[type[Exception], ...] = (ValueError,)
+try:  # a long trace is mostly parsing JSON lines: msgspec does it about three times as fast as the stdlib
+    import msgspec
 
-
-# orjson reads an integer past 64 bits as a float (json: an exact int): a line with 19 digits in a row, in a
-# string or not, is left to the stdlib
-_LONG_DIGITS = re.compile(r"\d{19}").search
+    _fast_loads = msgspec.json.Decoder().decode
+    _FAST_ERRORS = (msgspec.MsgspecError, ValueError)
+except ImportError:  # pragma: no cover - msgspec is a dependency; a platform without its wheel still works
+    _fast_loads = None
 
 
 def loads_line(text: str) -> Any:
-    """``json.loads`` of one line (a long trace is mostly this call). A line orjson refuses (NaN, a lone
-    surrogate, bad JSON) or might read differently (long numbers) goes to ``json.loads``: same values, same errors."""
-    if _orjson_loads is not None and _LONG_DIGITS(text) is None:
+    """``json.loads`` of one line (a long trace is mostly this call). A line msgspec refuses (NaN, a number
+    out of a float's range, a lone surrogate, bad JSON) goes to ``json.loads``: same values, same errors."""
+    if _fast_loads is not None:
         try:
-            return _orjson_loads(text)
-        except ValueError:
+            return _fast_loads(text)
+        except _FAST_ERRORS:
             pass
     return _stdlib_loads(text)
 
