@@ -559,3 +559,50 @@ def test_row_encoding_for_digests_equals_the_canonical_typed_json() -> None:
         row = tuple(rnd.choice(values) for _ in range(rnd.randrange(6)))
         want = fingerprint.canonical_json([fingerprint.encode_value(v) for v in row]).encode("utf-8")
         assert fingerprint._row_json(row) == want, row
+
+
+def test_a_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) -> None:
+    """The replay freezes pre-existing objects while it runs (no full collection walks them) and unfreezes
+    them however it ends; an outside freeze is left alone."""
+    import gc
+
+    from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
+    from pytest_traceparity.errors import GoldenError
+    from pytest_traceparity.golden import verify
+    from pytest_traceparity.trace.format import TraceWriter
+
+    trace, golden = tmp_path / "traces" / "g.jsonl", tmp_path / "golden" / "g.golden.jsonl"
+    trace.parent.mkdir()
+    writer = TraceWriter(trace)
+    writer.write_event("open", 1, db="db1", target="g.db", driver="sqlite3")
+    writer.write_event("execute", 1, sql="SELECT 1", params=[])
+    writer.write_event("close", 1)
+    writer.close()
+    make = contexts(tmp_path)
+    registry = standalone_registry()
+    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    rules = DivergenceRegistry(builtin_entries())
+    seen: list[int] = []
+    backend = registry.get("libsql-local")
+    original = backend.create_database
+
+    def spy(ctx: BackendContext) -> Any:
+        seen.append(gc.get_freeze_count())
+        return original(ctx)
+
+    backend.create_database = spy  # type: ignore[method-assign]
+    assert gc.get_freeze_count() == 0
+    verify.verify_trace(trace, backend, make, rules, golden=golden)
+    assert seen[-1] > 0 and gc.get_freeze_count() == 0  # frozen while replaying, not after
+    golden.write_text(golden.read_text().replace('"SELECT 1"', '"SELECT 2"'))
+    with pytest.raises(GoldenError):
+        verify.verify_trace(trace, backend, make, rules, golden=golden)
+    assert gc.get_freeze_count() == 0  # undone when the replay raises
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with pytest.raises(GoldenError):
+            verify.verify_trace(trace, backend, make, rules, golden=golden)
+        assert gc.get_freeze_count() == frozen  # someone else's freeze: untouched
+    finally:
+        gc.unfreeze()
