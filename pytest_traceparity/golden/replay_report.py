@@ -6,6 +6,7 @@ rendered without replaying anything.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,12 @@ def _short(text: str, limit: int = 200) -> str:
         return text  # printable: its only whitespace is " ", none doubled or at the ends, so split/join keeps it
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@functools.lru_cache(maxsize=4096)
+def short_sql(sql: str) -> str:
+    """:func:`_short` of a statement's text: a long trace reports the same statement thousands of times."""
+    return _short(sql)
 
 
 def _params_text(event: Event) -> str:

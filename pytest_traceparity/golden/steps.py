@@ -26,7 +26,7 @@ from ..compare import (
 from ..divergences import Attribution, DivergenceRegistry
 from ..trace.format import SQL_OPS, Event
 from .fastcheck import EQUAL, Contexts, line_head, raw_match, raw_summary, rowless_matches
-from .replay_report import KEEP_KNOWN, ReplayReport, StepReport, _params_text, _reason_text, _short
+from .replay_report import KEEP_KNOWN, ReplayReport, StepReport, _params_text, _reason_text, _short, short_sql
 from .store import GoldenError, GoldenReader, params_digest, update_command
 
 
@@ -180,7 +180,7 @@ class StepJudge:
             seq=event.seq,
             conn=event.conn,
             where=f"{self.report.trace}:{event.line}",
-            sql=_short(event.sql or event.short()),
+            sql=short_sql(event.sql) if event.sql else _short(event.short()),
             params=_params_text(event),
             expected=want.outcome.summary() if want is not None else raw_summary(data["outcome"]),
             actual=outcome.summary(),
