@@ -606,3 +606,43 @@ def test_a_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) ->
         assert gc.get_freeze_count() == frozen  # someone else's freeze: untouched
     finally:
         gc.unfreeze()
+
+
+def test_run_block_equals_one_step_at_a_time(tmp_path: Path) -> None:
+    """Replayer.run_block's inline path gives step()'s outcomes, in order, for every kind of step: repeated
+    plain statements (the inline path), errors, a volatile statement, a file target, a registration."""
+    from pytest_traceparity.trace.format import Event
+    from pytest_traceparity.trace.replayer import Replayer
+
+    make = contexts(tmp_path)
+    events = [
+        Event(1, 1, "open", db="db1", target="a.db", driver="sqlite3"),
+        Event(2, 2, "open", db="db1", target="a.db", driver="sqlite3"),
+        Event(3, 1, "execute", "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT UNIQUE)", ()),
+    ]
+    seq = 3
+    for i in range(40):
+        for conn, sql, params in [
+            (1, "INSERT INTO t (b) VALUES (?)", (f"v{i % 30}",)),  # a UNIQUE violation past 30
+            (2, "SELECT a, b FROM t WHERE a > ? ORDER BY a LIMIT 3", (i,)),
+            (1, "SELECT random() FROM t LIMIT 1", ()),
+            (2, "SELECT count(*) FROM nope", ()),
+        ]:
+            seq += 1
+            events.append(Event(seq, conn, "execute", sql, params))
+        if i == 20:
+            seq += 1
+            events.append(Event(seq, 1, "execute", "ATTACH DATABASE 'other.db' AS o", ()))
+            seq += 1
+            events.append(Event(seq, 2, "register", kind="function", name="f", arity=1))
+    events += [Event(seq + 1, 2, "close"), Event(seq + 2, 1, "close")]
+    backend = standalone_registry().get("libsql-local")
+    with (
+        Replayer(backend, make, "t", departures=False) as blocks,
+        Replayer(backend, make, "u", departures=False) as one,
+    ):
+        got = [o for start in range(0, len(events), 7) for o in blocks.run_block(events[start : start + 7])]
+        want = [one.step(event) for event in events]
+        assert [o.to_json() for o in got] == [o.to_json() for o in want]
+        assert blocks.stats.to_json() == one.stats.to_json()
+        assert sum(1 for o in got if o.error is not None) > 40  # errors really went through the inline path

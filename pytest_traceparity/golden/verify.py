@@ -108,7 +108,7 @@ def _verify(
     """The steps in blocks (run back to back, then judged in order), then the final state."""
     trace, golden = report.trace, report.golden
     judge = StepJudge(report, registry, expected, check_params=check_params)
-    precheck, step, judge_block = judge.precheck, replayer.step, judge.judge_block
+    precheck, run_block, judge_block = judge.precheck, replayer.run_block, judge.judge_block
     while block := list(islice(events, BLOCK)):
         texts: list[str | None] = []
         checked: list[tuple[str | None, dict[str, Any] | None, Any]] = []
@@ -121,7 +121,7 @@ def _verify(
                 out_of_step = exc
                 break
             texts.append(text)
-        outcomes = [step(event) for event in block[: len(checked)]]
+        outcomes = run_block(block if len(checked) == len(block) else block[: len(checked)])
         judge_block(block, texts, checked, outcomes)
         if out_of_step is not None:
             raise out_of_step
