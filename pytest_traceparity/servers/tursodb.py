@@ -11,6 +11,11 @@ database therefore means a fresh ``tursodb`` process on a new file: it starts in
 free loopback ports, each in its own process group with a parent-death signal and a log
 file that is kept, and reaps every one of them by pid when its database closes and again
 when the session ends.
+
+Clients reach each server through an :class:`~.launcher.relay.AcceptAheadRelay`: the server
+polls ``accept`` with a 10 ms sleep and takes one connection per request, so without it
+every request of pyturso's sync client (a new connection each) waits about 10 ms; the relay
+keeps a connection waiting for the server ahead of need (see that module for the evidence).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from pathlib import Path
 from ..errors import BackendUnavailable
 from ..http import request
 from .launcher import free_port, spawn, terminate
+from .launcher.relay import AcceptAheadRelay
 
 TURSODB_INSTALL = "npm install --prefix DIR turso  (then --turso-bin DIR/node_modules/@tursodatabase/cli-*/tursodb)"
 
@@ -89,13 +95,19 @@ def _log_tail(path: Path, lines: int = 10) -> str:
 
 @dataclass
 class TursoSyncServer:
-    """One running ``tursodb --sync-server`` serving one fresh database file."""
+    """One running ``tursodb --sync-server`` serving one fresh database file.
+
+    ``url`` is what clients use: the relay's once :meth:`TursoServers.start` made it, else the
+    server's own port (``direct_url``).
+    """
 
     url: str
     label: str
     database: Path
     log_path: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
+    direct_url: str = ""
+    relay: AcceptAheadRelay | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
@@ -109,7 +121,8 @@ class TursoSyncServer:
         code = self.proc.poll()
         state = "still running" if code is None else f"exited with code {code}"
         tail = _log_tail(self.log_path)
-        return f"{self.label} (pid {self.pid}) {state}; log {self.log_path}" + (f":\n{tail}" if tail else "")
+        where = f" at {self.direct_url}, relayed from {self.url}" if self.relay is not None else ""
+        return f"{self.label} (pid {self.pid}){where} {state}; log {self.log_path}" + (f":\n{tail}" if tail else "")
 
     def execute(self, sql: str) -> list[list[object]]:
         """Run one statement on the server database over its Hrana subset (``/v2/pipeline``)."""
@@ -129,14 +142,17 @@ class TursoSyncServer:
         return [[cell.get("value") for cell in row] for row in rows]
 
     def stop(self) -> None:
-        terminate(self.proc)
+        terminate(self.proc)  # first: closing the relay's spare would log a request error in the server
+        if self.relay is not None:
+            self.relay.close()
 
 
 class TursoServers:
     """Starts one ``tursodb --sync-server`` per fresh database and reaps them all by pid."""
 
-    def __init__(self, binary: str, workdir: Path, startup_timeout: float = 20.0) -> None:
+    def __init__(self, binary: str, workdir: Path, startup_timeout: float = 20.0, *, relay: bool = True) -> None:
         self.binary = binary
+        self.relay = relay  # False: clients connect straight to the server (and wait out its accept poll)
         self.version = tursodb_version(binary)
         self.label = f"tursodb {self.version} (sync server)"
         self.workdir = workdir
@@ -157,7 +173,8 @@ class TursoServers:
         for _ in range(3):  # a free port can be taken between probe and bind; retry on a new one
             port = free_port()
             proc = spawn([self.binary, "--sync-server", f"127.0.0.1:{port}", str(database)], log_path)
-            server = TursoSyncServer(f"http://127.0.0.1:{port}", self.label, database, log_path, proc)
+            url = f"http://127.0.0.1:{port}"
+            server = TursoSyncServer(url, self.label, database, log_path, proc, direct_url=url)
             with self._lock:
                 self._running[proc.pid] = server
             try:
@@ -169,18 +186,27 @@ class TursoServers:
         raise BackendUnavailable(last_error)
 
     def _wait_ready(self, server: TursoSyncServer) -> None:
-        """Ready when ``/v2/pipeline`` answers ``SELECT 1`` (it has no health endpoint)."""
+        """Ready when ``/v2/pipeline`` answers ``SELECT 1`` (it has no health endpoint).
+
+        The connection that finds the port listening becomes the relay's first spare, so
+        ``SELECT 1`` does not wait out the server's accept poll either.
+        """
         deadline = time.monotonic() + self.startup_timeout
-        port = int(server.url.rsplit(":", 1)[1])
+        port = int(server.direct_url.rsplit(":", 1)[1])
         while time.monotonic() < deadline:
             if server.proc.poll() is not None:
                 raise BackendUnavailable(f"{self.binary} --sync-server did not start: {server.diagnose()}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    pass
+                probe = socket.create_connection(("127.0.0.1", port), timeout=0.2)
             except OSError:
-                time.sleep(0.01)
+                time.sleep(0.005)
                 continue
+            if self.relay:
+                name = server.database.parent.name
+                server.relay = AcceptAheadRelay(("127.0.0.1", port), name=name, first_spare=probe)
+                server.url = server.relay.url
+            else:
+                probe.close()
             server.execute("SELECT 1")
             return
         raise BackendUnavailable(f"{self.label} did not answer within {self.startup_timeout:.0f}s: {server.diagnose()}")
