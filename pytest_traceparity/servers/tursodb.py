@@ -6,9 +6,10 @@ subset of Hrana on ``/v2/pipeline``: ``execute`` and ``batch`` only).
 
 It serves exactly one database and has no namespaces, admin API or health endpoint, and
 the sync metadata it keeps cannot be reset through its Hrana subset. A fresh server
-database therefore means a fresh ``tursodb`` process on a new file: it starts in ~15 ms.
+database therefore means a fresh ``tursodb`` process on a new file: it starts in ~20 ms.
 :class:`TursoServers` (one per harness process, so one per xdist worker) starts them on
-free loopback ports, each in its own process group with a parent-death signal and a log
+free loopback ports, one ahead of need (the next test's server starts while this one runs),
+each in its own process group with a parent-death signal and a log
 file that is kept, and reaps every one of them by pid when its database closes and again
 when the session ends.
 
@@ -21,6 +22,7 @@ keeps a connection waiting for the server ahead of need (see that module for the
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -150,22 +152,62 @@ class TursoSyncServer:
 class TursoServers:
     """Starts one ``tursodb --sync-server`` per fresh database and reaps them all by pid."""
 
-    def __init__(self, binary: str, workdir: Path, startup_timeout: float = 20.0, *, relay: bool = True) -> None:
+    def __init__(
+        self, binary: str, workdir: Path, startup_timeout: float = 20.0, *, relay: bool = True, ahead: bool = True
+    ) -> None:
         self.binary = binary
         self.relay = relay  # False: clients connect straight to the server (and wait out its accept poll)
+        self.ahead = ahead  # start the next server while this one is in use (a start takes ~20 ms)
         self.version = tursodb_version(binary)
         self.label = f"tursodb {self.version} (sync server)"
         self.workdir = workdir
         self.startup_timeout = startup_timeout
         self._running: dict[int, TursoSyncServer] = {}
+        self._starting: dict[int, TursoSyncServer] = {}  # started (ahead or now), not handed out yet
+        self._next: concurrent.futures.Future[TursoSyncServer] | None = None
+        self._closed = False
         self._lock = threading.Lock()
         self._count = 0
 
     def start(self, name: str) -> TursoSyncServer:
+        """A fresh server for test database ``name``: the one started ahead if it is healthy."""
+        with self._lock:
+            upcoming, self._next = self._next, None
+        server: TursoSyncServer | None = None
+        if upcoming is not None:
+            with contextlib.suppress(BackendUnavailable):
+                server = upcoming.result()
+            if server is not None and not server.running():
+                self.stop(server)
+                server = None
+        if server is None:
+            server = self._start_now()
+        with self._lock:
+            self._starting.pop(server.pid, None)
+            self._running[server.pid] = server
+            if self.ahead and not self._closed:
+                self._next = self._start_ahead()
+        with contextlib.suppress(OSError), open(server.log_path, "a", encoding="utf-8") as log:
+            log.write(f"[traceparity] this server serves test database {name!r}\n")
+        return server
+
+    def _start_ahead(self) -> concurrent.futures.Future[TursoSyncServer]:
+        future: concurrent.futures.Future[TursoSyncServer] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(self._start_now())
+            except BaseException as exc:  # handed to whoever takes the server
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="traceparity-tursodb-ahead", daemon=True).start()
+        return future
+
+    def _start_now(self) -> TursoSyncServer:
         with self._lock:
             self._count += 1
             serial = self._count
-        directory = self.workdir / f"{name}-{serial}"
+        directory = self.workdir / f"server-{serial}"
         directory.mkdir(parents=True, exist_ok=True)
         database = directory / "server.db"
         log_path = directory / "tursodb.log"
@@ -176,13 +218,19 @@ class TursoServers:
             url = f"http://127.0.0.1:{port}"
             server = TursoSyncServer(url, self.label, database, log_path, proc, direct_url=url)
             with self._lock:
-                self._running[proc.pid] = server
+                self._starting[proc.pid] = server
             try:
                 self._wait_ready(server)
-                return server
             except BackendUnavailable as exc:
                 last_error = str(exc)
                 self.stop(server)
+                continue
+            with self._lock:
+                closed = self._closed
+            if closed:  # close() ran meanwhile: this server is nobody's
+                self.stop(server)
+                raise BackendUnavailable(f"{self.label}: the harness stopped its servers")
+            return server
         raise BackendUnavailable(last_error)
 
     def _wait_ready(self, server: TursoSyncServer) -> None:
@@ -214,17 +262,26 @@ class TursoServers:
     def stop(self, server: TursoSyncServer) -> None:
         with self._lock:
             self._running.pop(server.pid, None)
+            self._starting.pop(server.pid, None)
         server.stop()
 
     @property
     def pids(self) -> list[int]:
+        """The servers handed out and still running (not the one started ahead)."""
         with self._lock:
             return list(self._running)
 
     def close(self) -> None:
-        """Stop every server still running (a test that did not close its database)."""
+        """Stop every server still running (a test that did not close its database, the one started ahead)."""
         with self._lock:
-            servers, self._running = list(self._running.values()), {}
+            self._closed = True
+            upcoming, self._next = self._next, None
+        if upcoming is not None:
+            with contextlib.suppress(Exception):
+                upcoming.result(timeout=self.startup_timeout + 5)
+        with self._lock:
+            servers = [*self._running.values(), *self._starting.values()]
+            self._running, self._starting = {}, {}
         for server in servers:
             with contextlib.suppress(Exception):
                 server.stop()
