@@ -78,12 +78,12 @@ class AcceptAheadRelay:
                     upstream = self._take()
                 except OSError:
                     continue  # the server is gone: the client sees a closed connection, and says so
+                self.forwarded += 1  # counted before the answer goes back: a client that has it sees the count
                 with upstream:
                     with contextlib.suppress(OSError):
                         self._spare = self._connect()  # waits in the server's backlog behind this one
                     with contextlib.suppress(OSError):
                         self._pipe(client, upstream)
-                self.forwarded += 1
         self._drop_spare()
 
     def _connect(self) -> tuple[socket.socket, float]:
