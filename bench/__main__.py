@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import resource
 import subprocess
 import sys
 import time
@@ -54,7 +57,13 @@ def rss_figures(small: int, large: int, rounds: int) -> list[Figure]:
 
 
 def parity_figure(rounds: int) -> list[Figure]:
-    """The Quick start parity job, -n 2 vs -n 0, alternated."""
+    """The Quick start parity job, -n 2 vs -n 0, alternated.
+
+    Besides wall time, each run's CPU (user+sys of the job and every process it started:
+    workers, the stand-in, tursodb) and the load average are kept, so a figure taken on a busy
+    machine can be told apart from a quiet one; and both modes must end with the same
+    counts (same passed/xfailed/failed), or the speed-up is not of the same job.
+    """
     base = [
         sys.executable,
         "-m",
@@ -67,14 +76,43 @@ def parity_figure(rounds: int) -> list[Figure]:
         "-p",
         "no:cacheprovider",
     ]
+    runs: dict[str, list[dict[str, object]]] = {"n0": [], "n2": []}
 
     def job(workers: str) -> object:
-        return subprocess.run([*base, "-n", workers], cwd=ROOT, capture_output=True, check=False)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = os.getloadavg()[0]
+        done = subprocess.run([*base, "-n", workers], cwd=ROOT, capture_output=True, text=True, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        counts = _counts(done.stdout)
+        runs[f"n{workers}"].append({"cpu_s": round(cpu, 2), "load_1min": round(load, 2), "counts": counts})
+        return done
 
     times = interleaved({"n0": lambda: job("0"), "n2": lambda: job("2")}, rounds)
     fig = ratio_figure("parity job -n 2 speed-up", times["n0"], times["n2"])
     fig.target, fig.met = ">= 1.7x", fig.value >= 1.7
+    counts = {str(run["counts"]) for side in runs.values() for run in side}
+    fig.detail.update(
+        {
+            "wall_s": {side: [round(t, 2) for t in times[side]] for side in times},
+            "cpu_s": {side: [run["cpu_s"] for run in side_runs] for side, side_runs in runs.items()},
+            "load_1min_at_start": {side: [run["load_1min"] for run in side_runs] for side, side_runs in runs.items()},
+            "counts": sorted(counts),
+        }
+    )
+    if len(counts) != 1:
+        fig.met = False
+        fig.name += " (COUNTS DIFFER between -n 0 and -n 2: not the same job)"
     return [fig]
+
+
+def _counts(stdout: str) -> str:
+    """``421 passed, 2436 xfailed`` from pytest's last line (without the time)."""
+    for line in reversed(stdout.splitlines()):
+        words = re.findall(r"(\d+) (passed|failed|xfailed|xpassed|skipped|errors?)", line)
+        if words:
+            return ", ".join(f"{n} {what}" for n, what in words)
+    return "no summary line"
 
 
 def minimize_figure() -> list[Figure]:

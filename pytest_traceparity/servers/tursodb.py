@@ -6,16 +6,23 @@ subset of Hrana on ``/v2/pipeline``: ``execute`` and ``batch`` only).
 
 It serves exactly one database and has no namespaces, admin API or health endpoint, and
 the sync metadata it keeps cannot be reset through its Hrana subset. A fresh server
-database therefore means a fresh ``tursodb`` process on a new file: it starts in ~15 ms.
+database therefore means a fresh ``tursodb`` process on a new file: it starts in ~20 ms.
 :class:`TursoServers` (one per harness process, so one per xdist worker) starts them on
-free loopback ports, each in its own process group with a parent-death signal and a log
+free loopback ports, one ahead of need (the next test's server starts while this one runs),
+each in its own process group with a parent-death signal and a log
 file that is kept, and reaps every one of them by pid when its database closes and again
 when the session ends.
+
+Clients reach each server through an :class:`~.launcher.relay.AcceptAheadRelay`: the server
+polls ``accept`` with a 10 ms sleep and takes one connection per request, so without it
+every request of pyturso's sync client (a new connection each) waits about 10 ms; the relay
+keeps a connection waiting for the server ahead of need (see that module for the evidence).
 """
 
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -34,6 +41,7 @@ from pathlib import Path
 from ..errors import BackendUnavailable
 from ..http import request
 from .launcher import free_port, spawn, terminate
+from .launcher.relay import AcceptAheadRelay
 
 TURSODB_INSTALL = "npm install --prefix DIR turso  (then --turso-bin DIR/node_modules/@tursodatabase/cli-*/tursodb)"
 
@@ -89,13 +97,19 @@ def _log_tail(path: Path, lines: int = 10) -> str:
 
 @dataclass
 class TursoSyncServer:
-    """One running ``tursodb --sync-server`` serving one fresh database file."""
+    """One running ``tursodb --sync-server`` serving one fresh database file.
+
+    ``url`` is what clients use: the relay's once :meth:`TursoServers.start` made it, else the
+    server's own port (``direct_url``).
+    """
 
     url: str
     label: str
     database: Path
     log_path: Path
     proc: subprocess.Popen[bytes] = field(repr=False)
+    direct_url: str = ""
+    relay: AcceptAheadRelay | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
@@ -109,7 +123,8 @@ class TursoSyncServer:
         code = self.proc.poll()
         state = "still running" if code is None else f"exited with code {code}"
         tail = _log_tail(self.log_path)
-        return f"{self.label} (pid {self.pid}) {state}; log {self.log_path}" + (f":\n{tail}" if tail else "")
+        where = f" at {self.direct_url}, relayed from {self.url}" if self.relay is not None else ""
+        return f"{self.label} (pid {self.pid}){where} {state}; log {self.log_path}" + (f":\n{tail}" if tail else "")
 
     def execute(self, sql: str) -> list[list[object]]:
         """Run one statement on the server database over its Hrana subset (``/v2/pipeline``)."""
@@ -129,27 +144,70 @@ class TursoSyncServer:
         return [[cell.get("value") for cell in row] for row in rows]
 
     def stop(self) -> None:
-        terminate(self.proc)
+        terminate(self.proc)  # first: closing the relay's spare would log a request error in the server
+        if self.relay is not None:
+            self.relay.close()
 
 
 class TursoServers:
     """Starts one ``tursodb --sync-server`` per fresh database and reaps them all by pid."""
 
-    def __init__(self, binary: str, workdir: Path, startup_timeout: float = 20.0) -> None:
+    def __init__(
+        self, binary: str, workdir: Path, startup_timeout: float = 20.0, *, relay: bool = True, ahead: bool = True
+    ) -> None:
         self.binary = binary
+        self.relay = relay  # False: clients connect straight to the server (and wait out its accept poll)
+        self.ahead = ahead  # start the next server while this one is in use (a start takes ~20 ms)
         self.version = tursodb_version(binary)
         self.label = f"tursodb {self.version} (sync server)"
         self.workdir = workdir
         self.startup_timeout = startup_timeout
         self._running: dict[int, TursoSyncServer] = {}
+        self._starting: dict[int, TursoSyncServer] = {}  # started (ahead or now), not handed out yet
+        self._next: concurrent.futures.Future[TursoSyncServer] | None = None
+        self._closed = False
         self._lock = threading.Lock()
         self._count = 0
 
     def start(self, name: str) -> TursoSyncServer:
+        """A fresh server for test database ``name``: the one started ahead if it is healthy."""
+        with self._lock:
+            upcoming, self._next = self._next, None
+        server: TursoSyncServer | None = None
+        if upcoming is not None:
+            with contextlib.suppress(BackendUnavailable):
+                server = upcoming.result()
+            if server is not None and not server.running():
+                self.stop(server)
+                server = None
+        if server is None:
+            server = self._start_now()
+        with self._lock:
+            self._starting.pop(server.pid, None)
+            self._running[server.pid] = server
+            if self.ahead and not self._closed:
+                self._next = self._start_ahead()
+        with contextlib.suppress(OSError), open(server.log_path, "a", encoding="utf-8") as log:
+            log.write(f"[traceparity] this server serves test database {name!r}\n")
+        return server
+
+    def _start_ahead(self) -> concurrent.futures.Future[TursoSyncServer]:
+        future: concurrent.futures.Future[TursoSyncServer] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(self._start_now())
+            except BaseException as exc:  # handed to whoever takes the server
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="traceparity-tursodb-ahead", daemon=True).start()
+        return future
+
+    def _start_now(self) -> TursoSyncServer:
         with self._lock:
             self._count += 1
             serial = self._count
-        directory = self.workdir / f"{name}-{serial}"
+        directory = self.workdir / f"server-{serial}"
         directory.mkdir(parents=True, exist_ok=True)
         database = directory / "server.db"
         log_path = directory / "tursodb.log"
@@ -157,30 +215,46 @@ class TursoServers:
         for _ in range(3):  # a free port can be taken between probe and bind; retry on a new one
             port = free_port()
             proc = spawn([self.binary, "--sync-server", f"127.0.0.1:{port}", str(database)], log_path)
-            server = TursoSyncServer(f"http://127.0.0.1:{port}", self.label, database, log_path, proc)
+            url = f"http://127.0.0.1:{port}"
+            server = TursoSyncServer(url, self.label, database, log_path, proc, direct_url=url)
             with self._lock:
-                self._running[proc.pid] = server
+                self._starting[proc.pid] = server
             try:
                 self._wait_ready(server)
-                return server
             except BackendUnavailable as exc:
                 last_error = str(exc)
                 self.stop(server)
+                continue
+            with self._lock:
+                closed = self._closed
+            if closed:  # close() ran meanwhile: this server is nobody's
+                self.stop(server)
+                raise BackendUnavailable(f"{self.label}: the harness stopped its servers")
+            return server
         raise BackendUnavailable(last_error)
 
     def _wait_ready(self, server: TursoSyncServer) -> None:
-        """Ready when ``/v2/pipeline`` answers ``SELECT 1`` (it has no health endpoint)."""
+        """Ready when ``/v2/pipeline`` answers ``SELECT 1`` (it has no health endpoint).
+
+        The connection that finds the port listening becomes the relay's first spare, so
+        ``SELECT 1`` does not wait out the server's accept poll either.
+        """
         deadline = time.monotonic() + self.startup_timeout
-        port = int(server.url.rsplit(":", 1)[1])
+        port = int(server.direct_url.rsplit(":", 1)[1])
         while time.monotonic() < deadline:
             if server.proc.poll() is not None:
                 raise BackendUnavailable(f"{self.binary} --sync-server did not start: {server.diagnose()}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    pass
+                probe = socket.create_connection(("127.0.0.1", port), timeout=0.2)
             except OSError:
-                time.sleep(0.01)
+                time.sleep(0.005)
                 continue
+            if self.relay:
+                name = server.database.parent.name
+                server.relay = AcceptAheadRelay(("127.0.0.1", port), name=name, first_spare=probe)
+                server.url = server.relay.url
+            else:
+                probe.close()
             server.execute("SELECT 1")
             return
         raise BackendUnavailable(f"{self.label} did not answer within {self.startup_timeout:.0f}s: {server.diagnose()}")
@@ -188,17 +262,26 @@ class TursoServers:
     def stop(self, server: TursoSyncServer) -> None:
         with self._lock:
             self._running.pop(server.pid, None)
+            self._starting.pop(server.pid, None)
         server.stop()
 
     @property
     def pids(self) -> list[int]:
+        """The servers handed out and still running (not the one started ahead)."""
         with self._lock:
             return list(self._running)
 
     def close(self) -> None:
-        """Stop every server still running (a test that did not close its database)."""
+        """Stop every server still running (a test that did not close its database, the one started ahead)."""
         with self._lock:
-            servers, self._running = list(self._running.values()), {}
+            self._closed = True
+            upcoming, self._next = self._next, None
+        if upcoming is not None:
+            with contextlib.suppress(Exception):
+                upcoming.result(timeout=self.startup_timeout + 5)
+        with self._lock:
+            servers = [*self._running.values(), *self._starting.values()]
+            self._running, self._starting = {}, {}
         for server in servers:
             with contextlib.suppress(Exception):
                 server.stop()
