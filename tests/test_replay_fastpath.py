@@ -622,12 +622,13 @@ def test_run_block_equals_one_step_at_a_time(tmp_path: Path) -> None:
     ]
     seq = 3
     for i in range(40):
-        for conn, sql, params in [
+        steps: list[tuple[int, str, tuple[Any, ...]]] = [
             (1, "INSERT INTO t (b) VALUES (?)", (f"v{i % 30}",)),  # a UNIQUE violation past 30
             (2, "SELECT a, b FROM t WHERE a > ? ORDER BY a LIMIT 3", (i,)),
             (1, "SELECT random() FROM t LIMIT 1", ()),
             (2, "SELECT count(*) FROM nope", ()),
-        ]:
+        ]
+        for conn, sql, params in steps:
             seq += 1
             events.append(Event(seq, conn, "execute", sql, params))
         if i == 20:
