@@ -161,16 +161,21 @@ def _our_tursodb_children() -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc (Linux)")
 def test_servers_start_the_next_one_ahead_and_close_stops_it(tmp_path: Path) -> None:
     assert TURSODB is not None
+    others = set(_our_tursodb_children())  # servers other tests of this worker process left running
+
+    def ours() -> set[int]:
+        return set(_our_tursodb_children()) - others
+
     servers = TursoServers(TURSODB, tmp_path)
     first = servers.start("first")
     second = servers.start("second")  # the one started ahead of need
     assert servers.pids == [first.pid, second.pid]
     assert "serves test database 'second'" in second.log_path.read_text()
     deadline = time.monotonic() + 10
-    while len(_our_tursodb_children()) < 3 and time.monotonic() < deadline:  # the third, started ahead
+    while len(ours()) < 3 and time.monotonic() < deadline:  # the third, started ahead
         time.sleep(0.01)
-    assert len(_our_tursodb_children()) == 3
+    assert len(ours()) == 3
     servers.close()
-    assert _our_tursodb_children() == []
+    assert ours() == set()
     with pytest.raises(urllib.error.URLError):
         request("POST", f"{first.url}/v2/pipeline", body={}, timeout=2)
