@@ -21,7 +21,7 @@ from .txn import DEFAULT_TXN_TIMEOUT, TxnArbiter
 
 DEFAULT_MAX_RESPONSE_SIZE = 10_000_000  # sqld's --max-response-size default, "10MB"
 READY_CONNECTIONS = 2  # per namespace, opened ahead for new streams (0: open on demand)
-WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024  # namespaces without a sync layer: checkpoint beyond this
+WAL_CHECKPOINT_FRAMES = 1000  # namespaces without a sync layer: checkpoint beyond this (SQLite's default)
 
 log = logging.getLogger("pytest_traceparity.standin")
 
@@ -128,12 +128,20 @@ class Database:
         self._refilling = False
         self._closing = 0  # stream connections handed over to be closed, not closed yet
         self._closed_all = threading.Condition(self._pool_lock)
+        self.wal_frames = 0  # frames in the WAL after the last commit (see _close_idle)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self.connect()
+        # The anchor: one connection that stays open in WAL mode for the namespace's life, as
+        # sqld always has one. Without it every stream's connection was the last one when it
+        # closed, so SQLite checkpointed and deleted the WAL each time, and the next write
+        # created it anew (two fsyncs and a directory fsync per autocommit statement).
+        anchor = self.connect()
         try:
-            conn.execute_simple("PRAGMA journal_mode=WAL")
-        finally:
-            conn.close()
+            anchor.execute_simple("PRAGMA journal_mode=WAL")
+            anchor.execute_simple("SELECT count(*) FROM sqlite_master")  # opens the WAL and -shm
+        except BaseException:
+            anchor.close()
+            raise
+        self._anchor: ffi.Connection | None = anchor
 
     def connect(self) -> ffi.Connection:
         """A new connection (housekeeping, and streams when no ready one is waiting)."""
@@ -143,9 +151,11 @@ class Database:
             conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
         try:
             self.txn.install(conn)
-            conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
+            conn.wal_autocheckpoint(int(self.wal_autocheckpoint))
+            if self.wal_autocheckpoint <= 0:
+                conn.set_wal_hook(self._note_wal_frames)
             # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
-            conn.execute_simple("PRAGMA foreign_keys=ON")
+            conn.exec("PRAGMA foreign_keys=ON")
         except BaseException:
             conn.close()
             raise
@@ -219,16 +229,19 @@ class Database:
         else:
             conn.close()
 
+    def _note_wal_frames(self, frames: int) -> None:
+        self.wal_frames = frames
+
     def _close_idle(self, conn: ffi.Connection) -> None:
-        # The connections opened ahead keep the file open, so closing a stream's connection
-        # no longer checkpoints the WAL as closing the last one did: do it here once the WAL
-        # is large, unless a sync layer reads the WAL (it checkpoints itself).
+        # The anchor keeps the WAL open, so closing a stream's connection does not checkpoint
+        # it as closing the last one would: do it here once the WAL is long, unless a sync
+        # layer reads the WAL (it checkpoints itself). After a complete checkpoint the next
+        # commit starts the WAL over, and the hook reports a short WAL again.
         try:
-            if not self.write_listeners and not self.deleted and not conn.closed:
-                with contextlib.suppress(OSError):
-                    if os.path.getsize(f"{self.path}-wal") > WAL_CHECKPOINT_BYTES:
-                        with contextlib.suppress(ffi.SqliteError):
-                            conn.execute_simple("PRAGMA wal_checkpoint(PASSIVE)")
+            if self.wal_frames >= WAL_CHECKPOINT_FRAMES and not self.write_listeners and not self.deleted:
+                with contextlib.suppress(ffi.SqliteError):
+                    conn.execute_simple("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.wal_frames = 0
         finally:
             conn.close()
             with self._pool_lock:
@@ -236,11 +249,14 @@ class Database:
                 self._closed_all.notify_all()
 
     def close_ready(self) -> None:
-        """Close the connections opened ahead (namespace deleted, server stopping)."""
+        """Close the connections opened ahead and the anchor (namespace deleted, server stopping)."""
         with self._pool_lock:
             ready, self._ready = self._ready, []
+            anchor, self._anchor = self._anchor, None
         for conn in ready:
             conn.close()
+        if anchor is not None:
+            anchor.close()
 
     def gone(self) -> ProtocolError:
         """The error a request on this namespace gets once it is deleted."""

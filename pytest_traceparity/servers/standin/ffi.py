@@ -158,6 +158,9 @@ def _bind(lib: ctypes.CDLL) -> None:
         "sqlite3_interrupt": (None, [vp]),
         "sqlite3_limit": (c_int, [vp, c_int, c_int]),
         "sqlite3_busy_handler": (c_int, [vp, vp, vp]),
+        "sqlite3_exec": (c_int, [vp, c_char_p, vp, vp, vp]),
+        "sqlite3_wal_autocheckpoint": (c_int, [vp, c_int]),
+        "sqlite3_wal_hook": (vp, [vp, vp, vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -172,6 +175,7 @@ def _bind(lib: ctypes.CDLL) -> None:
 
 
 BUSY_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+WAL_HOOK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)
 
 
 def load_library(candidates: Sequence[str], expected_version: str) -> ctypes.CDLL:
@@ -352,6 +356,7 @@ class Connection:
         self.use_lock = threading.RLock()
         self.txn_slot: Any = None  # the write-lock slot this connection holds (txn.py)
         self._busy_cb: Any = None
+        self._wal_cb: Any = None
         self.handle = ctypes.c_void_p()
         flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI
         rc = self.lib.sqlite3_open_v2(os.fsencode(path), ctypes.byref(self.handle), flags, None)
@@ -382,6 +387,34 @@ class Connection:
 
         self._busy_cb = BUSY_HANDLER(trampoline)  # kept alive as long as the connection
         self.lib.sqlite3_busy_handler(self._live(), ctypes.cast(self._busy_cb, ctypes.c_void_p), None)
+
+    def set_wal_hook(self, handler: Any) -> None:
+        """``handler(frames)`` runs after each commit with the number of frames in the WAL.
+
+        It replaces SQLite's own autocheckpoint hook (``wal_autocheckpoint``) on this connection.
+        """
+
+        def trampoline(_arg: Any, _db: Any, _name: Any, frames: int) -> int:
+            try:
+                handler(frames)
+            except Exception:  # never let an exception cross the C boundary
+                pass
+            return SQLITE_OK
+
+        self._wal_cb = WAL_HOOK(trampoline)
+        self.lib.sqlite3_wal_hook(self._live(), ctypes.cast(self._wal_cb, ctypes.c_void_p), None)
+
+    def wal_autocheckpoint(self, frames: int) -> None:
+        """``PRAGMA wal_autocheckpoint`` without preparing a statement."""
+        rc = self.lib.sqlite3_wal_autocheckpoint(self._live(), frames)
+        if rc != SQLITE_OK:
+            raise self.error(rc)
+
+    def exec(self, sql: str) -> None:
+        """Run statements that return nothing (settings), in one call into SQLite."""
+        rc = self.lib.sqlite3_exec(self._live(), sql.encode("utf-8"), None, None, None)
+        if rc != SQLITE_OK:
+            raise self.error(rc)
 
     def txn_state(self) -> int:
         """0 none, 1 read, 2 write (``sqlite3_txn_state`` on ``main``); -1 if unknown."""
