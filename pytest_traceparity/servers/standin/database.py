@@ -88,6 +88,10 @@ def run_deferred() -> None:
             log.exception("stand-in: deferred connection job failed")
 
 
+def _data_version(conn: ffi.Connection) -> int:
+    return int(conn.execute_simple("PRAGMA data_version")[0][0])
+
+
 class ProtocolError(Exception):
     """The client broke the protocol: answer 4xx with an Error body, drop the stream."""
 
@@ -142,6 +146,16 @@ class Database:
             anchor.close()
             raise
         self._anchor: ffi.Connection | None = anchor
+        # One connection opened ahead may also be *warm*: it has read the schema already
+        # (see _warm_one). ``_warm_score`` falls when warm connections go stale before use.
+        self._warm: ffi.Connection | None = None
+        self._warm_score = 0
+        self._warm_skips = 0
+        probe = self.connect()
+        try:
+            self._fresh_data_version = _data_version(self._activate(probe))
+        finally:
+            probe.close()
 
     def connect(self) -> ffi.Connection:
         """A new connection (housekeeping, and streams when no ready one is waiting)."""
@@ -163,17 +177,17 @@ class Database:
 
     @staticmethod
     def _activate(conn: ffi.Connection) -> ffi.Connection:
-        """What sqld does last when it opens a stream's connection, run when the stream starts.
+        """What sqld does last when it opens a stream's connection.
 
         ``PRAGMA synchronous`` is sqld's default durability mode "relaxed" (NORMAL; set per
         connection in libsql-server/src/connection/connection_core.rs): in WAL mode a
         commit does not wait for fsync. It also reads the schema, which SQLite then does
         not re-read for every statement (REINDEX, PRAGMA foreign_key_check resolve names
-        against it): so it must not run on a connection opened ahead, whose schema would
-        be that of when it was opened.
+        against it): so on a connection opened ahead it runs when the stream starts, or
+        on a warm connection that is checked to be still current (see :meth:`_take_warm`).
         """
         try:
-            conn.execute_simple("PRAGMA synchronous=NORMAL")
+            conn.exec("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()
             raise
@@ -188,15 +202,70 @@ class Database:
         ``last_insert_rowid()``, its schema and every per-connection setting are exactly
         those of a connection opened now.
         """
+        warm = self._take_warm()
         conn = None
         with self._pool_lock:
-            if self._ready:
+            if warm is None and self._ready:
                 conn = self._ready.pop()
             refill = not self._refilling and self.ready_connections > 0
             self._refilling = self._refilling or refill
         if refill:
             defer(self._refill)
+        if warm is not None:
+            return warm
         return self._activate(conn if conn is not None else self.connect())
+
+    def _take_warm(self) -> ffi.Connection | None:
+        """The warm connection if nothing was committed since it read the schema, else None.
+
+        ``PRAGMA data_version`` counts the changes by other connections a connection has
+        seen. Equal to a just-opened connection's value, it proves that no commit happened
+        since the warm connection read the schema and pages: the connection is then
+        indistinguishable from one opened now (that PRAGMA itself is visible to clients,
+        and a stale one would show a higher value). A stale one is closed, unused.
+        """
+        with self._pool_lock:
+            conn, self._warm = self._warm, None
+        if conn is None:
+            return None
+        try:
+            current = _data_version(conn) == self._fresh_data_version
+        except ffi.SqliteError:
+            current = False
+        with self._pool_lock:
+            self._warm_score = min(8, self._warm_score + 1) if current else max(-8, self._warm_score - 2)
+            if not current:
+                self._closing += 1
+        if current:
+            return conn
+        defer(lambda: self._close_idle(conn, warm=False))
+        return None
+
+    def _warm_one(self) -> None:
+        """Read the schema on a connection opened ahead, after a stream ended: for one client
+        at a time the next stream then starts without that read (~30 us). With concurrent
+        writers a warm connection is mostly stale by then, so it is only tried now and then."""
+        with self._pool_lock:
+            if self.deleted or self._warm is not None or not self._ready:
+                return
+            if self._warm_score < 0:
+                self._warm_skips += 1
+                if self._warm_skips % 16:
+                    return
+            conn = self._ready.pop(0)
+            refill = not self._refilling
+            self._refilling = True
+        if refill:
+            defer(self._refill)
+        try:
+            current = _data_version(self._activate(conn)) == self._fresh_data_version
+        except ffi.SqliteError:
+            current = False
+        with self._pool_lock:
+            if current and not self.deleted and self._warm is None:
+                self._warm, conn = conn, None
+        if conn is not None:
+            conn.close()
 
     def _refill(self) -> None:
         try:
@@ -232,7 +301,7 @@ class Database:
     def _note_wal_frames(self, frames: int) -> None:
         self.wal_frames = frames
 
-    def _close_idle(self, conn: ffi.Connection) -> None:
+    def _close_idle(self, conn: ffi.Connection, warm: bool = True) -> None:
         # The anchor keeps the WAL open, so closing a stream's connection does not checkpoint
         # it as closing the last one would: do it here once the WAL is long, unless a sync
         # layer reads the WAL (it checkpoints itself). After a complete checkpoint the next
@@ -247,11 +316,16 @@ class Database:
             with self._pool_lock:
                 self._closing -= 1
                 self._closed_all.notify_all()
+        if warm:
+            self._warm_one()
 
     def close_ready(self) -> None:
         """Close the connections opened ahead and the anchor (namespace deleted, server stopping)."""
         with self._pool_lock:
             ready, self._ready = self._ready, []
+            if self._warm is not None:
+                ready.append(self._warm)
+                self._warm = None
             anchor, self._anchor = self._anchor, None
         for conn in ready:
             conn.close()

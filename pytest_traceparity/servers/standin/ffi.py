@@ -9,6 +9,7 @@ library the :mod:`sqlite3` module is linked against, so both agree on the SQLite
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -395,10 +396,8 @@ class Connection:
         """
 
         def trampoline(_arg: Any, _db: Any, _name: Any, frames: int) -> int:
-            try:
+            with contextlib.suppress(Exception):  # never let an exception cross the C boundary
                 handler(frames)
-            except Exception:  # never let an exception cross the C boundary
-                pass
             return SQLITE_OK
 
         self._wal_cb = WAL_HOOK(trampoline)
@@ -452,8 +451,8 @@ class Connection:
     def prepare(self, sql: str, start: int = 0) -> Statement | None:
         """Prepare the first statement of ``sql[start:]`` (byte offsets); None if only blanks."""
         data = sql.encode("utf-8", "surrogatepass")
-        buf = ctypes.create_string_buffer(data, len(data) + 1)
-        base = ctypes.addressof(buf)
+        # the bytes object's own buffer (NUL-terminated, alive while ``data`` is): no copy
+        base: int = ctypes.cast(data, ctypes.c_void_p).value or 0
         handle = ctypes.c_void_p()
         tail = ctypes.c_void_p()
         rc = self.lib.sqlite3_prepare_v2(

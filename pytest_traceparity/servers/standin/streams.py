@@ -12,15 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import hashlib
 import hmac
 import os
 import random
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import ffi
 from .database import Database, ProtocolError
@@ -60,15 +60,10 @@ class Stream:
             raise ProtocolError("Stream for this baton was closed", "BATON_STREAM_CLOSED")
         return self.conn
 
-    @contextlib.contextmanager
-    def using(self) -> Iterator[None]:
+    def using(self) -> Any:
         """Hold the connection's use lock for a request (a lock thief never touches it then)."""
         conn = self.conn
-        if conn is None:
-            yield
-            return
-        with conn.use_lock:
-            yield
+        return contextlib.nullcontext() if conn is None else conn.use_lock
 
     def resolve_sql(self, sql: str | None, sql_id: int | None) -> str:
         if sql is not None and sql_id is not None:
@@ -110,7 +105,8 @@ class StreamManager:
         self._expired: dict[int, float] = {}
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()
+        # hmac.digest is OpenSSL's one-shot HMAC: a fifth of the cost of an hmac.new object
+        return hmac.digest(self._key, payload, "sha256")
 
     def _encode(self, stream: Stream) -> str:
         payload = struct.pack(">QQ", stream.stream_id, stream.seq)
