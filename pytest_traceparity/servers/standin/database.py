@@ -262,9 +262,10 @@ class Database:
         except ffi.SqliteError:
             current = False
         with self._pool_lock:
-            if current and not self.deleted and self._warm is None:
-                self._warm, conn = conn, None
-        if conn is not None:
+            kept = current and not self.deleted and self._warm is None
+            if kept:
+                self._warm = conn
+        if not kept:
             conn.close()
 
     def _refill(self) -> None:

@@ -175,6 +175,57 @@ def _bind(lib: ctypes.CDLL) -> None:
         lib.sqlite3_txn_state.argtypes = [vp, c_char_p]
 
 
+# Calls that only read or set a field of a connection or statement: through a PyDLL they
+# keep the GIL. Through the CDLL every call released and re-took it, and with several
+# request threads each release let another thread in: thread switches per column read.
+# Everything that may do I/O, wait or run long (open, close, prepare, step, exec,
+# finalize, interrupt) still releases it.
+_QUICK_CALLS = (
+    "sqlite3_errmsg",
+    "sqlite3_extended_errcode",
+    "sqlite3_extended_result_codes",
+    "sqlite3_busy_timeout",
+    "sqlite3_bind_parameter_count",
+    "sqlite3_bind_parameter_name",
+    "sqlite3_bind_null",
+    "sqlite3_bind_int64",
+    "sqlite3_bind_double",
+    "sqlite3_bind_text",
+    "sqlite3_bind_blob",
+    "sqlite3_column_count",
+    "sqlite3_column_name",
+    "sqlite3_column_decltype",
+    "sqlite3_column_type",
+    "sqlite3_column_int64",
+    "sqlite3_column_double",
+    "sqlite3_column_text",
+    "sqlite3_column_blob",
+    "sqlite3_column_bytes",
+    "sqlite3_changes",
+    "sqlite3_last_insert_rowid",
+    "sqlite3_get_autocommit",
+    "sqlite3_stmt_readonly",
+    "sqlite3_stmt_isexplain",
+    "sqlite3_limit",
+    "sqlite3_busy_handler",
+    "sqlite3_wal_autocheckpoint",
+    "sqlite3_wal_hook",
+    "sqlite3_error_offset",
+    "sqlite3_txn_state",
+)
+
+
+def _keep_gil_for_quick_calls(lib: ctypes.CDLL, path: str) -> None:
+    try:
+        quick = ctypes.PyDLL(path)
+        _bind(quick)
+    except (OSError, AttributeError):  # keep the GIL-releasing functions
+        return
+    for name in _QUICK_CALLS:
+        if hasattr(lib, name) and hasattr(quick, name):
+            setattr(lib, name, getattr(quick, name))
+
+
 BUSY_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
 WAL_HOOK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)
 
@@ -198,6 +249,7 @@ def load_library(candidates: Sequence[str], expected_version: str) -> ctypes.CDL
         if version != expected_version:
             problems.append(f"{path}: SQLite {version}, but Python's sqlite3 module uses {expected_version}")
             continue
+        _keep_gil_for_quick_calls(lib, path)
         return lib
     raise SqliteLibraryError(
         "traceparity stand-in: cannot load the SQLite C library that Python's sqlite3 module uses "
@@ -452,7 +504,7 @@ class Connection:
         """Prepare the first statement of ``sql[start:]`` (byte offsets); None if only blanks."""
         data = sql.encode("utf-8", "surrogatepass")
         # the bytes object's own buffer (NUL-terminated, alive while ``data`` is): no copy
-        base: int = ctypes.cast(data, ctypes.c_void_p).value or 0
+        base: int = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
         handle = ctypes.c_void_p()
         tail = ctypes.c_void_p()
         rc = self.lib.sqlite3_prepare_v2(
