@@ -77,6 +77,8 @@ class TxnArbiter:
     def after_step(self, conn: ffi.Connection, before: int) -> None:
         """After a step: claim the slot when the write lock was taken, free it when released."""
         after = conn.txn_state()
+        if after == TXN_NONE and conn.has_statements():
+            conn.clear_statements()  # kept statements live for one transaction only
         if after == TXN_WRITE and before != TXN_WRITE:
             slot = TxnSlot(conn, time.monotonic() + self.timeout)
             conn.txn_slot = slot
@@ -150,3 +152,4 @@ class TxnArbiter:
 def _rollback(conn: ffi.Connection) -> None:
     with contextlib.suppress(ffi.SqliteError):  # already rolled back (SQLite may have, on an error)
         conn.execute_simple("ROLLBACK")
+    conn.clear_statements()
