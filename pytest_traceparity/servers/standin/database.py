@@ -258,11 +258,12 @@ class Database:
         if refill:
             defer(self._refill)
         try:
-            current = _data_version(self._activate(conn)) == self._fresh_data_version
+            self._activate(conn)  # closes it on failure
         except ffi.SqliteError:
-            current = False
+            return
+        # (a commit between this read and the stream's start shows in _take_warm's check)
         with self._pool_lock:
-            kept = current and not self.deleted and self._warm is None
+            kept = not self.deleted and self._warm is None
             if kept:
                 self._warm = conn
         if not kept:
