@@ -2,7 +2,9 @@
 
 Streams get fresh connections (sqld opens one per Hrana stream); a few are opened ahead
 and idle streams' connections are closed after the answer is sent (or by one background
-thread), so neither is on a request's path.
+thread), so neither is on a request's path. One of those opened ahead may be warm (schema
+read, checked still current when its stream starts), and an anchor connection keeps the
+WAL open for the namespace's life, as sqld's own connections do.
 """
 
 from __future__ import annotations
