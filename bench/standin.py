@@ -35,12 +35,14 @@ from .common import Figure
 
 WORKLOADS = ("autocommit inserts", "point selects", "200-statement transaction", "4 concurrent clients (inserts)")
 TABLES = ("t", "t0", "t1", "t2", "t3")
+TXN_STATEMENTS = 200
 
 
-def _client(url: str, table: str, workload: str, n: int, out: Any) -> None:
+def _client(url: str, table: str, workload: str, n: int, out: Any, barrier: Any) -> None:
     import libsql
 
     conn = libsql.connect(url, auth_token="", isolation_level=None)
+    barrier.wait(timeout=120)  # concurrent clients start together, not as each process is up
     start = time.perf_counter()
     if workload == "insert":
         for i in range(n):
@@ -48,11 +50,12 @@ def _client(url: str, table: str, workload: str, n: int, out: Any) -> None:
     elif workload == "select":
         for i in range(n):
             conn.execute(f"SELECT a FROM {table} WHERE id = ?", (i % 100 + 1,)).fetchall()
-    elif workload == "txn":
-        conn.execute("BEGIN")
-        for i in range(n):
-            conn.execute(f"INSERT INTO {table}(a) VALUES (?)", (f"tx {i}",))
-        conn.execute("COMMIT")
+    elif workload == "txn":  # n statements as transactions of TXN_STATEMENTS each
+        for first in range(0, n, TXN_STATEMENTS):
+            conn.execute("BEGIN")
+            for i in range(first, min(n, first + TXN_STATEMENTS)):
+                conn.execute(f"INSERT INTO {table}(a) VALUES (?)", (f"tx {i}",))
+            conn.execute("COMMIT")
     out.put(time.perf_counter() - start)
     conn.close()
 
@@ -61,8 +64,9 @@ def _run(url: str, table: str, workload: str, n: int, clients: int = 1) -> float
     """Statements per second over all clients (wall time of the slowest)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
+    barrier = ctx.Barrier(clients)
     tables = [table] if clients == 1 else [f"{table}{k}" for k in range(clients)]
-    procs = [ctx.Process(target=_client, args=(url, t, workload, n, queue)) for t in tables]
+    procs = [ctx.Process(target=_client, args=(url, t, workload, n, queue, barrier)) for t in tables]
     for p in procs:
         p.start()
     times = [queue.get(timeout=300) for _ in procs]
@@ -77,7 +81,8 @@ def _workload(name: str, url: str, n: int) -> float:
     if name == "point selects":
         return _run(url, "t", "select", n)
     if name == "200-statement transaction":
-        return _run(url, "t", "txn", 200)
+        # several transactions per sample: one (~0.1 s) was too short to time steadily
+        return _run(url, "t", "txn", max(TXN_STATEMENTS, 2 * n // TXN_STATEMENTS * TXN_STATEMENTS))
     return _run(url, "t", "insert", n // 2, clients=4)
 
 

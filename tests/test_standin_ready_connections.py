@@ -9,6 +9,7 @@ resolves REINDEX and PRAGMA names against the schema it read last), not ``change
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +83,30 @@ def test_deleting_a_namespace_closes_its_connections_opened_ahead(server: Standi
     ready = list(db._ready)
     server.delete_namespace("gone")
     assert db._ready == [] and all(conn.closed for conn in ready)
+
+
+def fresh_data_version(path: Path) -> str:
+    """``PRAGMA data_version`` of a connection opened now (the value counts the changes by
+    other connections it has seen, so it tells a connection opened long ago apart)."""
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("PRAGMA data_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_new_stream_shows_the_data_version_of_a_connection_opened_now(server: StandinServer) -> None:
+    base = server.url
+    writer = Client(base)  # a stream of its own: its commits are another connection's
+    ok(writer.send({"type": "execute", "stmt": {"sql": "CREATE TABLE n(a)"}})[0])
+    db = server.namespaces.get("default")
+    wait_ready(db)
+    expected = fresh_data_version(db.path)
+    for n in range(20):
+        # a stream ends (a warm connection may be readied for the next), then another
+        # connection commits before the next stream starts
+        one_shot(base, "SELECT 1")
+        if n % 2:
+            ok(writer.send({"type": "execute", "stmt": {"sql": f"INSERT INTO n VALUES ({n})"}})[0])
+        [version] = one_shot(base, "PRAGMA data_version")
+        assert rows(version) == [[expected]], f"round {n}"

@@ -2,7 +2,9 @@
 
 Streams get fresh connections (sqld opens one per Hrana stream); a few are opened ahead
 and idle streams' connections are closed after the answer is sent (or by one background
-thread), so neither is on a request's path.
+thread), so neither is on a request's path. One of those opened ahead may be warm (schema
+read, checked still current when its stream starts), and an anchor connection keeps the
+WAL open for the namespace's life, as sqld's own connections do.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from .txn import DEFAULT_TXN_TIMEOUT, TxnArbiter
 
 DEFAULT_MAX_RESPONSE_SIZE = 10_000_000  # sqld's --max-response-size default, "10MB"
 READY_CONNECTIONS = 2  # per namespace, opened ahead for new streams (0: open on demand)
-WAL_CHECKPOINT_BYTES = 4 * 1024 * 1024  # namespaces without a sync layer: checkpoint beyond this
+WAL_CHECKPOINT_FRAMES = 1000  # namespaces without a sync layer: checkpoint beyond this (SQLite's default)
 
 log = logging.getLogger("pytest_traceparity.standin")
 
@@ -88,6 +90,10 @@ def run_deferred() -> None:
             log.exception("stand-in: deferred connection job failed")
 
 
+def _data_version(conn: ffi.Connection) -> int:
+    return int(conn.execute_simple("PRAGMA data_version")[0][0])
+
+
 class ProtocolError(Exception):
     """The client broke the protocol: answer 4xx with an Error body, drop the stream."""
 
@@ -128,12 +134,30 @@ class Database:
         self._refilling = False
         self._closing = 0  # stream connections handed over to be closed, not closed yet
         self._closed_all = threading.Condition(self._pool_lock)
+        self.wal_frames = 0  # frames in the WAL after the last commit (see _close_idle)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self.connect()
+        # The anchor: one connection that stays open in WAL mode for the namespace's life, as
+        # sqld always has one. Without it every stream's connection was the last one when it
+        # closed, so SQLite checkpointed and deleted the WAL each time, and the next write
+        # created it anew (two fsyncs and a directory fsync per autocommit statement).
+        anchor = self.connect()
         try:
-            conn.execute_simple("PRAGMA journal_mode=WAL")
+            anchor.execute_simple("PRAGMA journal_mode=WAL")
+            anchor.execute_simple("SELECT count(*) FROM sqlite_master")  # opens the WAL and -shm
+        except BaseException:
+            anchor.close()
+            raise
+        self._anchor: ffi.Connection | None = anchor
+        # One connection opened ahead may also be *warm*: it has read the schema already
+        # (see _warm_one). ``_warm_score`` falls when warm connections go stale before use.
+        self._warm: ffi.Connection | None = None
+        self._warm_score = 0
+        self._warm_skips = 0
+        probe = self.connect()
+        try:
+            self._fresh_data_version = _data_version(self._activate(probe))
         finally:
-            conn.close()
+            probe.close()
 
     def connect(self) -> ffi.Connection:
         """A new connection (housekeeping, and streams when no ready one is waiting)."""
@@ -143,9 +167,11 @@ class Database:
             conn = ffi.Connection(str(self.path), self.busy_timeout_ms)
         try:
             self.txn.install(conn)
-            conn.execute_simple(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
+            conn.wal_autocheckpoint(int(self.wal_autocheckpoint))
+            if self.wal_autocheckpoint <= 0:
+                conn.set_wal_hook(self._note_wal_frames)
             # libsql (and so sqld) is built with SQLITE_DEFAULT_FOREIGN_KEYS=1.
-            conn.execute_simple("PRAGMA foreign_keys=ON")
+            conn.exec("PRAGMA foreign_keys=ON")
         except BaseException:
             conn.close()
             raise
@@ -153,17 +179,17 @@ class Database:
 
     @staticmethod
     def _activate(conn: ffi.Connection) -> ffi.Connection:
-        """What sqld does last when it opens a stream's connection, run when the stream starts.
+        """What sqld does last when it opens a stream's connection.
 
         ``PRAGMA synchronous`` is sqld's default durability mode "relaxed" (NORMAL; set per
         connection in libsql-server/src/connection/connection_core.rs): in WAL mode a
         commit does not wait for fsync. It also reads the schema, which SQLite then does
         not re-read for every statement (REINDEX, PRAGMA foreign_key_check resolve names
-        against it): so it must not run on a connection opened ahead, whose schema would
-        be that of when it was opened.
+        against it): so on a connection opened ahead it runs when the stream starts, or
+        on a warm connection that is checked to be still current (see :meth:`_take_warm`).
         """
         try:
-            conn.execute_simple("PRAGMA synchronous=NORMAL")
+            conn.exec("PRAGMA synchronous=NORMAL")
         except BaseException:
             conn.close()
             raise
@@ -178,15 +204,72 @@ class Database:
         ``last_insert_rowid()``, its schema and every per-connection setting are exactly
         those of a connection opened now.
         """
+        warm = self._take_warm()
         conn = None
         with self._pool_lock:
-            if self._ready:
+            if warm is None and self._ready:
                 conn = self._ready.pop()
             refill = not self._refilling and self.ready_connections > 0
             self._refilling = self._refilling or refill
         if refill:
             defer(self._refill)
+        if warm is not None:
+            return warm
         return self._activate(conn if conn is not None else self.connect())
+
+    def _take_warm(self) -> ffi.Connection | None:
+        """The warm connection if nothing was committed since it read the schema, else None.
+
+        ``PRAGMA data_version`` counts the changes by other connections a connection has
+        seen. Equal to a just-opened connection's value, it proves that no commit happened
+        since the warm connection read the schema and pages: the connection is then
+        indistinguishable from one opened now (that PRAGMA itself is visible to clients,
+        and a stale one would show a higher value). A stale one is closed, unused.
+        """
+        with self._pool_lock:
+            conn, self._warm = self._warm, None
+        if conn is None:
+            return None
+        try:
+            current = _data_version(conn) == self._fresh_data_version
+        except ffi.SqliteError:
+            current = False
+        with self._pool_lock:
+            self._warm_score = min(8, self._warm_score + 1) if current else max(-8, self._warm_score - 2)
+            if not current:
+                self._closing += 1
+        if current:
+            return conn
+        defer(lambda: self._close_idle(conn, warm=False))
+        return None
+
+    def _warm_one(self) -> None:
+        """Read the schema on a connection opened ahead, after a stream ended: for one client
+        at a time the next stream then starts without that read (~30 us). With concurrent
+        writers a warm connection is mostly stale by then, so it is only tried now and then."""
+        with self._pool_lock:
+            if self.deleted or self._warm is not None or not self._ready:
+                return
+            if self._warm_score < 0:
+                self._warm_skips += 1
+                if self._warm_skips % 16:
+                    return
+            conn = self._ready.pop(0)
+            refill = not self._refilling
+            self._refilling = True
+        if refill:
+            defer(self._refill)
+        try:
+            self._activate(conn)  # closes it on failure
+        except ffi.SqliteError:
+            return
+        # (a commit between this read and the stream's start shows in _take_warm's check)
+        with self._pool_lock:
+            kept = not self.deleted and self._warm is None
+            if kept:
+                self._warm = conn
+        if not kept:
+            conn.close()
 
     def _refill(self) -> None:
         try:
@@ -219,28 +302,39 @@ class Database:
         else:
             conn.close()
 
-    def _close_idle(self, conn: ffi.Connection) -> None:
-        # The connections opened ahead keep the file open, so closing a stream's connection
-        # no longer checkpoints the WAL as closing the last one did: do it here once the WAL
-        # is large, unless a sync layer reads the WAL (it checkpoints itself).
+    def _note_wal_frames(self, frames: int) -> None:
+        self.wal_frames = frames
+
+    def _close_idle(self, conn: ffi.Connection, warm: bool = True) -> None:
+        # The anchor keeps the WAL open, so closing a stream's connection does not checkpoint
+        # it as closing the last one would: do it here once the WAL is long, unless a sync
+        # layer reads the WAL (it checkpoints itself). After a complete checkpoint the next
+        # commit starts the WAL over, and the hook reports a short WAL again.
         try:
-            if not self.write_listeners and not self.deleted and not conn.closed:
-                with contextlib.suppress(OSError):
-                    if os.path.getsize(f"{self.path}-wal") > WAL_CHECKPOINT_BYTES:
-                        with contextlib.suppress(ffi.SqliteError):
-                            conn.execute_simple("PRAGMA wal_checkpoint(PASSIVE)")
+            if self.wal_frames >= WAL_CHECKPOINT_FRAMES and not self.write_listeners and not self.deleted:
+                with contextlib.suppress(ffi.SqliteError):
+                    conn.execute_simple("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.wal_frames = 0
         finally:
             conn.close()
             with self._pool_lock:
                 self._closing -= 1
                 self._closed_all.notify_all()
+        if warm:
+            self._warm_one()
 
     def close_ready(self) -> None:
-        """Close the connections opened ahead (namespace deleted, server stopping)."""
+        """Close the connections opened ahead and the anchor (namespace deleted, server stopping)."""
         with self._pool_lock:
             ready, self._ready = self._ready, []
+            if self._warm is not None:
+                ready.append(self._warm)
+                self._warm = None
+            anchor, self._anchor = self._anchor, None
         for conn in ready:
             conn.close()
+        if anchor is not None:
+            anchor.close()
 
     def gone(self) -> ProtocolError:
         """The error a request on this namespace gets once it is deleted."""

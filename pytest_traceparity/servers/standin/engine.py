@@ -156,7 +156,7 @@ def prepare_single(conn: ffi.Connection, sql: str) -> ffi.Statement:
     """Prepare exactly one statement, as sqld requires for execute/batch steps."""
     check_supported(sql)
     try:
-        stmt = conn.prepare(sql)
+        stmt = conn.prepare_cached(sql)
     except ffi.SqliteError as err:
         raise stmt_error_from_sqlite(err, preparing=True) from err
     if stmt is None:
@@ -224,7 +224,20 @@ def run_statement(db: Database, conn: ffi.Connection, spec: StmtSpec, program: P
         return _run_prepared(db, conn, spec, started, program)
     finally:
         if not conn.closed:
+            if conn.has_statements() and not _keeps_statements(spec.sql):
+                conn.clear_statements()
             db.txn.after_step(conn, state_before)
+
+
+# Statements after which prepared statements kept in a transaction stay valid: they change
+# neither the schema nor how SQLite compiles (DDL, ROLLBACK TO and PRAGMAs may; kept
+# statements would then describe what they were compiled against).
+_DML = {"SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "VALUES", "EXPLAIN"}
+
+
+def _keeps_statements(sql: str) -> bool:
+    known = classify(sql)
+    return (known[2] if known else sqltext.main_keyword(sql)) in _DML
 
 
 def _run_prepared(db: Database, conn: ffi.Connection, spec: StmtSpec, started: float, program: Program) -> StmtOutcome:
@@ -305,6 +318,7 @@ def run_sequence(db: Database, conn: ffi.Connection, sql: str) -> None:
     for piece in pieces:
         check_syntax(piece)
     program = Program(db, conn)
+    conn.clear_statements()  # a sequence may change the schema (see _DML)
     data = sql.encode("utf-8", "surrogatepass")
     pos = 0
     while pos < len(data):

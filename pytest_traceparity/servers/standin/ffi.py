@@ -9,6 +9,7 @@ library the :mod:`sqlite3` module is linked against, so both agree on the SQLite
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -158,6 +159,9 @@ def _bind(lib: ctypes.CDLL) -> None:
         "sqlite3_interrupt": (None, [vp]),
         "sqlite3_limit": (c_int, [vp, c_int, c_int]),
         "sqlite3_busy_handler": (c_int, [vp, vp, vp]),
+        "sqlite3_exec": (c_int, [vp, c_char_p, vp, vp, vp]),
+        "sqlite3_wal_autocheckpoint": (c_int, [vp, c_int]),
+        "sqlite3_wal_hook": (vp, [vp, vp, vp]),
     }
     for name, (restype, argtypes) in sigs.items():
         fn = getattr(lib, name)
@@ -166,12 +170,75 @@ def _bind(lib: ctypes.CDLL) -> None:
     if hasattr(lib, "sqlite3_error_offset"):
         lib.sqlite3_error_offset.restype = c_int
         lib.sqlite3_error_offset.argtypes = [vp]
+    for name in ("sqlite3_clear_bindings", "sqlite3_expired"):  # for the statement cache
+        if hasattr(lib, name):
+            getattr(lib, name).restype = c_int
+            getattr(lib, name).argtypes = [vp]
     if hasattr(lib, "sqlite3_txn_state"):  # SQLite 3.34+
         lib.sqlite3_txn_state.restype = c_int
         lib.sqlite3_txn_state.argtypes = [vp, c_char_p]
 
 
+# Calls that only read or set a field of a connection or statement: through a PyDLL they
+# keep the GIL. Through the CDLL every call released and re-took it, and with several
+# request threads each release let another thread in: thread switches per column read.
+# Everything that may do I/O, wait or run long (open, close, prepare, step, exec,
+# finalize, interrupt) still releases it.
+_QUICK_CALLS = (
+    "sqlite3_errmsg",
+    "sqlite3_extended_errcode",
+    "sqlite3_extended_result_codes",
+    "sqlite3_busy_timeout",
+    "sqlite3_bind_parameter_count",
+    "sqlite3_bind_parameter_name",
+    "sqlite3_bind_null",
+    "sqlite3_bind_int64",
+    "sqlite3_bind_double",
+    "sqlite3_bind_text",
+    "sqlite3_bind_blob",
+    "sqlite3_column_count",
+    "sqlite3_column_name",
+    "sqlite3_column_decltype",
+    "sqlite3_column_type",
+    "sqlite3_column_int64",
+    "sqlite3_column_double",
+    "sqlite3_column_text",
+    "sqlite3_column_blob",
+    "sqlite3_column_bytes",
+    "sqlite3_changes",
+    "sqlite3_last_insert_rowid",
+    "sqlite3_get_autocommit",
+    "sqlite3_stmt_readonly",
+    "sqlite3_stmt_isexplain",
+    "sqlite3_limit",
+    "sqlite3_busy_handler",
+    "sqlite3_wal_autocheckpoint",
+    "sqlite3_wal_hook",
+    "sqlite3_error_offset",
+    "sqlite3_txn_state",
+    "sqlite3_clear_bindings",
+    "sqlite3_expired",
+    "sqlite3_reset",
+)
+
+
+def _keep_gil_for_quick_calls(lib: ctypes.CDLL, path: str) -> None:
+    try:
+        quick = ctypes.PyDLL(path)
+        _bind(quick)
+    except (OSError, AttributeError):  # keep the GIL-releasing functions
+        return
+    for name in _QUICK_CALLS:
+        if hasattr(lib, name) and hasattr(quick, name):
+            setattr(lib, name, getattr(quick, name))
+
+
+STMT_CACHE_SIZE = 16  # statements kept per connection
+STMT_CACHE_TEXT_MAX = 4096  # longer texts (bulk literals) are never kept
+_CACHE_STATEMENTS = True  # off when the library lacks sqlite3_expired (see library())
+
 BUSY_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+WAL_HOOK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int)
 
 
 def load_library(candidates: Sequence[str], expected_version: str) -> ctypes.CDLL:
@@ -193,6 +260,7 @@ def load_library(candidates: Sequence[str], expected_version: str) -> ctypes.CDL
         if version != expected_version:
             problems.append(f"{path}: SQLite {version}, but Python's sqlite3 module uses {expected_version}")
             continue
+        _keep_gil_for_quick_calls(lib, path)
         return lib
     raise SqliteLibraryError(
         "traceparity stand-in: cannot load the SQLite C library that Python's sqlite3 module uses "
@@ -204,12 +272,13 @@ def load_library(candidates: Sequence[str], expected_version: str) -> ctypes.CDL
 
 def library() -> ctypes.CDLL:
     """Load (once) the SQLite library :mod:`sqlite3` uses; explain what to do when that fails."""
-    global _lib
+    global _lib, _CACHE_STATEMENTS
     with _lib_lock:
         if _lib is None:
             import sqlite3
 
             _lib = load_library(_candidate_paths(), sqlite3.sqlite_version)
+            _CACHE_STATEMENTS = hasattr(_lib, "sqlite3_expired") and hasattr(_lib, "sqlite3_clear_bindings")
         return _lib
 
 
@@ -232,6 +301,7 @@ class Statement:
         self.conn = conn
         self.handle = handle
         self.tail_offset = tail_offset
+        self.cache_key: str | None = None  # set by Connection.prepare_cached
 
     def __enter__(self) -> Statement:
         return self
@@ -240,9 +310,13 @@ class Statement:
         self.finalize()
 
     def finalize(self) -> None:
-        if self.handle:
-            self.conn.lib.sqlite3_finalize(self.handle)
-            self.handle = ctypes.c_void_p()
+        """Done with the statement: a cached one is reset and kept for its SQL text."""
+        if not self.handle:
+            return
+        if self.cache_key is not None and self.conn.keep(self):
+            return
+        self.conn.lib.sqlite3_finalize(self.handle)
+        self.handle = ctypes.c_void_p()
 
     @property
     def readonly(self) -> bool:
@@ -352,6 +426,8 @@ class Connection:
         self.use_lock = threading.RLock()
         self.txn_slot: Any = None  # the write-lock slot this connection holds (txn.py)
         self._busy_cb: Any = None
+        self._stmt_cache: dict[str, Statement] = {}
+        self._wal_cb: Any = None
         self.handle = ctypes.c_void_p()
         flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_URI
         rc = self.lib.sqlite3_open_v2(os.fsencode(path), ctypes.byref(self.handle), flags, None)
@@ -366,6 +442,7 @@ class Connection:
 
     def close(self) -> None:
         with self.use_lock, self._life:
+            self.clear_statements()
             handle, self.handle = self.handle, ctypes.c_void_p()
             if handle:
                 # close_v2: statements still alive keep a zombie connection until finalized
@@ -382,6 +459,32 @@ class Connection:
 
         self._busy_cb = BUSY_HANDLER(trampoline)  # kept alive as long as the connection
         self.lib.sqlite3_busy_handler(self._live(), ctypes.cast(self._busy_cb, ctypes.c_void_p), None)
+
+    def set_wal_hook(self, handler: Any) -> None:
+        """``handler(frames)`` runs after each commit with the number of frames in the WAL.
+
+        It replaces SQLite's own autocheckpoint hook (``wal_autocheckpoint``) on this connection.
+        """
+
+        def trampoline(_arg: Any, _db: Any, _name: Any, frames: int) -> int:
+            with contextlib.suppress(Exception):  # never let an exception cross the C boundary
+                handler(frames)
+            return SQLITE_OK
+
+        self._wal_cb = WAL_HOOK(trampoline)
+        self.lib.sqlite3_wal_hook(self._live(), ctypes.cast(self._wal_cb, ctypes.c_void_p), None)
+
+    def wal_autocheckpoint(self, frames: int) -> None:
+        """``PRAGMA wal_autocheckpoint`` without preparing a statement."""
+        rc = self.lib.sqlite3_wal_autocheckpoint(self._live(), frames)
+        if rc != SQLITE_OK:
+            raise self.error(rc)
+
+    def exec(self, sql: str) -> None:
+        """Run statements that return nothing (settings), in one call into SQLite."""
+        rc = self.lib.sqlite3_exec(self._live(), sql.encode("utf-8"), None, None, None)
+        if rc != SQLITE_OK:
+            raise self.error(rc)
 
     def txn_state(self) -> int:
         """0 none, 1 read, 2 write (``sqlite3_txn_state`` on ``main``); -1 if unknown."""
@@ -419,8 +522,8 @@ class Connection:
     def prepare(self, sql: str, start: int = 0) -> Statement | None:
         """Prepare the first statement of ``sql[start:]`` (byte offsets); None if only blanks."""
         data = sql.encode("utf-8", "surrogatepass")
-        buf = ctypes.create_string_buffer(data, len(data) + 1)
-        base = ctypes.addressof(buf)
+        # the bytes object's own buffer (NUL-terminated, alive while ``data`` is): no copy
+        base: int = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
         handle = ctypes.c_void_p()
         tail = ctypes.c_void_p()
         rc = self.lib.sqlite3_prepare_v2(
@@ -432,6 +535,58 @@ class Connection:
         if not handle.value:
             return None
         return Statement(self, handle, tail_offset)
+
+    def prepare_cached(self, sql: str) -> Statement | None:
+        """Like :meth:`prepare`, reusing this connection's statement for the same text
+        within one explicit transaction.
+
+        A client repeats texts in a transaction (``describe`` then run, a loop); preparing
+        was a fifth of such a statement's server time. Reuse must be invisible, so
+        statements are kept only while a transaction has its snapshot (``txn_state`` read
+        or write): no other connection's schema change can reach this connection's schema
+        then, and its own DDL, a ROLLBACK TO undoing DDL or a PRAGMA changing code
+        generation make SQLite expire the statement (prepared anew here). The cache is
+        emptied when the transaction ends (:meth:`clear_statements`): outside a transaction
+        a connection notices another's schema change only at its next read, without
+        expiring its statements, so a kept one could describe a stale schema.
+        """
+        cache = self._stmt_cache
+        if cache:
+            stmt = cache.pop(sql, None)
+            if stmt is not None:
+                if not self.lib.sqlite3_expired(stmt.handle):
+                    return stmt
+                stmt.cache_key = None
+                stmt.finalize()
+        stmt = self.prepare(sql)
+        if stmt is not None and _CACHE_STATEMENTS and len(sql) <= STMT_CACHE_TEXT_MAX:
+            stmt.cache_key = sql
+        return stmt
+
+    def has_statements(self) -> bool:
+        return bool(self._stmt_cache)
+
+    def clear_statements(self) -> None:
+        """Finalize every kept statement (the transaction ended, or the connection closes)."""
+        cached, self._stmt_cache = self._stmt_cache, {}
+        for stmt in cached.values():
+            stmt.cache_key = None
+            stmt.finalize()
+
+    def keep(self, stmt: Statement) -> bool:
+        """Put a statement back into the cache (reset); False when it must be finalized."""
+        key = stmt.cache_key
+        if key is None or not self.handle or key in self._stmt_cache or self.txn_state() < 1:
+            return False
+        if len(self._stmt_cache) >= STMT_CACHE_SIZE:
+            oldest = next(iter(self._stmt_cache))
+            evicted = self._stmt_cache.pop(oldest)
+            evicted.cache_key = None
+            evicted.finalize()
+        self.lib.sqlite3_reset(stmt.handle)
+        self.lib.sqlite3_clear_bindings(stmt.handle)
+        self._stmt_cache[key] = stmt
+        return True
 
     def changes(self) -> int:
         return int(self.lib.sqlite3_changes(self._live()))

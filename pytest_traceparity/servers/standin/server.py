@@ -24,7 +24,6 @@ import contextlib
 import functools
 import hmac
 import ipaddress
-import json
 import logging
 import re
 import shutil
@@ -45,6 +44,7 @@ from .wire import (  # noqa: F401  (HttpError, Response: the API extensions such
     HttpListener,
     Request,
     Response,
+    encode_json,
     error_response,
     parse_json,
     protocol_error_response,
@@ -385,8 +385,7 @@ class StandinServer:
     def _cursor(self, req: Request) -> Response:
         assert req.namespace is not None
         lines = hrana.cursor(self.streams, req.namespace, req.json())
-        body = "".join(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n" for line in lines)
-        return Response(200, body.encode("utf-8"), "text/plain")
+        return Response(200, b"".join(encode_json(line) + b"\n" for line in lines), "text/plain")
 
     def _admin_create(self, req: Request) -> Response:
         name = unquote(req.match["ns"])

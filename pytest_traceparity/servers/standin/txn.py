@@ -48,6 +48,7 @@ class TxnArbiter:
         self.handover = handover
         self._cond = threading.Condition()
         self._slot: TxnSlot | None = None
+        self._waiting = 0  # connections in busy() now
         self.steals = 0
 
     # ------------------------------------------------------------ holder side
@@ -76,6 +77,8 @@ class TxnArbiter:
     def after_step(self, conn: ffi.Connection, before: int) -> None:
         """After a step: claim the slot when the write lock was taken, free it when released."""
         after = conn.txn_state()
+        if after == TXN_NONE and conn.has_statements():
+            conn.clear_statements()  # kept statements live for one transaction only
         if after == TXN_WRITE and before != TXN_WRITE:
             slot = TxnSlot(conn, time.monotonic() + self.timeout)
             conn.txn_slot = slot
@@ -83,6 +86,11 @@ class TxnArbiter:
                 self._slot = slot
         elif after != TXN_WRITE and before == TXN_WRITE:
             self.forget(conn)
+        elif self._waiting and after != TXN_WRITE:
+            # an autocommit write held the lock only while it ran (no slot): a writer waiting
+            # in busy() would otherwise sleep out its NO_SLOT_POLL
+            with self._cond:
+                self._cond.notify_all()
 
     def forget(self, conn: ffi.Connection) -> None:
         """The connection ended its write transaction (or is closing): wake a waiter."""
@@ -100,17 +108,24 @@ class TxnArbiter:
         with self._cond:
             slot = self._slot
             if slot is None or slot.conn is waiter:  # the holder is no stream (a checkpoint, a sync push)
-                self._cond.wait(NO_SLOT_POLL)
+                self._wait(NO_SLOT_POLL)
                 return 1 if retries * NO_SLOT_POLL < NO_SLOT_GIVE_UP else 0
             deadline = slot.expires_at
             if self.handover is not None:
                 deadline = min(deadline, slot.created_at + self.handover)
             remaining = deadline - time.monotonic()
             if remaining > 0:
-                self._cond.wait(remaining)
+                self._wait(remaining)
                 return 1
         self._steal(slot)
         return 1
+
+    def _wait(self, seconds: float) -> None:
+        self._waiting += 1
+        try:
+            self._cond.wait(seconds)
+        finally:
+            self._waiting -= 1
 
     def _steal(self, slot: TxnSlot) -> None:
         holder = slot.conn
@@ -137,3 +152,4 @@ class TxnArbiter:
 def _rollback(conn: ffi.Connection) -> None:
     with contextlib.suppress(ffi.SqliteError):  # already rolled back (SQLite may have, on an error)
         conn.execute_simple("ROLLBACK")
+    conn.clear_statements()

@@ -12,6 +12,8 @@ import json
 import logging
 import re
 import socket
+import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -76,11 +78,7 @@ class Response:
 
     @classmethod
     def json(cls, payload: Any, status: int = 200) -> Response:
-        text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
-        try:
-            return cls(status, text.encode("utf-8"))
-        except UnicodeEncodeError:  # a lone surrogate: JSON escapes are still valid JSON
-            return cls(status, json.dumps(payload, ensure_ascii=True, allow_nan=False).encode("ascii"))
+        return cls(status, encode_json(payload))
 
     @classmethod
     def text(cls, text: str, status: int = 200) -> Response:
@@ -109,6 +107,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON number {name}")
 
 
+# Built once: json.dumps/json.loads with any option build a new encoder/decoder per call.
+# Compact separators, like serde_json's output.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_ASCII_ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def encode_json(payload: Any) -> bytes:
+    """UTF-8 JSON; a lone surrogate (which UTF-8 cannot carry) is written as a JSON escape."""
+    try:
+        return _ENCODER.encode(payload).encode("utf-8")
+    except UnicodeEncodeError:
+        return _ASCII_ENCODER.encode(payload).encode("ascii")
+
+
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -126,7 +139,7 @@ def _has_lone_surrogate(value: Any) -> bool:
 def parse_json(body: bytes) -> Any:
     """Decode a request body; like serde_json, a lone UTF-16 surrogate escape is an error."""
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        value = _DECODER.decode(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError(f"Cannot deserialize client message from JSON: {exc}", "JSON_DESERIALIZE") from None
     if _SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(value):
@@ -146,6 +159,22 @@ MAX_HEAD = 64 * 1024  # request line + headers; longer gets 431
 MAX_HEADERS = 100
 IDLE_TIMEOUT = 120.0  # longer than hyper's 90 s pool idle timeout: the client closes first
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+def _set_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Kernel-side receive and send timeouts on a blocking socket.
+
+    ``settimeout`` would make Python ``poll()`` before every ``recv`` and ``send``: two
+    extra system calls per request. With ``SO_RCVTIMEO``/``SO_SNDTIMEO`` a silent peer
+    makes the call fail (an ``OSError``) after ``seconds`` just the same.
+    """
+    if sys.platform == "win32":
+        value = struct.pack("=I", int(seconds * 1000))
+    else:
+        whole = int(seconds)
+        value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 class Headers:
@@ -270,7 +299,7 @@ class _Conn:
         """``length`` body bytes; fewer when the client stops sending for BODY_IDLE_TIMEOUT."""
         if len(self.buf) < length:
             parts, have = [self.buf], len(self.buf)
-            self.sock.settimeout(BODY_IDLE_TIMEOUT)
+            _set_timeouts(self.sock, BODY_IDLE_TIMEOUT)
             try:
                 while have < length:
                     data = self._recv()
@@ -280,7 +309,7 @@ class _Conn:
                     have += len(data)
             finally:
                 with contextlib.suppress(OSError):
-                    self.sock.settimeout(IDLE_TIMEOUT)
+                    _set_timeouts(self.sock, IDLE_TIMEOUT)
             self.buf = b"".join(parts)
         body, self.buf = self.buf[:length], self.buf[length:]
         return body
@@ -343,7 +372,8 @@ class _Conn:
         begin_deferring()
         try:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock.settimeout(IDLE_TIMEOUT)
+            self.sock.setblocking(True)
+            _set_timeouts(self.sock, IDLE_TIMEOUT)
             while not self.listener.closing and self._one():
                 run_deferred()
         except OSError:
