@@ -610,7 +610,8 @@ def test_a_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) ->
 
 def test_run_block_equals_one_step_at_a_time(tmp_path: Path) -> None:
     """Replayer.run_block's inline path gives step()'s outcomes, in order, for every kind of step: repeated
-    plain statements (the inline path), errors, a volatile statement, a file target, a registration."""
+    plain statements (the inline path), BEGIN/COMMIT (failing ones too), errors, a volatile statement, a file
+    target, a registration."""
     from pytest_traceparity.trace.format import Event
     from pytest_traceparity.trace.replayer import Replayer
 
@@ -631,6 +632,10 @@ def test_run_block_equals_one_step_at_a_time(tmp_path: Path) -> None:
         for conn, sql, params in steps:
             seq += 1
             events.append(Event(seq, conn, "execute", sql, params))
+        if i % 3 == 0:  # BEGIN twice (the second fails), COMMIT, and a COMMIT with nothing to commit (fails)
+            for conn, op in [(1, "begin"), (1, "begin"), (1, "commit"), (2, "commit")]:
+                seq += 1
+                events.append(Event(seq, conn, op, mode="IMMEDIATE" if op == "begin" else None))
         if i == 20:
             seq += 1
             events.append(Event(seq, 1, "execute", "ATTACH DATABASE 'other.db' AS o", ()))

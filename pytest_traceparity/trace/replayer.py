@@ -205,29 +205,38 @@ class Replayer:
         return outcome
 
     def run_block(self, events: list[Event]) -> list[Outcome]:
-        """:meth:`step` of each event, in order. The usual step (a statement that names no file, on an open
-        connection, whose values nothing masks) runs inline here; anything else goes through :meth:`step`."""
+        """:meth:`step` of each event, in order. The usual steps (a statement that names no file and whose values
+        nothing masks, BEGIN, COMMIT, on an open connection) run inline here; anything else through :meth:`step`."""
         outcomes: list[Outcome] = []
         append, step, connections, plain = outcomes.append, self.step, self.connections, self._plain
         volatility, registrations, last = self.volatility, self.registrations, self._last
         for event in events:
             conn = connections.get(event.conn)
+            op = event.op
             if (
                 conn is None
-                or event.op != "execute"
                 or event.error
                 or registrations.active
                 or self._track_departures
-                or not plain.get(event.sql)  # type: ignore[arg-type]
-                or volatility.tables
-                or volatility.columns
                 or (last is not None and last.get(event.db) == event.seq)  # type: ignore[arg-type]
             ):
                 append(step(event))
                 continue
-            try:  # step()'s usual case and its error handling, spelled out
-                result = conn.execute(event.sql, event.params)  # type: ignore[arg-type]
-                append(Outcome(result=result if isinstance(result, Result) else Result()))
+            try:  # step()'s usual cases and its error handling, spelled out
+                if op == "execute":
+                    if not plain.get(event.sql) or volatility.tables or volatility.columns:  # type: ignore[arg-type]
+                        append(step(event))
+                        continue
+                    result = conn.execute(event.sql, event.params)  # type: ignore[arg-type]
+                    append(Outcome(result=result if isinstance(result, Result) else Result()))
+                elif op == "begin":
+                    conn.begin(event.mode or "DEFERRED")
+                    append(Outcome(result=Result()))  # as _plain: no rows, success or error only
+                elif op == "commit":
+                    conn.commit()
+                    append(Outcome(result=Result()))
+                else:
+                    append(step(event))
             except DatabaseError as exc:
                 append(Outcome(error=exc))
             except TraceparityError as exc:
