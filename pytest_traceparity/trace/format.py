@@ -129,6 +129,36 @@ except ImportError:  # pragma: no cover - msgspec is a dependency; a platform wi
     _fast_loads = None
 
 
+_EXECUTE = '"op":"execute"'
+_execute_decode: Callable[[str], Any] | None = None
+_UNSET: Any = None
+if _fast_loads is not None:
+
+    class _ExecuteLine(msgspec.Struct, forbid_unknown_fields=True):
+        """An execute event as the rules accept it (a key outside the format, a wrong type: not decoded)."""
+
+        seq: int
+        conn: int
+        op: str
+        sql: str
+        params: list[Any] | msgspec.UnsetType = msgspec.UNSET  # absent: no parameters; null: not decoded
+        rowcount: int | None = None
+        error: dict[str, Any] | None = None
+        # allowed on any event (the rules ignore them on an execute)
+        db: Any = None
+        target: Any = None
+        driver: Any = None
+        mode: Any = None
+        seed: Any = None
+        kind: Any = None
+        name: Any = None
+        arity: Any = None
+        fresh: Any = None
+
+    _execute_decode = msgspec.json.Decoder(_ExecuteLine).decode
+    _UNSET = msgspec.UNSET
+
+
 def loads_line(text: str) -> Any:
     """``json.loads`` of one line (a long trace is mostly this call). A line msgspec refuses (NaN, a number
     out of a float's range, a lone surrogate, bad JSON) goes to ``json.loads``: same values, same errors."""
@@ -315,7 +345,13 @@ class TraceReader:
                     if text.strip():
                         raise self._fail(lineno, "content after the end line")
                     continue
-                try:  # _parse's usual case, inlined: a long trace is mostly this
+                event = self._execute_line(text, lineno, expected_seq, opened, closed) if _EXECUTE in text else None
+                if event is not None:  # the usual line, decoded and checked in one go
+                    expected_seq += 1
+                    self.events_read += 1
+                    yield event
+                    continue
+                try:  # _parse's usual case, inlined
                     data = loads_line(text)
                     if text[-1] != "\n" or type(data) is not dict:
                         raise ValueError
@@ -341,6 +377,30 @@ class TraceReader:
                 f"missing end line after {expected_seq - 1} event(s): the trace is truncated or "
                 "the recording was interrupted",
             )
+
+    def _execute_line(
+        self, text: str, lineno: int, expected_seq: int, opened: dict[int, str], closed: set[int]
+    ) -> Event | None:
+        """An execute line that passes every rule, decoded straight into its fields by msgspec; ``None`` for
+        anything else (another op, a broken rule, params by name): the dict path then checks it and names
+        the first problem exactly as before."""
+        if _execute_decode is None:
+            return None
+        try:
+            line = _execute_decode(text)
+        except _FAST_ERRORS:
+            return None
+        conn = line.conn
+        db = opened.get(conn)
+        if line.seq != expected_seq or line.op != "execute" or db is None or conn in closed or text[-1] != "\n":
+            return None
+        raw = line.params
+        params = () if raw is _UNSET else _fast_values(raw)
+        if params is None:
+            return None
+        return Event(
+            line.seq, conn, "execute", line.sql, params, None, db, rowcount=line.rowcount, error=line.error, line=lineno
+        )
 
     def _event(
         self, data: dict[str, Any], lineno: int, expected_seq: int, opened: dict[int, str], closed: set[int]
