@@ -62,10 +62,12 @@ class DBAPIConnection(Connection):
         # Connection.execute with _execute, _result and _normalized's usual case inlined: every replayed
         # step comes here, and on a local file the client answers in a few microseconds
         try:
-            cursor = self.raw.execute(sql, params)
+            cursor = self.raw.execute(sql, params)  # a cursor per statement: libsql's rowcount is per cursor
             try:
-                description = cursor.description or ()
-                rows = cursor.fetchall() if description else []
+                description = cursor.description
+                if not description:
+                    return Result((), [], cursor.rowcount, cursor.lastrowid)
+                rows = cursor.fetchall()
                 if type(rows) is not list:
                     rows = list(rows)
                 result = Result(tuple(map(_NAME, description)), rows, cursor.rowcount, cursor.lastrowid)

@@ -150,6 +150,7 @@ class Replayer:
         self.registrations = Registrations()
         self.paths = PathMapper(lambda: self.make_context(f"{self.name}-files").workdir)
         self._last = last_use if last_use is not None else last_uses(trace) if trace is not None else None
+        self._retire_at = frozenset(self._last.values()) if self._last else frozenset()  # seqs that end a database
         self.volatility = Volatility(load_patterns(Path(trace).parent if trace is not None else Path.cwd()))
 
     @property
@@ -209,17 +210,14 @@ class Replayer:
         nothing masks, BEGIN, COMMIT, on an open connection) run inline here; anything else through :meth:`step`."""
         outcomes: list[Outcome] = []
         append, step, connections, plain = outcomes.append, self.step, self.connections, self._plain
-        volatility, registrations, last = self.volatility, self.registrations, self._last
+        volatility, registrations = self.volatility, self.registrations
+        if self._track_departures:
+            return [step(event) for event in events]
+        retire_at = self._retire_at
         for event in events:
             conn = connections.get(event.conn)
             op = event.op
-            if (
-                conn is None
-                or event.error
-                or registrations.active
-                or self._track_departures
-                or (last is not None and last.get(event.db) == event.seq)  # type: ignore[arg-type]
-            ):
+            if conn is None or event.error or registrations.active or event.seq in retire_at:
                 append(step(event))
                 continue
             try:  # step()'s usual cases and its error handling, spelled out
@@ -228,7 +226,7 @@ class Replayer:
                         append(step(event))
                         continue
                     result = conn.execute(event.sql, event.params)  # type: ignore[arg-type]
-                    append(Outcome(result=result if isinstance(result, Result) else Result()))
+                    append(Outcome(result if isinstance(result, Result) else Result()))
                 elif op == "begin":
                     conn.begin(event.mode or "DEFERRED")
                     append(Outcome(result=Result()))  # as _plain: no rows, success or error only
