@@ -608,7 +608,8 @@ def test_a_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) ->
         gc.unfreeze()
 
 
-def test_run_block_equals_one_step_at_a_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend_id", ["libsql-local", "sqlalchemy-sqlite"])
+def test_run_block_equals_one_step_at_a_time(tmp_path: Path, backend_id: str) -> None:
     """Replayer.run_block's inline path gives step()'s outcomes, in order, for every kind of step: repeated
     plain statements (the inline path), BEGIN/COMMIT (failing ones too), errors, a volatile statement, a file
     target, a registration."""
@@ -642,7 +643,7 @@ def test_run_block_equals_one_step_at_a_time(tmp_path: Path) -> None:
             seq += 1
             events.append(Event(seq, 2, "register", kind="function", name="f", arity=1))
     events += [Event(seq + 1, 2, "close"), Event(seq + 2, 1, "close")]
-    backend = standalone_registry().get("libsql-local")
+    backend = standalone_registry().get(backend_id)  # sqlalchemy-sqlite: a block runs in one loop entry
     with (
         Replayer(backend, make, "t", departures=False) as blocks,
         Replayer(backend, make, "u", departures=False) as one,
@@ -652,3 +653,41 @@ def test_run_block_equals_one_step_at_a_time(tmp_path: Path) -> None:
         assert [o.to_json() for o in got] == [o.to_json() for o in want]
         assert blocks.stats.to_json() == one.stats.to_json()
         assert sum(1 for o in got if o.error is not None) > 40  # errors really went through the inline path
+
+
+def test_statements_of_a_block_run_in_one_event_loop_and_the_facade_still_works_outside(tmp_path: Path) -> None:
+    """sqlalchemy-sqlite's run_steps awaits every statement of a block in one loop; outside a block, and from
+    a caller inside a running loop, the sync facade works as before; an error inside a block propagates."""
+    import asyncio
+
+    from pytest_traceparity.backends import sqlalchemy_sqlite
+    from pytest_traceparity.errors import DatabaseError
+
+    backend = standalone_registry().get("sqlalchemy-sqlite")
+    database = backend.create_database(BackendContext(workdir=tmp_path, name="b"))
+    conn = database.connect()
+    loops: list[Any] = []
+
+    def block() -> list[Any]:
+        loops.append(sqlalchemy_sqlite._BLOCK.loop)
+        conn.execute("CREATE TABLE t (a)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        loops.append(sqlalchemy_sqlite._BLOCK.loop)
+        return conn.execute("SELECT a FROM t").rows
+
+    assert backend.run_steps(block) == [(1,)]
+    assert loops[0] is not None and loops[0] is loops[1] and loops[0].is_closed()  # one loop, closed after
+    assert conn.execute("SELECT count(*) FROM t").scalar() == 1  # the facade's own loop, outside a block
+
+    async def from_async_code() -> Any:
+        return backend.run_steps(lambda: conn.execute("SELECT a FROM t").rows)  # no bridge inside a running loop
+
+    assert asyncio.run(from_async_code()) == [(1,)]
+
+    def failing() -> None:
+        conn.execute("INSERT INTO nope VALUES (1)")
+
+    with pytest.raises(DatabaseError, match="nope"):
+        backend.run_steps(failing)
+    assert getattr(sqlalchemy_sqlite._BLOCK, "loop", None) is None
+    conn.close()

@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from ..errors import BackendUnavailable, DatabaseError, TraceparityError, no_sync_error, wrap_error
 from ..secret import as_secret
@@ -23,6 +23,8 @@ from ..values import Params as Params  # re-exported: backends import it from he
 from ..values import Result, plain
 from .aio import AsyncConnection, ThreadedAsyncConnection
 from .endpoint import SqldEndpoint
+
+T = TypeVar("T")
 
 # Capability flags a backend may declare; tests and cases can require them.
 CAP_NAMED_PARAMS = "named_params"
@@ -238,3 +240,11 @@ class Backend(ABC):
 
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
+
+    def run_steps(self, steps: Callable[[], T]) -> T:
+        """Run ``steps`` (a block of replayed statements, back to back) and return what it returns.
+
+        The default just calls it. A backend whose sync connections enter an event loop for every call
+        may run the whole block inside one loop entry instead (see ``sqlalchemy-sqlite``).
+        """
+        return steps()

@@ -206,6 +206,10 @@ class Replayer:
         return outcome
 
     def run_block(self, events: list[Event]) -> list[Outcome]:
+        """:meth:`step` of each event, in order, inside the backend's :meth:`~.Backend.run_steps`."""
+        return self.backend.run_steps(lambda: self._run_block(events))
+
+    def _run_block(self, events: list[Event]) -> list[Outcome]:
         """:meth:`step` of each event, in order. The usual steps (a statement that names no file and whose values
         nothing masks, BEGIN, COMMIT, on an open connection) run inline here; anything else through :meth:`step`."""
         outcomes: list[Outcome] = []
