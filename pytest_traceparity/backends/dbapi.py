@@ -105,7 +105,8 @@ class DBAPIConnection(Connection):
                     rows = cursor.fetchmany(size)
                 if not rows:
                     return
-                yield self._normalized(Result(rows=[tuple(row) for row in rows])).rows
+                # rows that are not plain tuples of plain values are copied by _normalized
+                yield self._normalized(Result(rows=rows if type(rows) is list else list(rows))).rows
         finally:
             cursor.close()
 
