@@ -1,6 +1,6 @@
 """``python -m bench [--quick] [--json PATH]``: every figure of issue 15 in one table.
 
-``--quick`` (under 2 minutes) skips the parity-job speed-up and the minimization figure
+``--quick`` (under 2 minutes) skips the parity-job speed-up, the minimization and the many-databases figures
 and uses fewer repetitions. Figures are goals, never assertions: the exit code is 0
 unless ``--check`` is given and a goal is missed.
 """
@@ -140,12 +140,39 @@ def minimize_figure() -> list[Figure]:
     return [fig]
 
 
+def many_databases_figure(dbs: int = 2000) -> list[Figure]:
+    """Peak RSS of a ``traceparity replay`` process (libsql-local) on a trace of ``dbs`` databases x 30
+    statements, half the connections never closed (``bench_replay_memory.py``)."""
+    import tempfile
+
+    from .bench_replay_memory import replay, write_trace
+
+    with tempfile.TemporaryDirectory(prefix="traceparity-bench-many-") as tmp:
+        trace = Path(tmp) / "traces" / "many.jsonl"
+        trace.parent.mkdir()
+        events = write_trace(trace, dbs)
+        golden_code, _, golden_s = replay(trace, "sqlalchemy-sqlite", ["--update-golden"])
+        code, rss, secs = replay(trace, "libsql-local", [])
+    fig = Figure(
+        f"replay peak RSS, {dbs:,} databases x 30 statements (libsql-local)",
+        round(rss, 1),
+        "MiB",
+        [round(rss, 1)],
+        "< 150 MiB",
+        rss < 150 and code in (0, 1) and golden_code == 0,
+        {"events": events, "replay_s": round(secs, 1), "golden_s": round(golden_s, 1), "exit": code},
+    )
+    return [fig]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions, no parity/minimize (< 2 min)")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions, no parity/minimize/many-databases (< 2 min)"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
-    parser.add_argument("--only", default="replay,standin,rss,parity,minimize")
+    parser.add_argument("--only", default="replay,standin,rss,parity,minimize,many")
     parser.add_argument(
         "--hrana-test-server",
         metavar="PATH",
@@ -176,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         figures += parity_figure(2)
     if not args.quick and "minimize" in only:
         figures += minimize_figure()
+    if not args.quick and "many" in only:
+        figures += many_databases_figure()
     info["load_avg_end"] = machine()["load_avg"]
     info["seconds"] = round(time.perf_counter() - started, 1)
     print(

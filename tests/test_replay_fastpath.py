@@ -90,6 +90,15 @@ def _golden_json(rnd: random.Random, result: Result) -> dict[str, Any]:
     return data
 
 
+def _new_trace(tmp_path: Path, name: str) -> tuple[Path, Path, Any]:
+    """``(trace, golden, writer)``: a trace to write under ``traces/`` and where its golden goes."""
+    from pytest_traceparity.trace.format import TraceWriter
+
+    trace, golden = tmp_path / "traces" / f"{name}.jsonl", tmp_path / "golden" / f"{name}.golden.jsonl"
+    trace.parent.mkdir()
+    return trace, golden, TraceWriter(trace)
+
+
 def test_fast_answers_agree_with_the_full_comparison() -> None:
     rnd = random.Random(15)
     checked = {"equal": 0, "counts": 0}
@@ -274,11 +283,8 @@ def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: A
 
     from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
     from pytest_traceparity.golden import steps, verify
-    from pytest_traceparity.trace.format import TraceWriter
 
-    trace, golden = tmp_path / "traces" / "k.jsonl", tmp_path / "golden" / "k.golden.jsonl"
-    trace.parent.mkdir()
-    writer = TraceWriter(trace)
+    trace, golden, writer = _new_trace(tmp_path, "k")
     writer.write_event("open", 1, db="db1", target="k.db", driver="sqlite3")
     writer.write_event("execute", 1, sql="CREATE TABLE t (a INTEGER)", params=[])
     for i in range(60):
@@ -393,11 +399,8 @@ def test_block_size_does_not_change_a_replay(tmp_path: Path, monkeypatch: Any) -
     """Steps run in blocks, then are judged: the report must not depend on where the blocks fall."""
     from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
     from pytest_traceparity.golden import verify
-    from pytest_traceparity.trace.format import TraceWriter
 
-    trace, golden = tmp_path / "traces" / "b.jsonl", tmp_path / "golden" / "b.golden.jsonl"
-    trace.parent.mkdir()
-    writer = TraceWriter(trace)
+    trace, golden, writer = _new_trace(tmp_path, "b")
     writer.write_event("open", 1, db="db1", target="b.db", driver="sqlite3")
     writer.write_event("open", 2, db="db1", target="b.db", driver="sqlite3")
     writer.write_event("execute", 1, sql="CREATE TABLE t (a INTEGER, b)", params=[])
@@ -437,11 +440,8 @@ def test_an_out_of_step_golden_is_reported_after_the_steps_before_it(tmp_path: P
     """Inside a block, a golden line that is not this step's still raises the same error, naming the step."""
     from pytest_traceparity.golden import verify
     from pytest_traceparity.golden.store import GoldenError
-    from pytest_traceparity.trace.format import TraceWriter
 
-    trace, golden = tmp_path / "traces" / "o.jsonl", tmp_path / "golden" / "o.golden.jsonl"
-    trace.parent.mkdir()
-    writer = TraceWriter(trace)
+    trace, golden, writer = _new_trace(tmp_path, "o")
     writer.write_event("open", 1, db="db1", target="o.db", driver="sqlite3")
     for i in range(10):
         writer.write_event("execute", 1, sql=f"SELECT {i}", params=[], flush=False)
@@ -467,12 +467,9 @@ def test_the_golden_carries_each_databases_last_use(tmp_path: Path) -> None:
     from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
     from pytest_traceparity.golden import verify
     from pytest_traceparity.golden.store import GoldenReader
-    from pytest_traceparity.trace.format import TraceWriter
     from pytest_traceparity.trace.replayer import last_uses
 
-    trace, golden = tmp_path / "traces" / "l.jsonl", tmp_path / "golden" / "l.golden.jsonl"
-    trace.parent.mkdir()
-    writer = TraceWriter(trace)
+    trace, golden, writer = _new_trace(tmp_path, "l")
     writer.write_event("open", 1, db="db1", target="a.db", driver="sqlite3")
     writer.write_event("open", 2, db="db2", target="b.db", driver="sqlite3")
     writer.write_event("execute", 1, sql="CREATE TABLE t (a)", params=[])
@@ -569,11 +566,8 @@ def test_a_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) ->
     from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
     from pytest_traceparity.errors import GoldenError
     from pytest_traceparity.golden import verify
-    from pytest_traceparity.trace.format import TraceWriter
 
-    trace, golden = tmp_path / "traces" / "g.jsonl", tmp_path / "golden" / "g.golden.jsonl"
-    trace.parent.mkdir()
-    writer = TraceWriter(trace)
+    trace, golden, writer = _new_trace(tmp_path, "g")
     writer.write_event("open", 1, db="db1", target="g.db", driver="sqlite3")
     writer.write_event("execute", 1, sql="SELECT 1", params=[])
     writer.write_event("close", 1)
