@@ -174,11 +174,20 @@ class Contexts:
         self._cache: dict[Any, StepContext] = {}
 
     def get(
-        self, op: str, sql: str | None, params: Any, many: Any, before: bool, db: str | None, prior: frozenset[Any]
+        self,
+        op: str,
+        sql: str | None,
+        params: Any,
+        many: Any,
+        before: bool,
+        db: str | None,
+        prior: frozenset[Any],
+        shaped: tuple[frozenset[str], int] | None = None,
     ) -> StepContext:
+        """``shaped``: :func:`param_shapes` of ``params``, when the caller has it already."""
         if many is not None:
             return statement_context(op, sql, params, many, before, db, prior)
-        key = (op, sql, param_shapes(params), before, db, prior)
+        key = (op, sql, shaped if shaped is not None else param_shapes(params), before, db, prior)
         context = self._cache.get(key)
         if context is None:
             if len(self._cache) >= 4096:

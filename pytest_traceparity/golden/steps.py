@@ -53,14 +53,30 @@ class StepJudge:
         # (context id, golden counts, actual counts) -> (memo key, differences with context) of a count-only step
         self.repeats: dict[tuple[Any, ...], tuple[Any, list[Difference]]] = {}
 
-    def precheck(self, event: Event, text: str | None) -> tuple[str | None, dict[str, Any] | None, Any]:
-        """Before running ``event``: ``(head, data, want)``; raises :class:`GoldenError` when the golden's
-        line is not this step's (the trace and its golden are out of step)."""
-        head = line_head(event.seq, event.conn, event.op, event.sql) if self.by_text and text is not None else None
-        if head is not None and text.startswith(head):  # type: ignore[union-attr]
-            return head, None, None
-        data, want = _golden_step(self.expected, text, event)
-        return None, data, want
+    def precheck_block(
+        self, events: list[Event]
+    ) -> tuple[list[str | None], list[tuple[str | None, dict[str, Any] | None, Any]], GoldenError | None]:
+        """:meth:`precheck` of each event with its golden line: ``(texts, checked, out_of_step)``. Stops at the
+        first out-of-step line and returns its error (raised once the steps before it ran and were judged)."""
+        texts: list[str | None] = []
+        checked: list[tuple[str | None, dict[str, Any] | None, Any]] = []
+        expected, by_text = self.expected, self.by_text
+        next_line = expected.next_line
+        for event in events:
+            text = next_line()
+            if by_text and text is not None:
+                head = line_head(event.seq, event.conn, event.op, event.sql)
+                if text.startswith(head):
+                    texts.append(text)
+                    checked.append((head, None, None))
+                    continue
+            try:
+                data, want = _golden_step(expected, text, event)
+            except GoldenError as exc:
+                return texts, checked, exc
+            texts.append(text)
+            checked.append((None, data, want))
+        return texts, checked, None
 
     def judge_block(
         self,
@@ -126,7 +142,9 @@ class StepJudge:
         repeat = None
         if type(match) is tuple and not params_changed and subject is None and memo is not None:
             # only rowcount/lastrowid differ: the same difference in the same context was judged before?
-            context = self.contexts.get(op, sql, event.params, event.many, before, event.db, history.prior(event.db))
+            shaped = param_shapes(event.params) if event.many is None else None
+            prior = history.prior(event.db)
+            context = self.contexts.get(op, sql, event.params, event.many, before, event.db, prior, shaped)
             result = outcome.result
             assert result is not None
             repeat = (id(context), match, result.rowcount, result.lastrowid)
@@ -135,7 +153,11 @@ class StepJudge:
                 verdict = self.registry.remembered(memo, seen[0])
                 if verdict is not None:
                     self._file_known(event, data, outcome, seen[1], verdict)
-                    history.note(event.db, op, sql, event.params, event.many)
+                    if op == "execute" and shaped is not None:
+                        if shaped[0]:
+                            history.note_shapes(event.db, op, sql, shaped[0])
+                    else:
+                        history.note(event.db, op, sql, event.params, event.many)
                     return
         diffs: list[Difference] = []
         if params_changed:

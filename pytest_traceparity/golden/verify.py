@@ -108,19 +108,9 @@ def _verify(
     """The steps in blocks (run back to back, then judged in order), then the final state."""
     trace, golden = report.trace, report.golden
     judge = StepJudge(report, registry, expected, check_params=check_params)
-    precheck, run_block, judge_block = judge.precheck, replayer.run_block, judge.judge_block
+    precheck_block, run_block, judge_block = judge.precheck_block, replayer.run_block, judge.judge_block
     while block := list(islice(events, BLOCK)):
-        texts: list[str | None] = []
-        checked: list[tuple[str | None, dict[str, Any] | None, Any]] = []
-        out_of_step: GoldenError | None = None
-        for event in block:
-            text = expected.next_line()
-            try:
-                checked.append(precheck(event, text))
-            except GoldenError as exc:  # raised once the steps before it ran and were judged
-                out_of_step = exc
-                break
-            texts.append(text)
+        texts, checked, out_of_step = precheck_block(block)
         outcomes = run_block(block if len(checked) == len(block) else block[: len(checked)])
         judge_block(block, texts, checked, outcomes)
         if out_of_step is not None:
