@@ -27,7 +27,8 @@ def replay_figures(steps: int, rounds_libsql: int, rounds_sa: int) -> list[Figur
 
     ws = Workspace(steps)
     try:
-        lib = interleaved({"raw": ws.raw("libsql-local"), "replay": ws.replay("libsql-local")}, rounds_libsql)
+        libsql_sides = {"raw": ws.raw("libsql-local"), "replay": ws.replay("libsql-local")}
+        lib = interleaved(libsql_sides, rounds_libsql, warmup=True)
         sa = interleaved({"raw": ws.raw("sqlalchemy-sqlite"), "replay": ws.replay("sqlalchemy-sqlite")}, rounds_sa)
     finally:
         ws.close()

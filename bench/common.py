@@ -50,10 +50,14 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(sides: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
-    """Run each side once per round, alternating the order every round; seconds per side."""
+def interleaved(sides: dict[str, Callable[[], object]], repeat: int, *, warmup: bool = False) -> dict[str, list[float]]:
+    """Run each side once per round, alternating the order every round; seconds per side. ``warmup``: each
+    side runs once, untimed, first (imports, caches, the allocator's arenas), so every round is a steady one."""
     out: dict[str, list[float]] = {name: [] for name in sides}
     names = list(sides)
+    if warmup:
+        for name in names:
+            sides[name]()
     for round_no in range(repeat):
         order = names if round_no % 2 == 0 else names[::-1]
         for name in order:

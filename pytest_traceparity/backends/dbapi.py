@@ -63,6 +63,8 @@ class DBAPIConnection(Connection):
         # step comes here, and on a local file the client answers in a few microseconds
         try:
             cursor = self.raw.execute(sql, params)  # a cursor per statement: libsql's rowcount is per cursor
+            # no close() once every row is read: the cursor goes with its last reference, here, at once; a
+            # failure closes it explicitly (a traceback would keep it, and its locks, alive)
             try:
                 description = cursor.description
                 if not description:
@@ -71,8 +73,9 @@ class DBAPIConnection(Connection):
                 if type(rows) is not list:
                     rows = list(rows)
                 result = Result(tuple(map(_NAME, description)), rows, cursor.rowcount, cursor.lastrowid)
-            finally:
+            except BaseException:
                 cursor.close()
+                raise
             return self._normalized(result) if rows else result
         except TraceparityError:
             raise
