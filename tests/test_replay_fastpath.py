@@ -99,6 +99,17 @@ def _new_trace(tmp_path: Path, name: str) -> tuple[Path, Path, Any]:
     return trace, golden, TraceWriter(trace)
 
 
+def _golden_from_reference(tmp_path: Path, trace: Path, golden: Path, writer: Any) -> tuple[Any, Any]:
+    """Close the trace ``writer``, make its golden on the reference backend: ``(context factory, registry)``."""
+    from pytest_traceparity.golden import verify
+
+    writer.close()
+    make = contexts(tmp_path)
+    registry = standalone_registry()
+    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    return make, registry
+
+
 def test_fast_answers_agree_with_the_full_comparison() -> None:
     rnd = random.Random(15)
     checked = {"equal": 0, "counts": 0}
@@ -291,10 +302,7 @@ def test_folded_known_steps_equal_the_judged_ones(tmp_path: Path, monkeypatch: A
         writer.write_event("execute", 1, sql="INSERT INTO t VALUES (?)", params=[{"int": str(i)}], flush=False)
         writer.write_event("execute", 1, sql="SELECT count(*) FROM t", params=[], flush=False)
     writer.write_event("close", 1)
-    writer.close()
-    make = contexts(tmp_path)
-    registry = standalone_registry()
-    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
     monkeypatch.setattr(steps, "KEEP_KNOWN", 5)  # where the judging reads it
     results = []
     for remember in (True, False):
@@ -420,10 +428,7 @@ def test_block_size_does_not_change_a_replay(tmp_path: Path, monkeypatch: Any) -
             writer.write_event("commit", 2, flush=False)
     writer.write_event("close", 2)
     writer.write_event("close", 1)
-    writer.close()
-    make = contexts(tmp_path)
-    registry = standalone_registry()
-    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
     reports = []
     for size in (1, 3, 64, 10_000):
         monkeypatch.setattr(verify, "BLOCK", size)
@@ -446,10 +451,7 @@ def test_an_out_of_step_golden_is_reported_after_the_steps_before_it(tmp_path: P
     for i in range(10):
         writer.write_event("execute", 1, sql=f"SELECT {i}", params=[], flush=False)
     writer.write_event("close", 1)
-    writer.close()
-    make = contexts(tmp_path)
-    registry = standalone_registry()
-    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
     lines = golden.read_text().splitlines(keepends=True)
     lines[7] = lines[7].replace("SELECT 5", "SELECT 55")  # seq 7's SQL no longer agrees
     golden.write_text("".join(lines))
@@ -478,10 +480,7 @@ def test_the_golden_carries_each_databases_last_use(tmp_path: Path) -> None:
     writer.write_event("close", 1)
     writer.write_event("execute", 2, sql="INSERT INTO u VALUES (1.5)", params=[])
     writer.write_event("close", 2)
-    writer.close()
-    make = contexts(tmp_path)
-    registry = standalone_registry()
-    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
     with GoldenReader(golden, trace) as reader:
         assert reader.header.last_use == last_uses(trace) == {"db1": 6, "db2": 8}
     with_hint = verify.verify_trace(
@@ -571,10 +570,7 @@ def test_a_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) ->
     writer.write_event("open", 1, db="db1", target="g.db", driver="sqlite3")
     writer.write_event("execute", 1, sql="SELECT 1", params=[])
     writer.write_event("close", 1)
-    writer.close()
-    make = contexts(tmp_path)
-    registry = standalone_registry()
-    verify.update_golden(trace, registry.get("sqlalchemy-sqlite"), make, golden=golden)
+    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
     rules = DivergenceRegistry(builtin_entries())
     seen: list[int] = []
     backend = registry.get("libsql-local")
@@ -584,7 +580,7 @@ def test_a_replay_leaves_the_garbage_collector_as_it_found_it(tmp_path: Path) ->
         seen.append(gc.get_freeze_count())
         return original(ctx)
 
-    backend.create_database = spy  # type: ignore[method-assign]
+    backend.create_database = spy
     assert gc.get_freeze_count() == 0
     verify.verify_trace(trace, backend, make, rules, golden=golden)
     assert seen[-1] > 0 and gc.get_freeze_count() == 0  # frozen while replaying, not after
