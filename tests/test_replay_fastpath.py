@@ -681,3 +681,26 @@ def test_statements_of_a_block_run_in_one_event_loop_and_the_facade_still_works_
         backend.run_steps(failing)
     assert getattr(sqlalchemy_sqlite._BLOCK, "loop", None) is None
     conn.close()
+
+
+def test_a_malformed_golden_step_is_named_by_its_own_line_inside_a_block(tmp_path: Path) -> None:
+    """Steps are judged after their whole block was read: a golden line that turns out malformed only then
+    must still be named by its own line number, not the block's last."""
+    from pytest_traceparity.divergences import DivergenceRegistry, builtin_entries
+    from pytest_traceparity.errors import GoldenError
+    from pytest_traceparity.golden import verify
+
+    trace, golden, writer = _new_trace(tmp_path, "m")
+    writer.write_event("open", 1, db="db1", target="m.db", driver="sqlite3")
+    for i in range(12):
+        writer.write_event("execute", 1, sql=f"SELECT {i}", params=[], flush=False)
+    writer.write_event("close", 1)
+    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
+    lines = golden.read_text().splitlines(keepends=True)
+    assert '"sql":"SELECT 4"' in lines[6]
+    head, _, _ = lines[6].partition(',"outcome":')
+    lines[6] = head + ',"outcome":{"result":{"columns":["4"],"rows":"bad","rowcount":-1,"lastrowid":0}}}\n'
+    golden.write_text("".join(lines))
+    rules = DivergenceRegistry(builtin_entries())
+    with pytest.raises(GoldenError, match=r"m\.golden\.jsonl:7: malformed step"):
+        verify.verify_trace(trace, registry.get("libsql-local"), make, rules, golden=golden)

@@ -29,6 +29,9 @@ from .fastcheck import EQUAL, Contexts, line_head, raw_match, raw_summary, rowle
 from .replay_report import KEEP_KNOWN, ReplayReport, StepReport, _params_text, _reason_text, _short, short_sql
 from .store import GoldenError, GoldenReader, params_digest, update_command
 
+# a step's golden line as checked before it ran: (canonical head, or None; decoded JSON; decoded step; line number)
+Checked = tuple[str | None, dict[str, Any] | None, Any, int]
+
 
 class StepJudge:
     """Compares steps, in trace order, with their golden lines and files what differs in ``report``."""
@@ -53,43 +56,44 @@ class StepJudge:
         # (context id, golden counts, actual counts) -> (memo key, differences with context) of a count-only step
         self.repeats: dict[tuple[Any, ...], tuple[Any, list[Difference]]] = {}
 
-    def precheck_block(
-        self, events: list[Event]
-    ) -> tuple[list[str | None], list[tuple[str | None, dict[str, Any] | None, Any]], GoldenError | None]:
-        """:meth:`precheck` of each event with its golden line: ``(texts, checked, out_of_step)``. Stops at the
-        first out-of-step line and returns its error (raised once the steps before it ran and were judged)."""
+    def precheck_block(self, events: list[Event]) -> tuple[list[str | None], list[Checked], GoldenError | None]:
+        """Each event's golden line, checked before the event runs: ``(texts, checked, out_of_step)``. A line
+        that starts as this step's canonical line is left unparsed (``(head, None, None, line)``); any other is
+        decoded and checked (``(None, data, want, line)``). Stops at the first out-of-step line and returns its
+        error (raised once the steps before it ran and were judged)."""
         texts: list[str | None] = []
-        checked: list[tuple[str | None, dict[str, Any] | None, Any]] = []
+        checked: list[Checked] = []
         expected, by_text = self.expected, self.by_text
         next_line = expected.next_line
         for event in events:
             text = next_line()
+            line = expected.line  # judged later, after the whole block was read: errors name this line
             if by_text and text is not None:
                 head = line_head(event.seq, event.conn, event.op, event.sql)
                 if text.startswith(head):
                     texts.append(text)
-                    checked.append((head, None, None))
+                    checked.append((head, None, None, line))
                     continue
             try:
-                data, want = _golden_step(expected, text, event)
+                data, want = _golden_step(expected, text, event, line)
             except GoldenError as exc:
                 return texts, checked, exc
             texts.append(text)
-            checked.append((None, data, want))
+            checked.append((None, data, want, line))
         return texts, checked, None
 
     def judge_block(
         self,
         events: list[Event],
         texts: list[str | None],
-        checked: list[tuple[str | None, dict[str, Any] | None, Any]],
+        checked: list[Checked],
         outcomes: list[Outcome],
     ) -> None:
         """Judge a block of run steps in trace order. The usual step (its golden line recognised on its text)
         is handled inline here; any other goes through :meth:`judge`."""
         in_tx, history, judge = self.in_tx, self.history, self.judge
         self.report.steps += len(outcomes)
-        for event, text, (head, data, want), outcome in zip(events, texts, checked, outcomes):
+        for event, text, (head, data, want, line), outcome in zip(events, texts, checked, outcomes):
             op, sql, conn = event.op, event.sql, event.conn
             before = in_tx.get(conn, False)
             if op == "execute":
@@ -113,24 +117,25 @@ class StepJudge:
                     elif op == "executemany":
                         history.note(event.db, op, sql, event.params, event.many)
                     continue
-            judge(event, text, head, data, want, outcome, before)
+            judge(event, text, line, data, want, outcome, before)
 
     def judge(
         self,
         event: Event,
         text: str | None,
-        head: str | None,
+        line: int,
         data: dict[str, Any] | None,
         want: Any,
         outcome: Outcome,
         before: bool,
     ) -> None:
-        """File ``event``'s difference from its golden, if any (``before``: its connection was in a transaction)."""
+        """File ``event``'s difference from its golden (at ``line``), if any (``before``: its connection was in a
+        transaction)."""
         report = self.report
         op, sql = event.op, event.sql
         history = self.history
         if data is None:
-            data, want = _golden_step(self.expected, text, event)
+            data, want = _golden_step(self.expected, text, event, line)
         fast = want is None
         params_changed = self.check_params and data.get("params_sha256") != params_digest(event)
         subject = None if not self.strict else f"{self.prefix}{event.seq}"
@@ -174,7 +179,7 @@ class StepJudge:
             assert outcome.result is not None
             diffs += count_differences(kind, match[0], outcome.result.rowcount, match[1], outcome.result.lastrowid)
         elif match is not EQUAL:  # decode the golden step and compare in full
-            want = want or self.expected.step_from(data)
+            want = want or self.expected.step_from(data, line)
             diffs += compare_outcomes(want.outcome, outcome, sql=compare_sql, executemany=op == "executemany")
         key = None
         if diffs:
@@ -269,11 +274,11 @@ def file_verdict(
     (report.known if verdict.status == "known" else report.failures).append(step)
 
 
-def _golden_step(expected: GoldenReader, text: str | None, event: Event) -> tuple[dict[str, Any], Any]:
+def _golden_step(expected: GoldenReader, text: str | None, event: Event, line: int) -> tuple[dict[str, Any], Any]:
     """The golden's line for ``event``, decoded: ``(data, None)`` when its seq, op and SQL agree (the outcome
     is compared on the raw JSON), ``(data, GoldenStep)`` when it had to be decoded whole to be checked.
     Raises :class:`GoldenError` when the trace and its golden are out of step."""
-    data = None if text is None else expected.decode(text)
+    data = None if text is None else expected.decode(text, line)
     if (
         data is not None
         and data.get("seq") == event.seq
@@ -282,7 +287,7 @@ def _golden_step(expected: GoldenReader, text: str | None, event: Event) -> tupl
         and type(data.get("conn")) is int
     ):
         return data, None
-    want = None if data is None else expected.step_from(data)
+    want = None if data is None else expected.step_from(data, line)
     if want is None or want.seq != event.seq or want.op != event.op or want.sql != event.sql:
         raise GoldenError(out_of_step(Path(expected.trace), expected.path, event, want))
     assert data is not None

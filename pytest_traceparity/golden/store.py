@@ -203,17 +203,20 @@ class GoldenReader:
         if not text:
             return None
         self._line += 1
-        return self._decode(text)
+        return self.decode(text)
 
-    def _decode(self, text: str) -> dict[str, Any]:
+    def decode(self, text: str, line: int | None = None) -> dict[str, Any]:
+        """The JSON object of a line :meth:`next_line` returned; a malformed one raises, naming ``line`` (default:
+        the line read last; a caller that reads ahead passes the line's own number)."""
+        line = self._line if line is None else line
         if not text.endswith("\n"):
-            raise self._error(self._line, "the last line is incomplete (the golden is truncated)")
+            raise self._error(line, "the last line is incomplete (the golden is truncated)")
         try:
             data = loads_line(text)
         except json.JSONDecodeError as exc:
-            raise self._error(self._line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            raise self._error(line, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(data, dict):
-            raise self._error(self._line, "expected a JSON object")
+            raise self._error(line, "expected a JSON object")
         return data
 
     def next_step(self) -> GoldenStep | None:
@@ -242,11 +245,7 @@ class GoldenReader:
         self._line += 1
         if text.startswith('{"seq":'):
             return text
-        return None if self._at_final(self._decode(text)) else text
-
-    def decode(self, text: str) -> dict[str, Any]:
-        """The JSON object of a line :meth:`next_line` returned."""
-        return self._decode(text)
+        return None if self._at_final(self.decode(text)) else text
 
     def _at_final(self, data: dict[str, Any]) -> bool:
         """True (and ``final`` loaded) when ``data`` is the final-state line."""
@@ -265,8 +264,9 @@ class GoldenReader:
         """Line number of the step :meth:`next_raw` returned last."""
         return self._line
 
-    def step_from(self, data: dict[str, Any]) -> GoldenStep:
-        """Decode the step :meth:`next_raw` returned last (a malformed one raises, naming its line)."""
+    def step_from(self, data: dict[str, Any], line: int | None = None) -> GoldenStep:
+        """Decode a step's JSON object (a malformed one raises, naming ``line``: default, the line read last)."""
+        line = self._line if line is None else line
         try:
             outcome = Outcome.from_json(data["outcome"])
             step = GoldenStep(
@@ -275,11 +275,11 @@ class GoldenReader:
                 op=str(data["op"]),
                 sql=data.get("sql"),
                 outcome=outcome,
-                line=self._line,
+                line=line,
                 params_sha256=data.get("params_sha256"),
             )
         except (KeyError, ValueError, TypeError) as exc:
-            raise self._error(self._line, f"malformed step ({type(exc).__name__}: {exc})") from None
+            raise self._error(line, f"malformed step ({type(exc).__name__}: {exc})") from None
         return step
 
     def close(self) -> None:
