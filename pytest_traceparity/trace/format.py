@@ -423,9 +423,7 @@ class TraceReader:
             raise self._fail(lineno, f"connection {conn} is used after its 'close' event", "conn")
         sql, rowcount, error = data.get("sql"), data.get("rowcount"), data.get("error")
         if op == "execute" and type(sql) is str:  # the usual event: the same rules, asked only when one fails
-            raw = data.get("params", _NO_PARAMS)
-            fast = _fast_values(raw) if type(raw) is list else None
-            params = fast if fast is not None else self._params(raw, lineno, "params")
+            params = self._params(data.get("params", _NO_PARAMS), lineno, "params")
             if not ((rowcount is None or type(rowcount) is int) and (error is None or type(error) is dict)):
                 self._check(_TAIL, data, lineno, expected_seq)
             return Event(seq, conn, op, sql, params, None, db, rowcount=rowcount, error=error, line=lineno)
@@ -469,12 +467,8 @@ class TraceReader:
                 raise self._fail(lineno, message.format(value=value, expected=expected_seq, op=data.get("op")), key)
 
     def _params(self, raw: Any, lineno: int, where: str) -> tuple[SqlValue, ...] | dict[str, SqlValue]:
-        if type(raw) is list:
-            try:
-                return tuple(map(_fast_value, raw))
-            except (KeyError, ValueError, TypeError):  # say exactly which value is wrong
-                pass
-        return self._slow_params(raw, lineno, where)
+        fast = _fast_values(raw) if type(raw) is list else None
+        return fast if fast is not None else self._slow_params(raw, lineno, where)  # the slow way names the value
 
     def _slow_params(self, raw: Any, lineno: int, where: str) -> tuple[SqlValue, ...] | dict[str, SqlValue]:
         if isinstance(raw, list):
@@ -587,7 +581,8 @@ _OP_RULES["begin"] = ((_NO_SQL, _NO_PARAMS_RULE, ("mode", "DEFERRED", *_one_of(B
 
 
 def _fast_values(raw: list[Any]) -> tuple[SqlValue, ...] | None:
-    """:func:`_fast_value` of each item, in one call (``None``: one is not well formed; the caller then names it)."""
+    """:func:`~pytest_traceparity.values.decode_value` of each well-formed typed value, in one call (``None``: one
+    is not well formed; the caller then decodes them one by one, naming the bad one)."""
     out: list[SqlValue] = []
     append = out.append
     for item in raw:
@@ -621,25 +616,6 @@ def _fast_values(raw: list[Any]) -> tuple[SqlValue, ...] | None:
                 continue
             return None
     return tuple(out)
-
-
-def _fast_value(item: Any) -> SqlValue:
-    """:func:`decode_value` for well-formed input; anything else raises (the caller then names it)."""
-    if type(item) is not dict or len(item) != 1:
-        raise TypeError("not a typed value")
-    ((key, raw),) = item.items()
-    if type(raw) is str:
-        if key == "int":
-            return int(raw)
-        if key == "text":
-            return raw
-        if key == "real":
-            return float(raw)
-        if key == "blob":
-            return base64.b64decode(raw, validate=True)
-    if key == "null":
-        return None
-    raise TypeError("not a typed value")
 
 
 def validate(path: str | os.PathLike[str]) -> int:
