@@ -284,18 +284,24 @@ class History:
             frozen = self._frozen[db] = frozenset(self._seen.get(db, ()))
         return frozen
 
-    def note(self, db: str | None, op: str, sql: str | None, params: Any = (), many: Any = None) -> None:
+    def note(
+        self,
+        db: str | None,
+        op: str,
+        sql: str | None,
+        params: Any = (),
+        many: Any = None,
+        shaped: tuple[frozenset[str], int] | None = None,
+    ) -> None:
+        """``shaped``: :func:`param_shapes` of ``params``, when the caller has it already."""
         if op not in ("execute", "executemany"):
             return
         if many is not None:
             shapes: frozenset[str] = frozenset().union(*(param_shapes(p)[0] for p in many)) if many else frozenset()
         else:
-            shapes = param_shapes(params)[0]
-        if shapes:
-            self.note_shapes(db, op, sql, shapes)
-
-    def note_shapes(self, db: str | None, op: str, sql: str | None, shapes: frozenset[str]) -> None:
-        """:meth:`note` of a statement whose parameter shapes are known (and not empty)."""
+            shapes = (shaped if shaped is not None else param_shapes(params))[0]
+        if not shapes:
+            return
         kind, table = _written(sql or "", op)
         item = (kind, shapes, table)
         seen = self._seen.get(db)
@@ -479,24 +485,9 @@ def count_differences(
     """The ``rowcount.KIND`` / ``lastrowid.KIND`` differences of a statement of this kind: one wording for
     the full comparison and the replay's fast path (rules match on these aspects and observations)."""
     diffs = []
-    if rowcount != actual_rowcount:
-        diffs.append(
-            Difference(
-                f"rowcount.{kind}",
-                f"rowcount {rowcount} != {actual_rowcount}",
-                expected=str(rowcount),
-                actual=str(actual_rowcount),
-            )
-        )
-    if lastrowid != actual_lastrowid:
-        diffs.append(
-            Difference(
-                f"lastrowid.{kind}",
-                f"lastrowid {lastrowid} != {actual_lastrowid}",
-                expected=str(lastrowid),
-                actual=str(actual_lastrowid),
-            )
-        )
+    for name, want, got in (("rowcount", rowcount, actual_rowcount), ("lastrowid", lastrowid, actual_lastrowid)):
+        if want != got:
+            diffs.append(Difference(f"{name}.{kind}", f"{name} {want} != {got}", expected=str(want), actual=str(got)))
     return diffs
 
 

@@ -75,7 +75,16 @@ def counts_differ(raw: Any, outcome: Outcome, *, sql: str = "", executemany: boo
         return None
     if match is EQUAL:
         return []
-    assert outcome.result is not None and type(match) is tuple
+    assert type(match) is tuple
+    return match_differences(match, outcome, sql=sql, executemany=executemany)
+
+
+def match_differences(
+    match: tuple[int, Any], outcome: Outcome, *, sql: str = "", executemany: bool = False
+) -> list[Difference]:
+    """The rowcount/lastrowid differences of a result :func:`raw_match` found equal to the golden's but for the
+    golden's ``match`` = ``(rowcount, lastrowid)``."""
+    assert outcome.result is not None
     kind = "executemany" if executemany else statement_kind(sql)
     return count_differences(kind, match[0], outcome.result.rowcount, match[1], outcome.result.lastrowid)
 

@@ -17,15 +17,13 @@ from ..compare import (
     History,
     Outcome,
     compare_outcomes,
-    count_differences,
     param_shapes,
-    statement_kind,
     transaction_after,
     transaction_change,
 )
 from ..divergences import Attribution, DivergenceRegistry
 from ..trace.format import SQL_OPS, Event
-from .fastcheck import EQUAL, Contexts, line_head, raw_match, raw_summary, rowless_matches
+from .fastcheck import EQUAL, Contexts, line_head, match_differences, raw_match, raw_summary, rowless_matches
 from .replay_report import KEEP_KNOWN, ReplayReport, StepReport, _params_text, _reason_text, _short, short_sql
 from .store import GoldenError, GoldenReader, params_digest, update_command
 
@@ -110,12 +108,7 @@ class StepJudge:
                     and outcome.error_json is None
                     and rowless_matches(text, head, result)  # type: ignore[arg-type]
                 ):  # equal to the golden, seen on its text: nothing parsed, built or judged
-                    if op == "execute":
-                        shapes = param_shapes(event.params)[0]
-                        if shapes:
-                            history.note_shapes(event.db, op, sql, shapes)
-                    elif op == "executemany":
-                        history.note(event.db, op, sql, event.params, event.many)
+                    history.note(event.db, op, sql, event.params, event.many)
                     continue
             judge(event, text, line, data, want, outcome, before)
 
@@ -158,11 +151,7 @@ class StepJudge:
                 verdict = self.registry.remembered(memo, seen[0])
                 if verdict is not None:
                     self._file_known(event, data, outcome, seen[1], verdict)
-                    if op == "execute" and shaped is not None:
-                        if shaped[0]:
-                            history.note_shapes(event.db, op, sql, shaped[0])
-                    else:
-                        history.note(event.db, op, sql, event.params, event.many)
+                    history.note(event.db, op, sql, event.params, event.many, shaped)
                     return
         diffs: list[Difference] = []
         if params_changed:
@@ -175,9 +164,7 @@ class StepJudge:
             )
         compare_sql = (sql or "") if op in SQL_OPS else ""
         if type(match) is tuple:  # only rowcount/lastrowid differ: stated without decoding the golden
-            kind = "executemany" if op == "executemany" else statement_kind(compare_sql)
-            assert outcome.result is not None
-            diffs += count_differences(kind, match[0], outcome.result.rowcount, match[1], outcome.result.lastrowid)
+            diffs += match_differences(match, outcome, sql=compare_sql, executemany=op == "executemany")
         elif match is not EQUAL:  # decode the golden step and compare in full
             want = want or self.expected.step_from(data, line)
             diffs += compare_outcomes(want.outcome, outcome, sql=compare_sql, executemany=op == "executemany")

@@ -185,14 +185,8 @@ class Replayer:
             conn = self.connections.get(event.conn) if event.op == "execute" else None
             if conn is None or event.error or self.registrations.active:
                 outcome = self._step(event)
-            elif self._plain.get(event.sql) and not self.volatility.tables and not self.volatility.columns:  # type: ignore[arg-type]
-                try:  # the usual step: a statement that names no file and whose values nothing masks
-                    result = conn.execute(event.sql, event.params)  # type: ignore[arg-type]
-                    outcome = Outcome(result=result if isinstance(result, Result) else Result())
-                except DatabaseError as exc:
-                    outcome = Outcome(error=exc)
-            else:
-                outcome = self._execute(conn, event)  # _step's execute branch, directly
+            else:  # _step's execute branch, directly (run_block runs a plain statement without even this)
+                outcome = self._execute(conn, event)
         except TraceparityError as exc:
             outcome = not_run(_one_line(exc), self.backend.id)
         except Exception as exc:  # a client library failing outside its error model: a fact, not an abort
