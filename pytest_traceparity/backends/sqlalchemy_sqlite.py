@@ -78,21 +78,23 @@ class LoopThread:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if getattr(_BLOCK, "loop", None) is not None:  # inside run_in_one_loop: awaited in its loop
-            if self.loop.is_closed():
-                coro.close()
-                raise RuntimeError(f"{self.name}: the connection's event loop is closed")
+            self._refuse_if_closed(coro)
             from sqlalchemy.util import await_only
 
             return await_only(coro)
         with self._lock:
-            if self.loop.is_closed():
-                coro.close()
-                raise RuntimeError(f"{self.name}: the connection's event loop is closed")
+            self._refuse_if_closed(coro)
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
                 return self.loop.run_until_complete(coro)
             return self._run_on_helper(coro)
+
+    def _refuse_if_closed(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """A closed connection's loop runs nothing more (the coroutine is closed, never awaited)."""
+        if self.loop.is_closed():
+            coro.close()
+            raise RuntimeError(f"{self.name}: the connection's event loop is closed")
 
     def _run_on_helper(self, coro: Coroutine[Any, Any, T]) -> T:
         box: dict[str, Any] = {}
