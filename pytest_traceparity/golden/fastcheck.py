@@ -53,7 +53,7 @@ def raw_match(raw: Any, outcome: Outcome) -> str | tuple[int, Any] | None:
     if result is None or outcome.error is not None or outcome.error_json is not None or type(raw) is not dict:
         return None
     want = raw.get("result")
-    if type(want) is not dict or "error" in raw or not _result_matches(want, result, counts=False):
+    if type(want) is not dict or "error" in raw or not _rows_match(want, result):
         return None
     rowcount, lastrowid = want.get("rowcount", -1), want.get("lastrowid")
     if rowcount == result.rowcount and lastrowid == result.lastrowid:
@@ -89,9 +89,8 @@ def match_differences(
     return count_differences(kind, match[0], outcome.result.rowcount, match[1], outcome.result.lastrowid)
 
 
-def _result_matches(want: dict[str, Any], result: Result, *, counts: bool = True) -> bool:
-    if counts and (want.get("rowcount", -1) != result.rowcount or want.get("lastrowid") != result.lastrowid):
-        return False
+def _rows_match(want: dict[str, Any], result: Result) -> bool:
+    """The golden result's columns and rows equal ``result``'s (its counts are :func:`raw_match`'s business)."""
     columns = want.get("columns", ())
     if type(columns) is not list or tuple(columns) != result.columns:
         return False
