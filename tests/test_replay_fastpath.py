@@ -110,6 +110,18 @@ def _golden_from_reference(tmp_path: Path, trace: Path, golden: Path, writer: An
     return make, registry
 
 
+def _selects_trace(tmp_path: Path, name: str, count: int) -> tuple[Path, Path, Any, Any]:
+    """A trace of ``count`` statements ``SELECT i`` on one connection, with its golden from the reference:
+    ``(trace, golden, context factory, registry)``."""
+    trace, golden, writer = _new_trace(tmp_path, name)
+    writer.write_event("open", 1, db="db1", target=f"{name}.db", driver="sqlite3")
+    for i in range(count):
+        writer.write_event("execute", 1, sql=f"SELECT {i}", params=[], flush=False)
+    writer.write_event("close", 1)
+    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
+    return trace, golden, make, registry
+
+
 def test_fast_answers_agree_with_the_full_comparison() -> None:
     rnd = random.Random(15)
     checked = {"equal": 0, "counts": 0}
@@ -446,12 +458,7 @@ def test_an_out_of_step_golden_is_reported_after_the_steps_before_it(tmp_path: P
     from pytest_traceparity.golden import verify
     from pytest_traceparity.golden.store import GoldenError
 
-    trace, golden, writer = _new_trace(tmp_path, "o")
-    writer.write_event("open", 1, db="db1", target="o.db", driver="sqlite3")
-    for i in range(10):
-        writer.write_event("execute", 1, sql=f"SELECT {i}", params=[], flush=False)
-    writer.write_event("close", 1)
-    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
+    trace, golden, make, registry = _selects_trace(tmp_path, "o", 10)
     lines = golden.read_text().splitlines(keepends=True)
     lines[7] = lines[7].replace("SELECT 5", "SELECT 55")  # seq 7's SQL no longer agrees
     golden.write_text("".join(lines))
@@ -690,12 +697,7 @@ def test_a_malformed_golden_step_is_named_by_its_own_line_inside_a_block(tmp_pat
     from pytest_traceparity.errors import GoldenError
     from pytest_traceparity.golden import verify
 
-    trace, golden, writer = _new_trace(tmp_path, "m")
-    writer.write_event("open", 1, db="db1", target="m.db", driver="sqlite3")
-    for i in range(12):
-        writer.write_event("execute", 1, sql=f"SELECT {i}", params=[], flush=False)
-    writer.write_event("close", 1)
-    make, registry = _golden_from_reference(tmp_path, trace, golden, writer)
+    trace, golden, make, registry = _selects_trace(tmp_path, "m", 12)
     lines = golden.read_text().splitlines(keepends=True)
     assert '"sql":"SELECT 4"' in lines[6]
     head, _, _ = lines[6].partition(',"outcome":')
