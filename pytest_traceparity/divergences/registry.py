@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,6 +226,16 @@ def summarize(attributions: Iterable[Attribution]) -> str:
         notes = ([f"{unknown} unknown"] if unknown else []) + ([f"known: {', '.join(known)}"] if known else [])
         parts.append(f"{len(group)} {severity}" + (f" ({'; '.join(notes)})" if notes else ""))
     return ", ".join(parts)
+
+
+def reason_lines(by_reason: dict[str, list[str]], cut: Container[str] = ()) -> str:
+    """One line per known-divergence reason with the first five steps it explains: ``reason [seq 3, 8 ...]``
+    (``...`` past five, or for a reason in ``cut`` whose later steps were only counted). The xfail reason of
+    replay reports and of redirect/compare mode alike; reports count the reasons per line."""
+    return "\n".join(
+        f"{reason} [seq {', '.join(seqs[:5])}{' ...' if len(seqs) > 5 or reason in cut else ''}]"
+        for reason, seqs in by_reason.items()
+    )
 
 
 def describe(backend: str, subject: str, attributions: Sequence[Attribution]) -> str:

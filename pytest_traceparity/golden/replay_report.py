@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compare import Difference
-from ..divergences import Attribution, most_severe_first, step_rank, summarize
+from ..divergences import Attribution, most_severe_first, reason_lines, step_rank, summarize
 from ..divergences.registry import triage
 from ..trace.format import Event
 from ..values import display
@@ -150,12 +150,7 @@ class ReplayReport:
                 reasons.setdefault(reason, []).append(str(step.seq))
         for reason, seq in self.folded_reasons.items():
             reasons.setdefault(reason, []).append(str(seq))  # folded steps: their first seq, then "..."
-        parts = []
-        for reason, seqs in reasons.items():
-            more = len(seqs) > 5 or reason in self.folded_reasons
-            shown = ", ".join(seqs[:5]) + (" ..." if more else "")
-            parts.append(f"{reason} [seq {shown}]")
-        return "\n".join(parts)  # one registry reason per line: the report counts them per line
+        return reason_lines(reasons, cut=self.folded_reasons)
 
     def triage(self) -> dict[str, Any]:
         """``differences`` (seq, aspect, severity, rule, expected, actual, sql) and ``root_causes``."""

@@ -22,7 +22,7 @@ from ..backends.base import Connection, Params
 from ..backends.callsite import call_site
 from ..compare import Difference, History, Outcome, compare_outcomes, statement_context, transaction_after
 from ..divergences import DivergenceRegistry
-from ..divergences.registry import Attribution, step_rank, summarize, triage
+from ..divergences.registry import Attribution, reason_lines, step_rank, summarize, triage
 from ..values import Result, display
 
 MAX_LISTED = 10
@@ -155,9 +155,7 @@ class StepLog:
         for step in self.known:
             for reason in step.reasons:
                 reasons.setdefault(reason, []).append(str(step.number))
-        return "\n".join(
-            f"{reason} [seq {', '.join(nums[:5])}{' ...' if len(nums) > 5 else ''}]" for reason, nums in reasons.items()
-        )
+        return reason_lines(reasons)
 
 
 def _worst_unknown(step: Step) -> tuple[tuple[int, int], int]:
